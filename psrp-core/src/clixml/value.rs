@@ -1,0 +1,372 @@
+//! The value model for CLIXML (MS-PSRP 2.2.5): what a serialized PowerShell
+//! object is once decoded, independent of how it was written.
+//!
+//! Design notes:
+//! - Complex objects are shared through [`Arc`] so that a `<Ref>` to an
+//!   earlier object costs a pointer copy, not a deep clone: hostile input
+//!   with many references to one large object cannot blow up memory.
+//! - Type-name lists are shared the same way (`<TNRef>` reuse).
+//! - A `<Ref>` to an object that is still being decoded (a cycle, e.g. a
+//!   hashtable that contains itself) cannot be an `Arc` to a finished value;
+//!   it stays a [`PsValue::Ref`] naming the RefId as it was on the wire.
+//! - Property order is preserved (vectors, not maps): PowerShell shows
+//!   properties in serialization order and objects have few properties.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// One CLIXML value: a primitive, `null`, or a complex object.
+#[derive(Clone, PartialEq)]
+pub enum PsValue {
+    /// `<Nil/>`
+    Null,
+    /// `<S>` System.String
+    String(String),
+    /// `<C>` System.Char, one UTF-16 code unit.
+    Char(u16),
+    /// `<B>` System.Boolean
+    Bool(bool),
+    /// `<DT>` System.DateTime
+    DateTime(DateTime),
+    /// `<TS>` System.TimeSpan
+    TimeSpan(TimeSpan),
+    /// `<By>` System.Byte
+    U8(u8),
+    /// `<SB>` System.SByte
+    I8(i8),
+    /// `<U16>` System.UInt16
+    U16(u16),
+    /// `<I16>` System.Int16
+    I16(i16),
+    /// `<U32>` System.UInt32
+    U32(u32),
+    /// `<I32>` System.Int32
+    I32(i32),
+    /// `<U64>` System.UInt64
+    U64(u64),
+    /// `<I64>` System.Int64
+    I64(i64),
+    /// `<Sg>` System.Single
+    Single(f32),
+    /// `<Db>` System.Double
+    Double(f64),
+    /// `<D>` System.Decimal
+    Decimal(Decimal),
+    /// `<BA>` System.Byte[]
+    Bytes(Vec<u8>),
+    /// `<G>` System.Guid
+    Guid(uuid::Uuid),
+    /// `<URI>` System.Uri
+    Uri(String),
+    /// `<Version>` System.Version
+    Version(Version),
+    /// `<XD>` System.Xml.XmlDocument, as its outer XML text.
+    XmlDocument(String),
+    /// `<SBK>` System.Management.Automation.ScriptBlock, as its text.
+    ScriptBlock(String),
+    /// `<SS>` System.Security.SecureString, still encrypted with the session key.
+    SecureString(SecureString),
+    /// `<Obj>`: a complex object (or a primitive with extra type names or members).
+    Object(Arc<PsObject>),
+    /// `<Ref RefId="n"/>` to an object that was not finished when the
+    /// reference was read (a cycle). References to finished objects decode to
+    /// [`PsValue::Object`] sharing the same `Arc`.
+    Ref(u32),
+}
+
+/// A complex object (`<Obj>`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PsObject {
+    /// `<TN>` type names, most derived first (as on the wire, without the
+    /// `Deserialized.` prefix PowerShell adds when it rehydrates).
+    pub type_names: Option<TypeNames>,
+    /// `<ToString>`
+    pub to_string: Option<String>,
+    /// The primitive this object wraps, if any: the value of an enum, or a
+    /// primitive that carries extra type names or members.
+    pub base: Option<PsValue>,
+    /// `<LST>`, `<IE>`, `<STK>`, `<QUE>` or `<DCT>` content.
+    pub collection: Option<Collection>,
+    /// `<Props>`: adapted properties, in wire order.
+    pub adapted: Vec<Property>,
+    /// `<MS>`: extended (note) properties, in wire order.
+    pub extended: Vec<Property>,
+}
+
+/// A shared, immutable list of type names (`<TN>`; reused by `<TNRef>`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TypeNames(pub Arc<[String]>);
+
+/// Collection content of an object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Collection {
+    /// `<LST>`: an IList (arrays, ArrayList, List<T>).
+    List(Vec<PsValue>),
+    /// `<IE>`: any other IEnumerable.
+    Enumerable(Vec<PsValue>),
+    /// `<STK>`: a Stack, top first.
+    Stack(Vec<PsValue>),
+    /// `<QUE>`: a Queue, head first.
+    Queue(Vec<PsValue>),
+    /// `<DCT>`: an IDictionary, entries in wire order.
+    Dictionary(Vec<(PsValue, PsValue)>),
+}
+
+/// A named property (`N="..."` attribute) and its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Property {
+    /// The property name, unescaped.
+    pub name: String,
+    /// Its value.
+    pub value: PsValue,
+}
+
+/// System.DateTime: a calendar date and time of day with 100 ns precision and
+/// the .NET `DateTimeKind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DateTime {
+    /// Year, 1..=9999.
+    pub year: u16,
+    /// Month, 1..=12.
+    pub month: u8,
+    /// Day of month, 1..=31 (valid for the month).
+    pub day: u8,
+    /// Hour, 0..=23.
+    pub hour: u8,
+    /// Minute, 0..=59.
+    pub minute: u8,
+    /// Second, 0..=59.
+    pub second: u8,
+    /// Fraction of a second in 100 ns ticks, 0..=9_999_999.
+    pub ticks: u32,
+    /// How the time relates to UTC.
+    pub kind: DateTimeKind,
+}
+
+/// .NET `DateTimeKind`, with the UTC offset a local time was written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DateTimeKind {
+    /// No zone information (no suffix on the wire).
+    Unspecified,
+    /// UTC (`Z` suffix).
+    Utc,
+    /// Local time at the given offset from UTC in minutes (`±HH:MM` suffix).
+    Local {
+        /// Offset east of UTC, in minutes.
+        offset_minutes: i16,
+    },
+}
+
+/// System.TimeSpan: a signed duration in 100 ns ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimeSpan {
+    /// Duration in 100 ns ticks.
+    pub ticks: i64,
+}
+
+/// System.Decimal, kept as its invariant decimal text so no precision is lost
+/// (e.g. `"-12.3400"`). The text is validated by the decoder.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Decimal(pub String);
+
+/// System.Version: `major.minor[.build[.revision]]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Version {
+    /// Major component.
+    pub major: u32,
+    /// Minor component.
+    pub minor: u32,
+    /// Build component, if present.
+    pub build: Option<u32>,
+    /// Revision component, if present (only with a build component).
+    pub revision: Option<u32>,
+}
+
+/// A SecureString as carried on the wire: AES-256-CBC ciphertext under the
+/// session key. Its Debug output never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecureString {
+    /// The ciphertext.
+    pub ciphertext: Vec<u8>,
+}
+
+impl fmt::Debug for SecureString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecureString(<{} encrypted bytes>)", self.ciphertext.len())
+    }
+}
+
+impl fmt::Debug for PsValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PsValue::Null => f.write_str("Null"),
+            PsValue::String(s) => write!(f, "String({s:?})"),
+            PsValue::Char(c) => write!(f, "Char({c})"),
+            PsValue::Bool(b) => write!(f, "Bool({b})"),
+            PsValue::DateTime(d) => write!(f, "{d:?}"),
+            PsValue::TimeSpan(t) => write!(f, "{t:?}"),
+            PsValue::U8(v) => write!(f, "U8({v})"),
+            PsValue::I8(v) => write!(f, "I8({v})"),
+            PsValue::U16(v) => write!(f, "U16({v})"),
+            PsValue::I16(v) => write!(f, "I16({v})"),
+            PsValue::U32(v) => write!(f, "U32({v})"),
+            PsValue::I32(v) => write!(f, "I32({v})"),
+            PsValue::U64(v) => write!(f, "U64({v})"),
+            PsValue::I64(v) => write!(f, "I64({v})"),
+            PsValue::Single(v) => write!(f, "Single({v:?})"),
+            PsValue::Double(v) => write!(f, "Double({v:?})"),
+            PsValue::Decimal(v) => write!(f, "{v:?}"),
+            PsValue::Bytes(v) => write!(f, "Bytes({v:?})"),
+            PsValue::Guid(v) => write!(f, "Guid({v})"),
+            PsValue::Uri(v) => write!(f, "Uri({v:?})"),
+            PsValue::Version(v) => write!(f, "{v:?}"),
+            PsValue::XmlDocument(v) => write!(f, "XmlDocument({v:?})"),
+            PsValue::ScriptBlock(v) => write!(f, "ScriptBlock({v:?})"),
+            PsValue::SecureString(v) => write!(f, "{v:?}"),
+            PsValue::Object(o) => write!(f, "{o:?}"),
+            PsValue::Ref(id) => write!(f, "Ref({id})"),
+        }
+    }
+}
+
+impl TypeNames {
+    /// Builds a type-name list from most derived to least derived.
+    pub fn new<I, S>(names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        TypeNames(names.into_iter().map(Into::into).collect())
+    }
+
+    /// The names, most derived first.
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Whether `name` is one of the type names (ignoring a `Deserialized.` prefix).
+    pub fn contains(&self, name: &str) -> bool {
+        self.0
+            .iter()
+            .any(|n| n == name || n.strip_prefix("Deserialized.") == Some(name))
+    }
+}
+
+impl PsObject {
+    /// An empty object with the given type names.
+    pub fn with_type_names(type_names: TypeNames) -> Self {
+        PsObject {
+            type_names: Some(type_names),
+            ..PsObject::default()
+        }
+    }
+
+    /// Looks a property up by name, extended members first (they win in
+    /// PowerShell), then adapted ones. Names compare case-insensitively, as
+    /// PowerShell member names do.
+    pub fn property(&self, name: &str) -> Option<&PsValue> {
+        self.extended
+            .iter()
+            .chain(self.adapted.iter())
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| &p.value)
+    }
+
+    /// Whether this object is an enum value (type names include `System.Enum`).
+    pub fn is_enum(&self) -> bool {
+        self.type_names
+            .as_ref()
+            .is_some_and(|t| t.contains("System.Enum"))
+    }
+}
+
+impl PsValue {
+    /// Wraps an object.
+    pub fn object(obj: PsObject) -> Self {
+        PsValue::Object(Arc::new(obj))
+    }
+
+    /// The object behind this value, if it is one.
+    pub fn as_object(&self) -> Option<&PsObject> {
+        match self {
+            PsValue::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is a `<S>` value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            PsValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as an i64 if it is any integer type that fits, looking
+    /// through enums and wrapped primitives.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            PsValue::U8(v) => Some(i64::from(*v)),
+            PsValue::I8(v) => Some(i64::from(*v)),
+            PsValue::U16(v) => Some(i64::from(*v)),
+            PsValue::I16(v) => Some(i64::from(*v)),
+            PsValue::U32(v) => Some(i64::from(*v)),
+            PsValue::I32(v) => Some(i64::from(*v)),
+            PsValue::I64(v) => Some(*v),
+            PsValue::U64(v) => i64::try_from(*v).ok(),
+            PsValue::Object(o) => o.base.as_ref().and_then(PsValue::as_i64),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is a `<B>` value (or an object wrapping one).
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            PsValue::Bool(b) => Some(*b),
+            PsValue::Object(o) => o.base.as_ref().and_then(PsValue::as_bool),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for PsValue {
+    fn from(s: &str) -> Self {
+        PsValue::String(s.to_owned())
+    }
+}
+
+impl From<String> for PsValue {
+    fn from(s: String) -> Self {
+        PsValue::String(s)
+    }
+}
+
+impl From<bool> for PsValue {
+    fn from(b: bool) -> Self {
+        PsValue::Bool(b)
+    }
+}
+
+impl From<i32> for PsValue {
+    fn from(v: i32) -> Self {
+        PsValue::I32(v)
+    }
+}
+
+impl From<i64> for PsValue {
+    fn from(v: i64) -> Self {
+        PsValue::I64(v)
+    }
+}
+
+impl From<f64> for PsValue {
+    fn from(v: f64) -> Self {
+        PsValue::Double(v)
+    }
+}
+
+impl From<PsObject> for PsValue {
+    fn from(o: PsObject) -> Self {
+        PsValue::object(o)
+    }
+}

@@ -1,0 +1,1 @@
+//! Helpers for integration tests: starting and stopping the local peer.
