@@ -23,6 +23,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+step "Python virtualenv (tests/requirements.txt)"
+PSRP_VENV=$(tests/venv.sh)
+export PSRP_VENV
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
