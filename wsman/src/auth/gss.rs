@@ -1,0 +1,218 @@
+//! Kerberos and SPNEGO through the system GSSAPI (MIT krb5) with libgssapi,
+//! so users' `kinit`, ticket caches, keytabs and krb5.conf work as with every
+//! other Kerberos tool.
+//!
+//! These calls may block (KDC round trips); the transport runs them on the
+//! blocking thread pool.
+
+use crate::secret::Secret;
+use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
+use libgssapi::credential::{Cred, CredUsage};
+use libgssapi::name::Name;
+use libgssapi::oid::{
+    OidSet, GSS_MECH_KRB5, GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL,
+};
+use libgssapi::util::{GssIov, GssIovType};
+
+/// A GSSAPI failure with the library's own explanation (major and minor
+/// status text, e.g. "No Kerberos credentials available").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("GSSAPI {what}: {message}")]
+pub struct GssError {
+    /// What was being done.
+    pub what: String,
+    /// gss_display_status text.
+    pub message: String,
+}
+
+fn gss_err(what: &str) -> impl FnOnce(libgssapi::error::Error) -> GssError + '_ {
+    move |e| GssError {
+        what: what.to_string(),
+        message: e.to_string().trim().to_string(),
+    }
+}
+
+/// Which GSSAPI mechanism to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GssMech {
+    /// Raw Kerberos 5 tokens (HTTP scheme `Kerberos`).
+    Kerberos,
+    /// SPNEGO (HTTP scheme `Negotiate`).
+    Spnego,
+}
+
+/// Converts `DOMAIN\user` into `user@DOMAIN` (realms are upper case); other
+/// forms pass through.
+pub fn kerberos_principal(username: &str) -> String {
+    match username.split_once('\\') {
+        Some((domain, user)) => format!("{user}@{}", domain.to_uppercase()),
+        None => username.to_string(),
+    }
+}
+
+/// Gets initiator credentials: with a password, a fresh TGT from the KDC
+/// (kept in memory); otherwise the default ticket cache (`KRB5CCNAME`),
+/// optionally for a given principal.
+pub fn acquire_credentials(
+    username: Option<&str>,
+    password: Option<&Secret>,
+) -> Result<Cred, GssError> {
+    let mechs = OidSet::singleton(GSS_MECH_KRB5).map_err(gss_err("creating a mechanism set"))?;
+    let name = match username {
+        Some(u) => Some(
+            Name::new(
+                kerberos_principal(u).as_bytes(),
+                Some(GSS_NT_KRB5_PRINCIPAL),
+            )
+            .map_err(gss_err("parsing the user principal"))?,
+        ),
+        None => None,
+    };
+    match password {
+        Some(pw) => Cred::acquire_with_password(
+            name.as_ref(),
+            pw.expose(),
+            None,
+            CredUsage::Initiate,
+            Some(&mechs),
+        )
+        .map_err(gss_err("getting a Kerberos ticket with the password")),
+        None => Cred::acquire(name.as_ref(), None, CredUsage::Initiate, Some(&mechs))
+            .map_err(gss_err("finding Kerberos credentials in the ticket cache")),
+    }
+}
+
+/// Imports the target: `svc/host@REALM` as a Kerberos principal, `svc/host`
+/// as the host-based service `svc@host` (realm from krb5.conf domain_realm).
+fn target_name(spn: &str) -> Result<Name, GssError> {
+    if spn.contains('@') {
+        Name::new(spn.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL))
+    } else {
+        let hostbased = match spn.split_once('/') {
+            Some((svc, host)) => format!("{svc}@{host}"),
+            None => spn.to_string(),
+        };
+        Name::new(hostbased.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
+    }
+    .map_err(gss_err("parsing the service principal name"))
+}
+
+/// The client side of a Kerberos or SPNEGO context.
+pub struct GssClient {
+    ctx: ClientCtx,
+    channel_bindings: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for GssClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GssClient")
+            .field("complete", &self.ctx.is_complete())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Output of a GSS wrap in WinRM's layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wrapped {
+    /// Security trailer / token header sent before the data.
+    pub header: Vec<u8>,
+    /// Encrypted data followed by any padding.
+    pub data: Vec<u8>,
+    /// Padding length included in `data`.
+    pub padding: usize,
+}
+
+impl GssClient {
+    /// Prepares a context towards `spn` (`HTTP/host` form); `channel_bindings`
+    /// is the TLS application data, if any.
+    pub fn new(
+        cred: Option<Cred>,
+        spn: &str,
+        mech: GssMech,
+        delegate: bool,
+        channel_bindings: Option<Vec<u8>>,
+    ) -> Result<Self, GssError> {
+        let mut flags = CtxFlags::GSS_C_MUTUAL_FLAG
+            | CtxFlags::GSS_C_REPLAY_FLAG
+            | CtxFlags::GSS_C_SEQUENCE_FLAG
+            | CtxFlags::GSS_C_CONF_FLAG
+            | CtxFlags::GSS_C_INTEG_FLAG;
+        if delegate {
+            flags |= CtxFlags::GSS_C_DELEG_FLAG;
+        }
+        let oid = match mech {
+            GssMech::Kerberos => GSS_MECH_KRB5,
+            GssMech::Spnego => GSS_MECH_SPNEGO,
+        };
+        Ok(GssClient {
+            ctx: ClientCtx::new(cred, target_name(spn)?, flags, Some(oid)),
+            channel_bindings,
+        })
+    }
+
+    /// One context step: feed the server token (None at first), get the next
+    /// token to send (None when nothing more is to be sent).
+    pub fn step(&mut self, server_token: Option<&[u8]>) -> Result<Option<Vec<u8>>, GssError> {
+        let out = self
+            .ctx
+            .step(server_token, self.channel_bindings.as_deref())
+            .map_err(gss_err("initiating the security context"))?;
+        Ok(out.map(|b| b.to_vec()))
+    }
+
+    /// Whether the context is established.
+    pub fn is_complete(&self) -> bool {
+        self.ctx.is_complete()
+    }
+
+    /// Encrypts with gss_wrap_iov over HEADER | DATA | PADDING, which yields
+    /// the DCE-style token WinRM expects (trailer folded into the header).
+    pub fn wrap(&mut self, msg: &[u8]) -> Result<Wrapped, GssError> {
+        let mut data = msg.to_vec();
+        let mut iovs = [
+            GssIov::new_alloc(GssIovType::Header),
+            GssIov::new(GssIovType::Data, &mut data),
+            GssIov::new_alloc(GssIovType::Padding),
+        ];
+        self.ctx
+            .wrap_iov(true, &mut iovs)
+            .map_err(gss_err("encrypting a message"))?;
+        let header = iovs[0].to_vec();
+        let padding = iovs[2].to_vec();
+        drop(iovs);
+        let pad_len = padding.len();
+        data.extend_from_slice(&padding);
+        Ok(Wrapped {
+            header,
+            data,
+            padding: pad_len,
+        })
+    }
+
+    /// Decrypts and verifies a server message given as (header, data).
+    pub fn unwrap(&mut self, header: &[u8], data: &[u8]) -> Result<Vec<u8>, GssError> {
+        let mut header = header.to_vec();
+        let mut data = data.to_vec();
+        let mut iovs = [
+            GssIov::new(GssIovType::Header, &mut header),
+            GssIov::new(GssIovType::Data, &mut data),
+        ];
+        self.ctx
+            .unwrap_iov(&mut iovs)
+            .map_err(gss_err("decrypting a message"))?;
+        drop(iovs);
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principal_forms() {
+        assert_eq!(kerberos_principal("PEER\\bob"), "bob@PEER");
+        assert_eq!(kerberos_principal("bob@PEER.TEST"), "bob@PEER.TEST");
+        assert_eq!(kerberos_principal("bob"), "bob");
+    }
+}

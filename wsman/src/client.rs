@@ -1,0 +1,358 @@
+//! The async WS-Man client: a small pool of authenticated connections and the
+//! shell operations on top.
+
+use crate::config::WsmanConfig;
+use crate::error::Error;
+use crate::fault::WsmanFault;
+use crate::shell::{self, CommandRequest, CreateShell, ReceiveOutcome, Request, Shell};
+use crate::soap::envelope::{self, new_message_id, Header, ResponseBody, ResponseError};
+use crate::soap::Element;
+use crate::transport::{Connection, Shared};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+/// A WS-Management client for one endpoint.
+///
+/// Cheap to clone (an `Arc` inside) and `Send + Sync`. Operations may run
+/// concurrently: each takes an idle authenticated connection, or opens and
+/// authenticates a new one, up to [`WsmanConfig::max_connections`]; beyond
+/// that they wait. A connection carries one request at a time, so a Receive
+/// blocked for OperationTimeout never holds up a Send or Signal.
+#[derive(Clone)]
+pub struct WsmanClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Shared,
+    session_id: String,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for WsmanClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsmanClient")
+            .field("endpoint", &self.inner.shared.endpoint)
+            .field("auth", &self.inner.shared.config.auth.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection checked out of the pool. Dropping it without
+/// [`Lease::release`] (error, or a cancelled future) discards it, so a
+/// connection whose sealing state may be out of step is never reused.
+struct Lease<'a> {
+    inner: &'a Inner,
+    conn: Option<Connection>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Lease<'_> {
+    fn release(mut self) {
+        if let (Some(c), Ok(mut idle)) = (self.conn.take(), self.inner.idle.lock()) {
+            idle.push(c);
+        }
+    }
+}
+
+fn action_name(action: &str) -> String {
+    action.rsplit('/').next().unwrap_or(action).to_string()
+}
+
+impl WsmanClient {
+    /// Validates the configuration and prepares the client. No network
+    /// traffic happens until the first operation.
+    pub fn new(config: WsmanConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let permits = Semaphore::new(config.max_connections);
+        let shared = Shared::new(config);
+        // Fail early on bad TLS/proxy options rather than at first use.
+        drop(Connection::new(&shared)?);
+        Ok(WsmanClient {
+            inner: Arc::new(Inner {
+                shared,
+                session_id: new_message_id(),
+                idle: Mutex::new(Vec::new()),
+                permits,
+            }),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &WsmanConfig {
+        &self.inner.shared.config
+    }
+
+    async fn lease(&self) -> Result<Lease<'_>, Error> {
+        let permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Config("client closed".into()))?;
+        let idle = self.inner.idle.lock().ok().and_then(|mut v| v.pop());
+        let conn = match idle {
+            Some(c) => c,
+            None => Connection::new(&self.inner.shared)?,
+        };
+        Ok(Lease {
+            inner: &self.inner,
+            conn: Some(conn),
+            _permit: permit,
+        })
+    }
+
+    fn envelope(&self, req: &Request, message_id: &str) -> String {
+        let c = &self.inner.shared.config;
+        envelope::build(
+            &Header {
+                action: req.action,
+                to: &self.inner.shared.endpoint,
+                resource_uri: &req.resource_uri,
+                message_id,
+                session_id: &self.inner.session_id,
+                max_envelope_size: c.max_envelope_size,
+                operation_timeout: c.operation_timeout,
+                locale: &c.locale,
+                data_locale: c.data_locale.as_deref().unwrap_or(&c.locale),
+                options: &req.options,
+                selectors: &req.selectors,
+            },
+            &req.body,
+        )
+    }
+
+    /// Sends one request; returns the response body or the fault.
+    async fn call(&self, req: &Request) -> Result<Result<Element, WsmanFault>, Error> {
+        let shared = &self.inner.shared;
+        let message_id = new_message_id();
+        let xml = self.envelope(req, &message_id);
+        tracing::trace!(action = req.action, len = xml.len(), "WS-Man request");
+        let mut lease = self.lease().await?;
+        let conn = lease
+            .conn
+            .as_mut()
+            .ok_or_else(|| Error::Config("no connection".into()))?;
+        let reply = conn.exchange(shared, xml.as_bytes()).await?;
+        lease.release();
+
+        let action = action_name(req.action);
+        let bad = |source: ResponseError| Error::Response {
+            endpoint: shared.endpoint.clone(),
+            action: action.clone(),
+            source,
+        };
+        let text = std::str::from_utf8(&reply.body);
+        match reply.status {
+            200 => {
+                let text =
+                    text.map_err(|_| bad(ResponseError::Shape("body is not UTF-8".into())))?;
+                match envelope::parse_response(text, &message_id).map_err(bad)? {
+                    ResponseBody::Body(b) => Ok(Ok(b)),
+                    ResponseBody::Fault(f) => Ok(Err(f)),
+                }
+            }
+            status => {
+                // WinRM reports faults with HTTP 500 (sometimes 400); anything
+                // that parses as a SOAP fault is one.
+                if let Ok(t) = text {
+                    if let Ok(ResponseBody::Fault(f)) = envelope::parse_response(t, &message_id) {
+                        return Ok(Err(f));
+                    }
+                }
+                let excerpt: String = String::from_utf8_lossy(&reply.body)
+                    .chars()
+                    .take(400)
+                    .collect();
+                Err(Error::HttpStatus {
+                    endpoint: shared.endpoint.clone(),
+                    status,
+                    body: excerpt,
+                })
+            }
+        }
+    }
+
+    async fn call_ok(&self, req: &Request) -> Result<Element, Error> {
+        self.call(req).await?.map_err(|fault| Error::Fault {
+            action: action_name(req.action),
+            fault: Box::new(fault),
+        })
+    }
+
+    fn shape_error(&self, action: &str, source: ResponseError) -> Error {
+        Error::Response {
+            endpoint: self.inner.shared.endpoint.clone(),
+            action: action.into(),
+            source,
+        }
+    }
+
+    /// Creates a shell (for PSRP: opens the runspace pool with creationXml).
+    pub async fn create_shell(&self, req: CreateShell) -> Result<Shell, Error> {
+        let body = self.call_ok(&shell::create(&req)).await?;
+        shell::parse_create(&body, &req).map_err(|e| self.shape_error("Create", e))
+    }
+
+    /// Starts a command; returns the CommandId the server assigned (use it,
+    /// not the proposed one).
+    pub async fn command(&self, shell: &Shell, req: CommandRequest) -> Result<String, Error> {
+        let body = self.call_ok(&shell::command(shell, &req)).await?;
+        shell::parse_command(&body).map_err(|e| self.shape_error("Command", e))
+    }
+
+    /// Sends bytes to a stream (`stdin`, or `pr` for host responses) of the
+    /// shell (`command_id` None) or of a command.
+    pub async fn send(
+        &self,
+        shell: &Shell,
+        command_id: Option<&str>,
+        stream: &str,
+        data: &[u8],
+        end: bool,
+    ) -> Result<(), Error> {
+        self.call_ok(&shell::send(shell, command_id, stream, data, end))
+            .await
+            .map(drop)
+    }
+
+    /// Receives output of the shell (`command_id` None) or a command. The
+    /// OperationTimeout fault becomes [`ReceiveOutcome::TimedOut`].
+    pub async fn receive(
+        &self,
+        shell: &Shell,
+        command_id: Option<&str>,
+    ) -> Result<ReceiveOutcome, Error> {
+        let req = shell::receive(shell, command_id);
+        match self.call(&req).await? {
+            Ok(body) => shell::parse_receive(&body)
+                .map(ReceiveOutcome::Data)
+                .map_err(|e| self.shape_error("Receive", e)),
+            Err(f) if f.is_operation_timeout() => Ok(ReceiveOutcome::TimedOut),
+            Err(f) => Err(Error::Fault {
+                action: "Receive".into(),
+                fault: Box::new(f),
+            }),
+        }
+    }
+
+    /// Sends a signal (e.g. [`shell::signal::PS_CTRL_C`] to stop a pipeline,
+    /// [`shell::signal::TERMINATE`] to release a command).
+    pub async fn signal(&self, shell: &Shell, command_id: &str, code: &str) -> Result<(), Error> {
+        self.call_ok(&shell::signal(shell, command_id, code))
+            .await
+            .map(drop)
+    }
+
+    /// Deletes the shell (closes the runspace pool).
+    pub async fn delete_shell(&self, shell: &Shell) -> Result<(), Error> {
+        self.call_ok(&shell::delete(shell)).await.map(drop)
+    }
+
+    /// Raw payload bytes that fit in one Send, one Command's Arguments or one
+    /// creationXml without exceeding MaxEnvelopeSize: the envelope
+    /// skeleton is subtracted, 256 bytes are kept spare, and base64's 4/3
+    /// growth is accounted for. Assumes a ResourceURI of at most 200 bytes.
+    pub fn max_payload_size(&self) -> usize {
+        let uri = format!(
+            "{}{}",
+            shell::POWERSHELL_RESOURCE_PREFIX,
+            "x".repeat(200 - shell::POWERSHELL_RESOURCE_PREFIX.len())
+        );
+        let id = "00000000-0000-0000-0000-000000000000";
+        let sh = Shell::new(id, uri.clone());
+        let mut create = CreateShell::powershell("x")
+            .with_shell_id(id)
+            .with_creation_xml(Vec::new());
+        create.resource_uri = uri;
+        let skeletons = [
+            shell::create(&create),
+            shell::command(&sh, &CommandRequest::psrp(id, &[])),
+            shell::send(&sh, Some(id), "stdin", &[], true),
+        ];
+        let overhead = skeletons
+            .iter()
+            .map(|r| self.envelope(r, &format!("uuid:{id}")).len())
+            .max()
+            .unwrap_or(0);
+        let room = self
+            .inner
+            .shared
+            .config
+            .max_envelope_size
+            .saturating_sub(overhead + 256);
+        // base64 turns every 3 bytes into 4.
+        room / 4 * 3
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Auth;
+    use crate::secret::Secret;
+
+    fn client(max: usize) -> WsmanClient {
+        let mut c = WsmanConfig::new(
+            "http://localhost:5985/wsman",
+            Auth::Ntlm {
+                username: "u".into(),
+                password: Secret::new("p"),
+            },
+        )
+        .unwrap();
+        c.max_envelope_size = max;
+        WsmanClient::new(c).unwrap()
+    }
+
+    #[test]
+    fn payload_size_keeps_envelopes_under_the_limit() {
+        for max in [8192, 153_600, 512_000] {
+            let c = client(max);
+            let n = c.max_payload_size();
+            assert!(n > max / 2, "{n} of {max}");
+            let sh = Shell::new(
+                "00000000-0000-0000-0000-000000000000",
+                "http://schemas.microsoft.com/powershell/JEA.Maintenance",
+            );
+            let data = vec![0xA5u8; n];
+            let send = c.envelope(
+                &shell::send(
+                    &sh,
+                    Some("00000000-0000-0000-0000-000000000000"),
+                    "stdin",
+                    &data,
+                    true,
+                ),
+                &new_message_id(),
+            );
+            assert!(send.len() <= max, "Send envelope {} > {max}", send.len());
+            let create = c.envelope(
+                &shell::create(
+                    &CreateShell::powershell("JEA.Maintenance")
+                        .with_shell_id("00000000-0000-0000-0000-000000000000")
+                        .with_creation_xml(data),
+                ),
+                &new_message_id(),
+            );
+            assert!(
+                create.len() <= max,
+                "Create envelope {} > {max}",
+                create.len()
+            );
+        }
+    }
+
+    #[test]
+    fn client_is_send_sync_clone_and_debug_hides_secrets() {
+        fn assert_traits<T: Send + Sync + Clone>() {}
+        assert_traits::<WsmanClient>();
+        let c = client(153_600);
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("localhost") && !shown.contains("\"p\""),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! Client configuration: endpoint, credentials, TLS, encryption policy, timeouts.
+
+use crate::error::Error;
+use crate::secret::Secret;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use reqwest::Url;
+
+/// How to authenticate.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Auth {
+    /// HTTP Basic (local accounts). Only over HTTPS unless
+    /// [`EncryptionPolicy::DangerousAllowUnencryptedHttp`].
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// NTLMv2 (`DOMAIN\user`, `user@domain` or a local `user`).
+    Ntlm {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// Kerberos through the system GSSAPI.
+    Kerberos {
+        /// Principal; None = the default principal of the ticket cache.
+        username: Option<String>,
+        /// Password to get a ticket with; None = use the ticket cache (`KRB5CCNAME`).
+        password: Option<Secret>,
+        /// Service principal; default `HTTP/<endpoint host>`.
+        spn: Option<String>,
+        /// Request credential delegation (forwardable TGT to the server).
+        delegate: bool,
+    },
+    /// SPNEGO: Kerberos when credentials for it are available, otherwise
+    /// NTLM (which needs `username` and `password`).
+    Negotiate {
+        /// User name (principal for Kerberos, account for NTLM).
+        username: Option<String>,
+        /// Password.
+        password: Option<Secret>,
+        /// Service principal; default `HTTP/<endpoint host>`.
+        spn: Option<String>,
+        /// Request credential delegation (Kerberos only).
+        delegate: bool,
+    },
+}
+
+impl Auth {
+    /// Short name for messages (`basic`, `ntlm`, `kerberos`, `negotiate`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Auth::Basic { .. } => "basic",
+            Auth::Ntlm { .. } => "ntlm",
+            Auth::Kerberos { .. } => "kerberos",
+            Auth::Negotiate { .. } => "negotiate",
+        }
+    }
+
+    /// The user name, when one is configured.
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            Auth::Basic { username, .. } | Auth::Ntlm { username, .. } => Some(username),
+            Auth::Kerberos { username, .. } | Auth::Negotiate { username, .. } => {
+                username.as_deref()
+            }
+        }
+    }
+}
+
+/// Whether WinRM message encryption is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum EncryptionPolicy {
+    /// Encrypt over HTTP (NTLM, Kerberos, Negotiate); rely on TLS over HTTPS.
+    /// Basic over HTTP is refused.
+    #[default]
+    Auto,
+    /// Also encrypt over HTTPS (not possible with Basic).
+    Always,
+    /// Allow clear-text messages over plain HTTP (Basic over HTTP, or
+    /// NTLM/Kerberos without encryption). Only for servers configured with
+    /// `AllowUnencrypted=true`; anyone on the path can read and alter them.
+    DangerousAllowUnencryptedHttp,
+}
+
+/// TLS options for HTTPS endpoints.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TlsOptions {
+    /// PEM file of CA certificates to trust instead of the system store.
+    pub ca_bundle: Option<PathBuf>,
+    /// Accept any server certificate (expired, self-signed, wrong host).
+    /// Disables the protection TLS gives; channel bindings still apply.
+    pub danger_accept_invalid_certs: bool,
+}
+
+/// Which HTTP proxy to use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyConfig {
+    /// `HTTP_PROXY` / `HTTPS_PROXY` / `ALL_PROXY` / `NO_PROXY` from the environment.
+    #[default]
+    Environment,
+    /// No proxy, whatever the environment says.
+    None,
+    /// This proxy URL for all requests.
+    Url(String),
+}
+
+/// Everything [`crate::WsmanClient`] needs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WsmanConfig {
+    /// Endpoint, e.g. `http://host:5985/wsman` or `https://host:5986/wsman`.
+    pub endpoint: Url,
+    /// Credentials and method.
+    pub auth: Auth,
+    /// TLS options.
+    pub tls: TlsOptions,
+    /// Message encryption policy.
+    pub encryption: EncryptionPolicy,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// WS-Man OperationTimeout (how long a Receive may wait for output).
+    pub operation_timeout: Duration,
+    /// Whole-request timeout; must exceed `operation_timeout`
+    /// (default: operation timeout + 10 s).
+    pub read_timeout: Option<Duration>,
+    /// MaxEnvelopeSize in bytes (default 153600).
+    pub max_envelope_size: usize,
+    /// `wsman:Locale` (default `en-US`).
+    pub locale: String,
+    /// `wsmv:DataLocale` (default: same as `locale`).
+    pub data_locale: Option<String>,
+    /// Proxy.
+    pub proxy: ProxyConfig,
+    /// Most authenticated connections held at once (each carries one
+    /// request at a time; a blocked Receive occupies one).
+    pub max_connections: usize,
+}
+
+impl WsmanConfig {
+    /// Configuration with defaults for an endpoint URL.
+    pub fn new(endpoint: &str, auth: Auth) -> Result<Self, Error> {
+        let endpoint = Url::parse(endpoint)
+            .map_err(|e| Error::Config(format!("endpoint {endpoint:?} is not a URL: {e}")))?;
+        Ok(WsmanConfig {
+            endpoint,
+            auth,
+            tls: TlsOptions::default(),
+            encryption: EncryptionPolicy::Auto,
+            connect_timeout: Duration::from_secs(30),
+            operation_timeout: Duration::from_secs(20),
+            read_timeout: None,
+            max_envelope_size: 153_600,
+            locale: "en-US".into(),
+            data_locale: None,
+            proxy: ProxyConfig::Environment,
+            max_connections: 4,
+        })
+    }
+
+    /// The usual WinRM endpoint for a host: `http://host:5985/wsman` or
+    /// `https://host:5986/wsman` (IPv6 addresses are bracketed).
+    pub fn endpoint_for(host: &str, https: bool, port: Option<u16>, path: &str) -> String {
+        let scheme = if https { "https" } else { "http" };
+        let port = port.unwrap_or(if https { 5986 } else { 5985 });
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        format!("{scheme}://{host}:{port}/{}", path.trim_start_matches('/'))
+    }
+
+    /// Whether the endpoint is HTTPS.
+    pub fn is_https(&self) -> bool {
+        self.endpoint.scheme() == "https"
+    }
+
+    /// Host name of the endpoint (without IPv6 brackets).
+    pub fn host(&self) -> String {
+        self.endpoint
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    }
+
+    /// The effective whole-request timeout.
+    pub fn effective_read_timeout(&self) -> Duration {
+        self.read_timeout
+            .unwrap_or(self.operation_timeout + Duration::from_secs(10))
+    }
+
+    /// The SPN to use for Kerberos/Negotiate.
+    pub fn spn(&self) -> String {
+        match &self.auth {
+            Auth::Kerberos { spn: Some(s), .. } | Auth::Negotiate { spn: Some(s), .. } => s.clone(),
+            _ => format!("HTTP/{}", self.host()),
+        }
+    }
+
+    /// Whether messages are sealed with the auth context (decided by the
+    /// policy, the scheme and the auth method).
+    pub fn encrypts(&self) -> bool {
+        let sealing_auth = !matches!(self.auth, Auth::Basic { .. });
+        match self.encryption {
+            EncryptionPolicy::Auto => sealing_auth && !self.is_https(),
+            EncryptionPolicy::Always => sealing_auth,
+            EncryptionPolicy::DangerousAllowUnencryptedHttp => false,
+        }
+    }
+
+    /// Checks the configuration, including the security defaults.
+    pub fn validate(&self) -> Result<(), Error> {
+        let scheme = self.endpoint.scheme();
+        if scheme != "http" && scheme != "https" {
+            return Err(Error::Config(format!(
+                "endpoint scheme must be http or https, not {scheme:?}"
+            )));
+        }
+        if self.endpoint.host_str().is_none_or(str::is_empty) {
+            return Err(Error::Config("endpoint has no host".into()));
+        }
+        let basic = matches!(self.auth, Auth::Basic { .. });
+        if basic
+            && !self.is_https()
+            && self.encryption != EncryptionPolicy::DangerousAllowUnencryptedHttp
+        {
+            return Err(Error::Config(
+                "Basic authentication over plain HTTP would send the password and every message in clear text; \
+                 use HTTPS, or set EncryptionPolicy::DangerousAllowUnencryptedHttp if you really mean it"
+                    .into(),
+            ));
+        }
+        if basic && self.encryption == EncryptionPolicy::Always {
+            return Err(Error::Config(
+                "Basic authentication cannot encrypt messages; use NTLM, Kerberos or Negotiate for EncryptionPolicy::Always"
+                    .into(),
+            ));
+        }
+        if let Auth::Negotiate {
+            username: None,
+            password: Some(_),
+            ..
+        }
+        | Auth::Kerberos {
+            username: None,
+            password: Some(_),
+            ..
+        } = &self.auth
+        {
+            return Err(Error::Config("a password needs a username".into()));
+        }
+        if self.max_envelope_size < 8192 {
+            return Err(Error::Config(format!(
+                "max_envelope_size {} is below the WS-Man minimum of 8192 bytes",
+                self.max_envelope_size
+            )));
+        }
+        if self.effective_read_timeout() <= self.operation_timeout {
+            return Err(Error::Config(format!(
+                "read timeout ({:?}) must exceed the operation timeout ({:?}) or every idle Receive fails",
+                self.effective_read_timeout(),
+                self.operation_timeout
+            )));
+        }
+        if self.max_connections == 0 {
+            return Err(Error::Config("max_connections must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic() -> Auth {
+        Auth::Basic {
+            username: "u".into(),
+            password: Secret::new("p"),
+        }
+    }
+
+    fn ntlm() -> Auth {
+        Auth::Ntlm {
+            username: "u".into(),
+            password: Secret::new("p"),
+        }
+    }
+
+    #[test]
+    fn secure_defaults() {
+        let c = WsmanConfig::new("http://h:5985/wsman", basic()).unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("Basic authentication over plain HTTP"),
+            "{err}"
+        );
+        let mut c = c;
+        c.encryption = EncryptionPolicy::DangerousAllowUnencryptedHttp;
+        c.validate().unwrap();
+        assert!(!c.encrypts());
+
+        let c = WsmanConfig::new("http://h:5985/wsman", ntlm()).unwrap();
+        c.validate().unwrap();
+        assert!(c.encrypts());
+        let c = WsmanConfig::new("https://h:5986/wsman", ntlm()).unwrap();
+        assert!(!c.encrypts());
+        let mut c = WsmanConfig::new("https://h:5986/wsman", basic()).unwrap();
+        c.validate().unwrap();
+        c.encryption = EncryptionPolicy::Always;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn timeouts_and_limits() {
+        let mut c = WsmanConfig::new("https://h/wsman", ntlm()).unwrap();
+        assert_eq!(c.effective_read_timeout(), Duration::from_secs(30));
+        c.read_timeout = Some(Duration::from_secs(20));
+        assert!(c.validate().is_err());
+        c.read_timeout = None;
+        c.max_envelope_size = 100;
+        assert!(c.validate().is_err());
+        assert!(WsmanConfig::new("ftp://h/", ntlm())
+            .unwrap()
+            .validate()
+            .is_err());
+        assert!(WsmanConfig::new("not a url", ntlm()).is_err());
+    }
+
+    #[test]
+    fn endpoints_and_spn() {
+        assert_eq!(
+            WsmanConfig::endpoint_for("::1", false, None, "wsman"),
+            "http://[::1]:5985/wsman"
+        );
+        assert_eq!(
+            WsmanConfig::endpoint_for("win", true, Some(443), "/wsman"),
+            "https://win:443/wsman"
+        );
+        let c = WsmanConfig::new("http://[::1]:5985/wsman", ntlm()).unwrap();
+        assert_eq!(c.spn(), "HTTP/::1");
+        let c = WsmanConfig::new(
+            "http://win.example:5985/wsman",
+            Auth::Kerberos {
+                username: None,
+                password: None,
+                spn: Some("HTTP/other@REALM".into()),
+                delegate: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(c.spn(), "HTTP/other@REALM");
+    }
+
+    #[test]
+    fn debug_never_shows_passwords() {
+        let c = WsmanConfig::new(
+            "https://h/wsman",
+            Auth::Ntlm {
+                username: "bob".into(),
+                password: Secret::new("hunter2"),
+            },
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("bob") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+}

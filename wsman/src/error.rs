@@ -1,0 +1,107 @@
+//! The crate's error type.
+
+use crate::auth::channel_bindings::ChannelBindingError;
+use crate::auth::gss::GssError;
+use crate::auth::ntlm::NtlmError;
+use crate::encryption::EncryptionError;
+use crate::fault::WsmanFault;
+use crate::soap::envelope::ResponseError;
+
+/// Everything that can go wrong talking WS-Management. Messages name the
+/// endpoint and the step; they never contain credentials.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid or insecure without an explicit opt-in.
+    #[error("invalid WS-Man configuration: {0}")]
+    Config(String),
+
+    /// The server refused the credentials or the authentication exchange failed.
+    #[error("authentication to {endpoint} failed: {reason}")]
+    Auth {
+        /// Endpoint URL.
+        endpoint: String,
+        /// What happened, in words a user can act on.
+        reason: String,
+    },
+
+    /// Connecting, TLS or the HTTP exchange failed (includes certificate errors).
+    #[error("HTTP request to {endpoint} failed: {reason}")]
+    Http {
+        /// Endpoint URL.
+        endpoint: String,
+        /// The error chain, flattened.
+        reason: String,
+        /// Whether the request timed out.
+        timed_out: bool,
+    },
+
+    /// The server answered with an unexpected HTTP status and no SOAP fault.
+    #[error("{endpoint} answered HTTP {status}: {body}")]
+    HttpStatus {
+        /// Endpoint URL.
+        endpoint: String,
+        /// HTTP status code.
+        status: u16,
+        /// Start of the response body, for diagnosis.
+        body: String,
+    },
+
+    /// The server returned a WS-Management fault.
+    #[error("{action} failed: {fault}")]
+    Fault {
+        /// The operation (e.g. `Create`, `Receive`).
+        action: String,
+        /// The fault.
+        fault: Box<WsmanFault>,
+    },
+
+    /// A response could not be understood.
+    #[error("bad {action} response from {endpoint}: {source}")]
+    Response {
+        /// Endpoint URL.
+        endpoint: String,
+        /// The operation.
+        action: String,
+        /// The cause.
+        #[source]
+        source: ResponseError,
+    },
+
+    /// Message encryption or decryption failed; nothing undecrypted is passed on.
+    #[error("message encryption with {endpoint}: {source}")]
+    Encryption {
+        /// Endpoint URL.
+        endpoint: String,
+        /// The cause.
+        #[source]
+        source: EncryptionError,
+    },
+
+    /// NTLM protocol error.
+    #[error(transparent)]
+    Ntlm(#[from] NtlmError),
+
+    /// GSSAPI (Kerberos / SPNEGO) error.
+    #[error(transparent)]
+    Gss(#[from] GssError),
+
+    /// Channel bindings could not be computed.
+    #[error(transparent)]
+    ChannelBinding(#[from] ChannelBindingError),
+}
+
+impl Error {
+    /// The WS-Man fault, when this error is one.
+    pub fn fault(&self) -> Option<&WsmanFault> {
+        match self {
+            Error::Fault { fault, .. } => Some(fault),
+            _ => None,
+        }
+    }
+
+    /// Whether this is an authentication failure.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Error::Auth { .. } | Error::Ntlm(_) | Error::Gss(_))
+    }
+}
