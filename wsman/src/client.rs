@@ -66,9 +66,8 @@ impl WsmanClient {
     pub fn new(config: WsmanConfig) -> Result<Self, Error> {
         config.validate()?;
         let permits = Semaphore::new(config.max_connections);
-        let shared = Shared::new(config);
-        // Fail early on bad TLS/proxy options rather than at first use.
-        drop(Connection::new(&shared)?);
+        // Builds the TLS configuration and proxy choice: bad options fail here.
+        let shared = Shared::new(config)?;
         Ok(WsmanClient {
             inner: Arc::new(Inner {
                 shared,
@@ -94,7 +93,7 @@ impl WsmanClient {
         let idle = self.inner.idle.lock().ok().and_then(|mut v| v.pop());
         let conn = match idle {
             Some(c) => c,
-            None => Connection::new(&self.inner.shared)?,
+            None => Connection::new(&self.inner.shared),
         };
         Ok(Lease {
             inner: &self.inner,

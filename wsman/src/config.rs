@@ -5,7 +5,7 @@ use crate::secret::Secret;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use reqwest::Url;
+pub use url::Url;
 
 /// How to authenticate.
 #[derive(Debug, Clone)]

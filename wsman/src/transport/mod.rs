@@ -1,26 +1,30 @@
 //! HTTP(S) transport: one authenticated TCP connection per [`Connection`].
 //!
-//! Why a reqwest client per connection: WinRM binds the NTLM/Kerberos context
-//! and the sealing sequence state to the TCP connection. A reqwest `Client`
-//! with HTTP/1.1 only, at most one idle pooled connection, and strictly
-//! sequential requests whose bodies are read fully always reuses that one
-//! connection; reqwest still gives us rustls, proxies (options and
-//! environment) and timeouts. If the server closes the connection reqwest
-//! opens a new one silently: the local address in `HttpInfo` changes, and we
-//! re-authenticate.
+//! WinRM binds the NTLM/Kerberos context and the sealing sequence state to
+//! the TCP connection. A pooled HTTP client (reqwest was tried first) cannot
+//! guarantee that: hyper returns a connection to its pool asynchronously, so
+//! a request sent right after the previous response can go out on a second
+//! TCP connection, which the server does not know as authenticated (seen in
+//! testing). So each [`Connection`] owns its TCP (or TLS) stream through
+//! hyper's connection-level client: a request either goes over that stream
+//! or fails, and a closed stream is replaced explicitly, with a new
+//! authentication.
+
+mod http;
+mod proxy;
+mod tls;
 
 use crate::auth::channel_bindings::ChannelBindings;
 use crate::auth::gss::{self, GssClient, GssMech};
 use crate::auth::ntlm::{NtlmClient, NtlmCredentials};
 use crate::auth::{scheme, Security};
-use crate::config::{Auth, ProxyConfig, WsmanConfig};
+use crate::config::{Auth, WsmanConfig};
 use crate::encryption::{EncryptionError, Protocol};
 use crate::error::Error;
 use crate::secret::Secret;
 use base64::Engine as _;
-use hyper_util::client::legacy::connect::HttpInfo;
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use std::net::SocketAddr;
+use http::{HttpConn, HttpFailure, Target};
+use hyper::header::{HeaderMap, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use std::sync::Mutex;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -32,17 +36,31 @@ const MAX_AUTH_LEGS: usize = 6;
 pub(crate) struct Shared {
     pub(crate) config: WsmanConfig,
     pub(crate) endpoint: String,
+    target: Target,
     /// Kerberos credentials acquired with a password, reused by every connection.
     kerberos_cred: Mutex<Option<libgssapi::credential::Cred>>,
 }
 
 impl Shared {
-    pub(crate) fn new(config: WsmanConfig) -> Self {
-        Shared {
+    pub(crate) fn new(config: WsmanConfig) -> Result<Self, Error> {
+        let tls = if config.is_https() {
+            Some(tls::client_config(&config.tls)?)
+        } else {
+            None
+        };
+        let target = Target {
+            endpoint: config.endpoint.clone(),
+            proxy: proxy::for_endpoint(&config.proxy, &config.endpoint)?,
+            tls,
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.effective_read_timeout(),
+        };
+        Ok(Shared {
             endpoint: config.endpoint.to_string(),
+            target,
             config,
             kerberos_cred: Mutex::new(None),
-        }
+        })
     }
 
     fn auth_error(&self, reason: impl Into<String>) -> Error {
@@ -52,20 +70,11 @@ impl Shared {
         }
     }
 
-    fn http_error(&self, e: reqwest::Error) -> Error {
-        // The error chain carries the useful part (e.g. "invalid peer
-        // certificate: UnknownIssuer"); reqwest's top-level text does not.
-        let mut reason = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            reason.push_str(": ");
-            reason.push_str(&s.to_string());
-            src = s.source();
-        }
+    fn http_error(&self, f: HttpFailure) -> Error {
         Error::Http {
             endpoint: self.endpoint.clone(),
-            reason,
-            timed_out: e.is_timeout(),
+            reason: f.reason,
+            timed_out: f.timed_out,
         }
     }
 
@@ -75,48 +84,6 @@ impl Shared {
             source,
         }
     }
-
-    fn build_http_client(&self) -> Result<reqwest::Client, Error> {
-        let c = &self.config;
-        let mut b = reqwest::Client::builder()
-            .http1_only()
-            .pool_max_idle_per_host(1)
-            .connect_timeout(c.connect_timeout)
-            .timeout(c.effective_read_timeout())
-            .user_agent(concat!("wsman-rs/", env!("CARGO_PKG_VERSION")));
-        if c.is_https() {
-            b = b.tls_info(true);
-            if let Some(path) = &c.tls.ca_bundle {
-                let pem = std::fs::read(path).map_err(|e| {
-                    Error::Config(format!("cannot read CA bundle {}: {e}", path.display()))
-                })?;
-                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                    Error::Config(format!("CA bundle {} is not PEM: {e}", path.display()))
-                })?;
-                if certs.is_empty() {
-                    return Err(Error::Config(format!(
-                        "CA bundle {} holds no certificate",
-                        path.display()
-                    )));
-                }
-                b = b.tls_certs_only(certs);
-            }
-            if c.tls.danger_accept_invalid_certs {
-                tracing::warn!(endpoint = %self.endpoint, "TLS certificate verification is DISABLED");
-                b = b.tls_danger_accept_invalid_certs(true);
-            }
-        }
-        b = match &c.proxy {
-            ProxyConfig::Environment => b,
-            ProxyConfig::None => b.no_proxy(),
-            ProxyConfig::Url(u) => b.proxy(
-                reqwest::Proxy::all(u.as_str())
-                    .map_err(|e| Error::Config(format!("proxy {u:?}: {e}")))?,
-            ),
-        };
-        b.build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))
-    }
 }
 
 /// One HTTP response, body read fully.
@@ -124,8 +91,6 @@ pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Vec<u8>,
-    local_addr: Option<SocketAddr>,
-    peer_cert: Option<Vec<u8>>,
 }
 
 impl Reply {
@@ -175,11 +140,12 @@ enum Pending {
     Gss(Box<GssClient>),
 }
 
-/// One TCP connection's HTTP client and security state.
+/// One TCP connection and its authentication and sealing state.
 pub(crate) struct Connection {
-    http: reqwest::Client,
-    local_addr: Option<SocketAddr>,
-    /// Authenticated (the server associates this TCP connection with us).
+    http: Option<HttpConn>,
+    /// Bumped on every new TCP connection.
+    generation: u64,
+    /// The server associates the current TCP connection with us.
     authenticated: bool,
     security: Option<(Security, Protocol)>,
     /// Authorization header for Basic.
@@ -193,60 +159,34 @@ fn basic_header(username: &str, password: &Secret) -> String {
     )
 }
 
+/// Why a POST failed: the HTTP failure and whether resending is safe.
+struct PostError {
+    error: Error,
+    retryable: bool,
+}
+
+impl From<Error> for PostError {
+    fn from(error: Error) -> Self {
+        PostError {
+            error,
+            retryable: false,
+        }
+    }
+}
+
 impl Connection {
-    pub(crate) fn new(shared: &Shared) -> Result<Self, Error> {
+    pub(crate) fn new(shared: &Shared) -> Self {
         let basic = match &shared.config.auth {
             Auth::Basic { username, password } => Some(basic_header(username, password)),
             _ => None,
         };
-        Ok(Connection {
-            http: shared.build_http_client()?,
-            local_addr: None,
+        Connection {
+            http: None,
+            generation: 0,
             authenticated: false,
             security: None,
             basic,
-        })
-    }
-
-    async fn post(
-        &self,
-        shared: &Shared,
-        body: Vec<u8>,
-        content_type: Option<&str>,
-        authorization: Option<&str>,
-    ) -> Result<Reply, Error> {
-        let mut req = self.http.post(shared.config.endpoint.clone()).body(body);
-        if let Some(ct) = content_type {
-            req = req.header(CONTENT_TYPE, ct);
         }
-        if let Some(a) = authorization {
-            let mut v = reqwest::header::HeaderValue::from_str(a).map_err(|_| {
-                Error::Config("credentials contain characters not allowed in an HTTP header".into())
-            })?;
-            v.set_sensitive(true);
-            req = req.header(AUTHORIZATION, v);
-        }
-        let resp = req.send().await.map_err(|e| shared.http_error(e))?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let local_addr = resp.extensions().get::<HttpInfo>().map(|i| i.local_addr());
-        let peer_cert = resp
-            .extensions()
-            .get::<reqwest::tls::TlsInfo>()
-            .and_then(|t| t.peer_certificate())
-            .map(<[u8]>::to_vec);
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| shared.http_error(e))?
-            .to_vec();
-        Ok(Reply {
-            status,
-            headers,
-            body,
-            local_addr,
-            peer_cert,
-        })
     }
 
     fn reset(&mut self) {
@@ -254,68 +194,139 @@ impl Connection {
         self.security = None;
     }
 
+    /// The open TCP connection, or a new one (which is unauthenticated).
+    async fn conn(&mut self, shared: &Shared) -> Result<&mut HttpConn, Error> {
+        if !self.http.as_ref().is_some_and(HttpConn::is_open) {
+            self.http = None;
+            self.reset();
+            let c = HttpConn::connect(&shared.target)
+                .await
+                .map_err(|f| shared.http_error(f))?;
+            self.generation += 1;
+            tracing::debug!(local = ?c.local_addr, endpoint = %shared.endpoint, "connected");
+            self.http = Some(c);
+        }
+        self.http
+            .as_mut()
+            .ok_or_else(|| Error::Config("no connection".into()))
+    }
+
+    fn peer_cert(&self) -> Option<&[u8]> {
+        self.http.as_ref().and_then(|c| c.peer_cert.as_deref())
+    }
+
+    async fn post(
+        &mut self,
+        shared: &Shared,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<Reply, PostError> {
+        let conn = self.conn(shared).await?;
+        match conn.post(body, content_type, authorization).await {
+            Ok(r) => {
+                let close = r
+                    .headers
+                    .get(CONNECTION)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                if close {
+                    // The server ends this TCP connection (and with it our
+                    // session); the next request connects and authenticates anew.
+                    self.http = None;
+                }
+                Ok(Reply {
+                    status: r.status,
+                    headers: r.headers,
+                    body: r.body,
+                })
+            }
+            Err(f) => {
+                // State of a failed connection is unknown: never reuse it.
+                self.http = None;
+                self.reset();
+                let retryable = f.retryable;
+                Err(PostError {
+                    error: shared.http_error(f),
+                    retryable,
+                })
+            }
+        }
+    }
+
     /// Sends one SOAP message and returns the (decrypted) reply.
     pub(crate) async fn exchange(&mut self, shared: &Shared, soap: &[u8]) -> Result<Reply, Error> {
+        // One retry: for a kept-alive connection the server had closed, and
+        // for a server that forgot our session (HTTP 401).
+        let mut last_error = None;
+        for attempt in 0..2 {
+            match self.exchange_once(shared, soap, attempt).await {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => continue,
+                Err(PostError { error, retryable }) if retryable && attempt == 0 => {
+                    tracing::debug!(%error, "kept-alive connection was closed; resending on a new one");
+                    last_error = Some(error);
+                }
+                Err(e) => return Err(e.error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            shared.auth_error(
+                "the server rejected the authenticated session (HTTP 401 after re-authentication)",
+            )
+        }))
+    }
+
+    /// One attempt: Ok(None) asks for another (after a 401).
+    async fn exchange_once(
+        &mut self,
+        shared: &Shared,
+        soap: &[u8],
+        attempt: usize,
+    ) -> Result<Option<Reply>, PostError> {
         if let Some(basic) = self.basic.clone() {
             let r = self
                 .post(shared, soap.to_vec(), Some(SOAP_CONTENT_TYPE), Some(&basic))
                 .await?;
             if r.status == 401 {
-                return Err(shared.auth_error(format!(
-                    "the server rejected user {:?} with Basic authentication (HTTP 401); check the user name and password, and that Basic is enabled on the server",
-                    shared.config.auth.username().unwrap_or_default()
-                )));
+                return Err(shared
+                    .auth_error(format!(
+                        "the server rejected user {:?} with Basic authentication (HTTP 401); check the user name and password, and that Basic is enabled on the server",
+                        shared.config.auth.username().unwrap_or_default()
+                    ))
+                    .into());
             }
-            return Ok(r);
+            return Ok(Some(r));
         }
         let encrypt = shared.config.encrypts();
-        // One retry: a server may drop an idle connection (new TCP connection
-        // = unauthenticated) or expire the context.
-        for attempt in 0..2 {
-            if !self.authenticated {
-                if encrypt {
-                    self.authenticate(shared, None).await?;
-                } else {
-                    let r = self.authenticate(shared, Some(soap)).await?;
-                    return Ok(r);
-                }
-            }
-            let reply = if let Some((sec, protocol)) = self.security.as_mut().filter(|_| encrypt) {
-                let body = sec
-                    .encrypt_body(*protocol, soap)
-                    .map_err(|e| shared.encryption_error(e))?;
-                let ct = protocol.content_type();
-                self.post(shared, body, Some(&ct), None).await?
+        if !self.authenticated || !self.http.as_ref().is_some_and(HttpConn::is_open) {
+            if encrypt {
+                self.authenticate(shared, None).await?;
             } else {
-                self.post(shared, soap.to_vec(), Some(SOAP_CONTENT_TYPE), None)
-                    .await?
-            };
-            let moved = reply.local_addr.is_some() && reply.local_addr != self.local_addr;
-            if reply.status == 401 {
-                tracing::debug!(
-                    moved,
-                    attempt,
-                    "HTTP 401 on an authenticated connection; re-authenticating"
-                );
-                self.reset();
-                if attempt == 0 {
-                    continue;
-                }
-                return Err(shared.auth_error(
-                    "the server rejected the authenticated session (HTTP 401 after re-authentication)",
-                ));
+                return self.authenticate(shared, Some(soap)).await.map(Some);
             }
-            if moved {
-                // A reply from another TCP connection than the one we
-                // authenticated cannot belong to our session.
-                self.reset();
-                return Err(shared.auth_error(
-                    "the connection changed under an authenticated session without the server asking to authenticate again",
-                ));
-            }
-            return self.decrypt_reply(shared, reply, encrypt);
         }
-        unreachable!("the loop returns on its second pass")
+        let reply = if let Some((sec, protocol)) = self.security.as_mut().filter(|_| encrypt) {
+            let body = sec
+                .encrypt_body(*protocol, soap)
+                .map_err(|e| shared.encryption_error(e))?;
+            let ct = protocol.content_type();
+            self.post(shared, body, Some(&ct), None).await?
+        } else {
+            self.post(shared, soap.to_vec(), Some(SOAP_CONTENT_TYPE), None)
+                .await?
+        };
+        if reply.status == 401 {
+            tracing::debug!(
+                attempt,
+                "HTTP 401 on an authenticated connection; re-authenticating"
+            );
+            self.reset();
+            return Ok(None);
+        }
+        self.decrypt_reply(shared, reply, encrypt)
+            .map(Some)
+            .map_err(Into::into)
     }
 
     fn decrypt_reply(
@@ -339,7 +350,9 @@ impl Connection {
                 Ok(reply)
             }
             Err(e) => {
-                // The sequence state is now unusable: drop the session.
+                // The sequence state is now unusable: drop the session and
+                // the connection it belongs to.
+                self.http = None;
                 self.reset();
                 Err(shared.encryption_error(e))
             }
@@ -350,24 +363,33 @@ impl Connection {
     /// `body` (no encryption), the legs carry the real request and the final
     /// reply is its answer; without, they carry empty bodies (as WinRM
     /// requires before encrypted messages).
-    async fn authenticate(&mut self, shared: &Shared, body: Option<&[u8]>) -> Result<Reply, Error> {
+    async fn authenticate(
+        &mut self,
+        shared: &Shared,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, PostError> {
         let cfg = &shared.config;
         let leg_body = || body.map(<[u8]>::to_vec).unwrap_or_default();
         let leg_ct = body.map(|_| SOAP_CONTENT_TYPE);
+        self.reset();
 
         // Probe: learn the offered schemes and, over TLS, the certificate.
         let probe = self.post(shared, Vec::new(), None, None).await?;
-        self.local_addr = probe.local_addr;
+        let generation = self.generation;
         if probe.status != 401 {
-            return Err(shared.auth_error(format!(
-                "the server did not ask for authentication (HTTP {}) ; refusing to continue unauthenticated",
-                probe.status
-            )));
+            return Err(shared
+                .auth_error(format!(
+                    "the server did not ask for authentication (HTTP {}); refusing to continue unauthenticated",
+                    probe.status
+                ))
+                .into());
         }
         let offered = probe.offered_schemes();
         let has = |s: &str| offered.iter().any(|o| o.eq_ignore_ascii_case(s));
-        let channel_bindings = match (&probe.peer_cert, cfg.is_https()) {
-            (Some(cert), true) => Some(ChannelBindings::tls_server_end_point(cert)?),
+        let channel_bindings = match (self.peer_cert(), cfg.is_https()) {
+            (Some(cert), true) => {
+                Some(ChannelBindings::tls_server_end_point(cert).map_err(Error::from)?)
+            }
             _ => None,
         };
 
@@ -380,94 +402,115 @@ impl Connection {
             Protocol::Spnego
         };
         let user = cfg.auth.username().unwrap_or("(ticket cache)").to_string();
+        let mut ntlm_session = None;
 
         for _ in 0..MAX_AUTH_LEGS {
             let header = format!("{http_scheme} {}", B64.encode(&token));
             let reply = self.post(shared, leg_body(), leg_ct, Some(&header)).await?;
-            if reply.local_addr != self.local_addr {
-                return Err(
-                    shared.auth_error("the server closed the connection during authentication")
-                );
+            if self.generation != generation || self.http.is_none() && reply.status == 401 {
+                return Err(shared
+                    .auth_error("the server closed the connection during authentication")
+                    .into());
             }
             let server_token = reply
                 .server_token(http_scheme)
                 .map_err(|e| shared.auth_error(e))?;
             if reply.status == 401 {
                 let (Some(st), Some(p)) = (server_token, pending.take()) else {
-                    return Err(shared.auth_error(format!(
-                        "the server rejected the credentials of {user:?} ({} over {http_scheme}, HTTP 401); check the user name, password and domain",
-                        cfg.auth.kind()
-                    )));
+                    return Err(shared
+                        .auth_error(format!(
+                            "the server rejected the credentials of {user:?} ({} over {http_scheme}, HTTP 401); check the user name, password and domain",
+                            cfg.auth.kind()
+                        ))
+                        .into());
                 };
                 match p {
                     Pending::Ntlm(client) => {
                         let cb = channel_bindings.as_ref().map(ChannelBindings::ntlm_hash);
-                        let (auth_msg, session) = client.authenticate(&st, cb)?;
-                        self.security = Some((Security::Ntlm(Box::new(session)), protocol));
+                        let (auth_msg, session) =
+                            client.authenticate(&st, cb).map_err(Error::from)?;
+                        ntlm_session = Some(session);
                         token = auth_msg;
                     }
-                    Pending::Gss(mut g) => {
-                        let (g2, next) = gss_step(g, Some(st)).await?;
-                        g = g2;
-                        match next {
-                            Some(t) => token = t,
-                            None => {
-                                return Err(shared.auth_error(
+                    Pending::Gss(g) => {
+                        let (g, next) = gss_step(g, Some(st)).await?;
+                        let Some(t) = next else {
+                            return Err(shared
+                                .auth_error(
                                     "Kerberos context completed but the server still answers 401",
-                                ))
-                            }
-                        }
+                                )
+                                .into());
+                        };
+                        token = t;
                         pending = Some(Pending::Gss(g));
                     }
                 }
                 continue;
             }
             // Not 401: the server accepted us. Finish mutual authentication.
-            match pending.take() {
+            let security = match pending.take() {
                 Some(Pending::Gss(g)) => {
                     let g = if g.is_complete() {
                         g
                     } else {
                         let Some(st) = server_token else {
-                            return Err(shared.auth_error(format!(
-                                "the server answered HTTP {} without the final Kerberos token; mutual authentication not completed",
-                                reply.status
-                            )));
+                            return Err(shared
+                                .auth_error(format!(
+                                    "the server answered HTTP {} without the final Kerberos token; mutual authentication not completed",
+                                    reply.status
+                                ))
+                                .into());
                         };
                         let (g, extra) = gss_step(g, Some(st)).await?;
                         if extra.is_some() || !g.is_complete() {
-                            return Err(shared.auth_error(
-                                "the Kerberos context did not complete after the server's final token",
-                            ));
+                            return Err(shared
+                                .auth_error("the Kerberos context did not complete after the server's final token")
+                                .into());
                         }
                         g
                     };
-                    self.security = Some((Security::Gss(g), protocol));
+                    Security::Gss(g)
                 }
                 Some(Pending::Ntlm(_)) => {
-                    return Err(shared.auth_error(
-                        "the server accepted an NTLM NEGOTIATE message without a challenge",
-                    ))
+                    return Err(shared
+                        .auth_error(
+                            "the server accepted an NTLM NEGOTIATE message without a challenge",
+                        )
+                        .into())
                 }
-                None => {}
-            }
+                None => match ntlm_session.take() {
+                    Some(s) => Security::Ntlm(Box::new(s)),
+                    None => {
+                        return Err(shared
+                            .auth_error("authentication ended without a context")
+                            .into())
+                    }
+                },
+            };
             if !(200..300).contains(&reply.status) && body.is_none() {
-                return Err(shared.auth_error(format!(
-                    "authentication finished with HTTP {}",
-                    reply.status
-                )));
+                return Err(shared
+                    .auth_error(format!(
+                        "authentication finished with HTTP {}",
+                        reply.status
+                    ))
+                    .into());
             }
-            self.authenticated = true;
+            self.security = Some((security, protocol));
+            // Still on the authenticated TCP connection (unless the server
+            // said Connection: close, which `post` handled).
+            self.authenticated = self.http.is_some();
             return if body.is_some() {
                 let enc = shared.config.encrypts();
-                self.decrypt_reply(shared, reply, enc)
+                self.decrypt_reply(shared, reply, enc).map_err(Into::into)
             } else {
                 Ok(reply)
             };
         }
-        Err(shared.auth_error(format!(
-            "authentication did not finish within {MAX_AUTH_LEGS} round trips"
-        )))
+        Err(shared
+            .auth_error(format!(
+                "authentication did not finish within {MAX_AUTH_LEGS} round trips"
+            ))
+            .into())
     }
 
     /// Picks the HTTP scheme and starts the mechanism: returns (scheme, state, first token).

@@ -1,0 +1,326 @@
+//! One HTTP/1.1 connection that this crate owns end to end: TCP (directly or
+//! through an HTTP proxy), optional TLS, and hyper's connection-level client.
+//! Every request on it goes over the same TCP connection, or fails.
+
+use super::proxy::Proxy;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use url::Url;
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// What a connection needs to know.
+pub(crate) struct Target {
+    pub(crate) endpoint: Url,
+    pub(crate) proxy: Option<Proxy>,
+    pub(crate) tls: Option<Arc<ClientConfig>>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+}
+
+/// A response with its body read fully.
+pub(crate) struct RawReply {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+/// Why an HTTP exchange failed.
+#[derive(Debug)]
+pub(crate) struct HttpFailure {
+    pub(crate) reason: String,
+    pub(crate) timed_out: bool,
+    /// The request surely never reached the server's application (the
+    /// connection was already closed): safe to resend on a new connection.
+    pub(crate) retryable: bool,
+}
+
+impl HttpFailure {
+    fn new(reason: impl Into<String>) -> Self {
+        HttpFailure {
+            reason: reason.into(),
+            timed_out: false,
+            retryable: false,
+        }
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// An open connection.
+pub(crate) struct HttpConn {
+    sender: SendRequest<Full<Bytes>>,
+    driver: tokio::task::JoinHandle<()>,
+    /// DER of the server's leaf certificate (HTTPS only).
+    pub(crate) peer_cert: Option<Vec<u8>>,
+    pub(crate) local_addr: Option<SocketAddr>,
+    host_header: HeaderValue,
+    request_uri: hyper::Uri,
+    proxy_authorization: Option<HeaderValue>,
+    request_timeout: Duration,
+    used: bool,
+}
+
+impl Drop for HttpConn {
+    fn drop(&mut self) {
+        // Closes the TCP connection with the driver task.
+        self.driver.abort();
+    }
+}
+
+async fn proxy_connect(
+    stream: &mut TcpStream,
+    authority: &str,
+    auth: Option<&str>,
+) -> Result<(), HttpFailure> {
+    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    if let Some(a) = auth {
+        req.push_str(&format!("Proxy-Authorization: {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .map_err(|e| HttpFailure::new(format!("proxy CONNECT: {e}")))?;
+    // Read the proxy's answer up to the blank line (bounded).
+    let mut buf = Vec::with_capacity(512);
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if buf.len() > 16 * 1024 {
+            return Err(HttpFailure::new("proxy CONNECT answer too long"));
+        }
+        let n = stream
+            .read(&mut byte)
+            .await
+            .map_err(|e| HttpFailure::new(format!("proxy CONNECT: {e}")))?;
+        if n == 0 {
+            return Err(HttpFailure::new(
+                "proxy closed the connection during CONNECT",
+            ));
+        }
+        buf.push(byte[0]);
+    }
+    let status_line = String::from_utf8_lossy(&buf);
+    let status = status_line.split_whitespace().nth(1).unwrap_or("");
+    if !status.starts_with('2') {
+        return Err(HttpFailure::new(format!(
+            "proxy refused CONNECT to {authority}: {}",
+            status_line.lines().next().unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+impl HttpConn {
+    /// Connects (and, for HTTPS, completes the TLS handshake).
+    pub(crate) async fn connect(t: &Target) -> Result<HttpConn, HttpFailure> {
+        let host = t
+            .endpoint
+            .host_str()
+            .ok_or_else(|| HttpFailure::new("endpoint has no host"))?
+            .to_string();
+        let port = t
+            .endpoint
+            .port_or_known_default()
+            .ok_or_else(|| HttpFailure::new("endpoint has no port"))?;
+        let authority = format!("{host}:{port}");
+        let (dial_host, dial_port) = match &t.proxy {
+            Some(p) => (p.host.clone(), p.port),
+            None => (
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+                port,
+            ),
+        };
+        let work = async {
+            let mut tcp = TcpStream::connect((dial_host.as_str(), dial_port))
+                .await
+                .map_err(|e| {
+                    HttpFailure::new(format!("connect to {dial_host}:{dial_port}: {e}"))
+                })?;
+            let _ = tcp.set_nodelay(true);
+            let local_addr = tcp.local_addr().ok();
+            let (io, peer_cert): (Box<dyn Io>, Option<Vec<u8>>) = match &t.tls {
+                Some(cfg) => {
+                    if let Some(p) = &t.proxy {
+                        proxy_connect(&mut tcp, &authority, p.authorization.as_deref()).await?;
+                    }
+                    let name = ServerName::try_from(
+                        host.trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .to_string(),
+                    )
+                    .map_err(|e| HttpFailure::new(format!("TLS server name {host:?}: {e}")))?;
+                    let tls = tokio_rustls::TlsConnector::from(cfg.clone())
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| {
+                            HttpFailure::new(format!(
+                                "TLS handshake with {authority}: {}",
+                                chain(&e)
+                            ))
+                        })?;
+                    let cert = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.as_ref().to_vec());
+                    (Box::new(tls), cert)
+                }
+                None => (Box::new(tcp), None),
+            };
+            Ok::<_, HttpFailure>((io, peer_cert, local_addr))
+        };
+        let (io, peer_cert, local_addr) = tokio::time::timeout(t.connect_timeout, work)
+            .await
+            .map_err(|_| HttpFailure {
+                reason: format!(
+                    "connecting to {authority} timed out after {:?}",
+                    t.connect_timeout
+                ),
+                timed_out: true,
+                retryable: false,
+            })??;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| HttpFailure::new(format!("HTTP handshake: {}", chain(&e))))?;
+        let driver = tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "HTTP connection ended");
+            }
+        });
+        // Plain HTTP through a proxy uses the absolute URI; otherwise the path.
+        let request_uri: hyper::Uri = if t.proxy.is_some() && t.tls.is_none() {
+            t.endpoint.as_str().parse()
+        } else {
+            let mut p = t.endpoint.path().to_string();
+            if let Some(q) = t.endpoint.query() {
+                p.push('?');
+                p.push_str(q);
+            }
+            p.parse()
+        }
+        .map_err(|e| HttpFailure::new(format!("request URI: {e}")))?;
+        let default_port = t.endpoint.port().is_none();
+        let host_header = HeaderValue::from_str(&if default_port {
+            host.clone()
+        } else {
+            authority.clone()
+        })
+        .map_err(|e| HttpFailure::new(format!("Host header: {e}")))?;
+        let proxy_authorization = match (&t.proxy, &t.tls) {
+            (Some(p), None) => p
+                .authorization
+                .as_deref()
+                .map(HeaderValue::from_str)
+                .transpose()
+                .map_err(|e| HttpFailure::new(format!("proxy credentials: {e}")))?,
+            _ => None,
+        };
+        Ok(HttpConn {
+            sender,
+            driver,
+            peer_cert,
+            local_addr,
+            host_header,
+            request_uri,
+            proxy_authorization,
+            request_timeout: t.request_timeout,
+            used: false,
+        })
+    }
+
+    /// Whether the connection can still carry a request.
+    pub(crate) fn is_open(&self) -> bool {
+        !self.sender.is_closed() && !self.driver.is_finished()
+    }
+
+    /// POSTs `body` and reads the whole response.
+    pub(crate) async fn post(
+        &mut self,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<RawReply, HttpFailure> {
+        let reused = self.used;
+        self.used = true;
+        let mut req = hyper::Request::post(self.request_uri.clone())
+            .header(HOST, self.host_header.clone())
+            .header(USER_AGENT, concat!("wsman-rs/", env!("CARGO_PKG_VERSION")))
+            .header(CONTENT_LENGTH, body.len());
+        if let Some(ct) = content_type {
+            req = req.header(CONTENT_TYPE, ct);
+        }
+        if let Some(a) = authorization {
+            let mut v = HeaderValue::from_str(a).map_err(|_| {
+                HttpFailure::new("credentials contain characters not allowed in an HTTP header")
+            })?;
+            v.set_sensitive(true);
+            req = req.header(hyper::header::AUTHORIZATION, v);
+        }
+        if let Some(p) = &self.proxy_authorization {
+            req = req.header(hyper::header::PROXY_AUTHORIZATION, p.clone());
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| HttpFailure::new(format!("building the request: {e}")))?;
+        let timeout = self.request_timeout;
+        let sender = &mut self.sender;
+        let work = async move {
+            sender.ready().await.map_err(|e| HttpFailure {
+                reason: format!("connection closed: {}", chain(&e)),
+                timed_out: false,
+                retryable: reused,
+            })?;
+            let resp = sender.send_request(req).await.map_err(|e| HttpFailure {
+                // A kept-alive connection the server closed just before we
+                // wrote: the request was never processed.
+                retryable: reused && (e.is_canceled() || e.is_incomplete_message()),
+                reason: chain(&e),
+                timed_out: false,
+            })?;
+            let status = resp.status().as_u16();
+            let (parts, body) = resp.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| HttpFailure::new(format!("reading the response body: {}", chain(&e))))?
+                .to_bytes()
+                .to_vec();
+            Ok(RawReply {
+                status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| HttpFailure {
+                reason: format!("no complete response within {timeout:?}"),
+                timed_out: true,
+                retryable: false,
+            })?
+    }
+}

@@ -1,0 +1,113 @@
+//! rustls client configuration from [`TlsOptions`]: system roots by default
+//! (rustls-platform-verifier), a CA bundle instead when given, and the
+//! explicitly named "accept anything" verifier.
+
+use crate::config::TlsOptions;
+use crate::error::Error;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use std::sync::Arc;
+
+/// Builds the TLS configuration used for every HTTPS connection of a client.
+pub(crate) fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?;
+    let verifier: Arc<dyn ServerCertVerifier> = if opts.danger_accept_invalid_certs {
+        tracing::warn!("TLS certificate verification is DISABLED (danger_accept_invalid_certs)");
+        Arc::new(AcceptAnyCertificate(provider))
+    } else if let Some(path) = &opts.ca_bundle {
+        let mut roots = RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| Error::Config(format!("cannot read CA bundle {}: {e}", path.display())))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| {
+                Error::Config(format!(
+                    "CA bundle {} is not valid PEM: {e}",
+                    path.display()
+                ))
+            })?;
+            roots.add(cert).map_err(|e| {
+                Error::Config(format!(
+                    "CA bundle {}: unusable certificate: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        if roots.is_empty() {
+            return Err(Error::Config(format!(
+                "CA bundle {} holds no certificate",
+                path.display()
+            )));
+        }
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| Error::Config(format!("TLS verifier: {e}")))?
+    } else {
+        Arc::new(
+            rustls_platform_verifier::Verifier::new(provider)
+                .map_err(|e| Error::Config(format!("system certificate store: {e}")))?,
+        )
+    };
+    let mut cfg = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    // WinRM speaks HTTP/1.1 only.
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Accepts any certificate chain (still checks the handshake signatures, so
+/// the peer must hold the key of the certificate it shows).
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
