@@ -9,8 +9,9 @@ root=$(pwd)
 step() { printf '\n==> %s\n' "$*"; }
 
 # System packages: MIT Kerberos (KDC, client tools, GSSAPI headers for the
-# Rust and Python bindings), clang for bindgen, pkg-config.
-apt_pkgs=(krb5-kdc krb5-admin-server krb5-user libkrb5-dev clang libclang-dev pkg-config)
+# Rust and Python bindings), clang for bindgen, pkg-config, openssl (test
+# certificates signed with SHA-1/MD5 for the channel binding tests).
+apt_pkgs=(krb5-kdc krb5-admin-server krb5-user libkrb5-dev clang libclang-dev pkg-config openssl)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -223,7 +223,17 @@ impl WsmanClient {
         shell: &Shell,
         command_id: Option<&str>,
     ) -> Result<ReceiveOutcome, Error> {
-        let req = shell::receive(shell, command_id);
+        self.receive_streams(shell, command_id, "stdout").await
+    }
+
+    /// [`Self::receive`] on other streams, space-separated (WinRS: `stdout stderr`).
+    pub async fn receive_streams(
+        &self,
+        shell: &Shell,
+        command_id: Option<&str>,
+        streams: &str,
+    ) -> Result<ReceiveOutcome, Error> {
+        let req = shell::receive_streams(shell, command_id, streams);
         match self.call(&req).await? {
             Ok(body) => shell::parse_receive(&body)
                 .map(ReceiveOutcome::Data)

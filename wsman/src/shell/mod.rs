@@ -11,6 +11,9 @@ use std::time::Duration;
 /// Resource URI prefix of PowerShell session configurations.
 pub const POWERSHELL_RESOURCE_PREFIX: &str = "http://schemas.microsoft.com/powershell/";
 
+/// Resource URI of the WinRS cmd.exe shell.
+pub const CMD_RESOURCE_URI: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd";
+
 /// Signal codes.
 pub mod signal {
     /// Stops a running PowerShell pipeline. The misspelling is PowerShell's own
@@ -61,6 +64,24 @@ impl CreateShell {
             idle_timeout: None,
             creation_xml: None,
             options: vec![WsmanOption::must_comply("protocolversion", "2.3")],
+        }
+    }
+
+    /// A WinRS `cmd.exe` shell (not PSRP): streams `stdin` / `stdout stderr`,
+    /// UTF-8 code page, no user profile.
+    pub fn cmd() -> Self {
+        CreateShell {
+            resource_uri: CMD_RESOURCE_URI.into(),
+            shell_id: None,
+            name: None,
+            input_streams: "stdin".into(),
+            output_streams: "stdout stderr".into(),
+            idle_timeout: None,
+            creation_xml: None,
+            options: vec![
+                WsmanOption::new("WINRS_NOPROFILE", "TRUE"),
+                WsmanOption::new("WINRS_CODEPAGE", "65001"),
+            ],
         }
     }
 
@@ -120,6 +141,22 @@ pub struct CommandRequest {
 }
 
 impl CommandRequest {
+    /// A WinRS command line: `command` with `arguments`.
+    pub fn new(
+        command: impl Into<String>,
+        arguments: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        CommandRequest {
+            command_id: None,
+            command: command.into(),
+            arguments: arguments.into_iter().map(Into::into).collect(),
+            options: vec![
+                WsmanOption::new("WINRS_CONSOLEMODE_STDIN", "TRUE"),
+                WsmanOption::new("WINRS_SKIP_CMD_SHELL", "FALSE"),
+            ],
+        }
+    }
+
     /// A PSRP pipeline: empty Command and the first CREATE_PIPELINE fragment
     /// bytes as one base64 Arguments element.
     pub fn psrp(command_id: impl Into<String>, payload: &[u8]) -> Self {
@@ -294,11 +331,16 @@ pub fn send(
 
 /// Receive on `stdout`, for the pool (no CommandId) or a command.
 pub fn receive(shell: &Shell, command_id: Option<&str>) -> Request {
+    receive_streams(shell, command_id, "stdout")
+}
+
+/// Receive on the space-separated `streams` (e.g. `stdout stderr` for WinRS).
+pub fn receive_streams(shell: &Shell, command_id: Option<&str>, streams: &str) -> Request {
     let mut b = String::from("<rsp:Receive><rsp:DesiredStream");
     if let Some(id) = command_id {
         let _ = write!(b, r#" CommandId="{}""#, escape(id));
     }
-    b.push_str(">stdout</rsp:DesiredStream></rsp:Receive>");
+    let _ = write!(b, ">{}</rsp:DesiredStream></rsp:Receive>", escape(streams));
     shell_request(
         shell,
         ns::action::RECEIVE,

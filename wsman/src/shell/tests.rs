@@ -222,3 +222,40 @@ fn receive_response_errors() {
         );
     }
 }
+
+#[test]
+fn winrs_cmd_shell_and_command() {
+    let env = roundtrip(&create(&CreateShell::cmd()));
+    assert_eq!(
+        env.path(&[(ns::S, "Header"), (W, "ResourceURI")])
+            .unwrap()
+            .text,
+        CMD_RESOURCE_URI
+    );
+    let shell = body_of(&env).child(ns::RSP, "Shell").unwrap();
+    assert_eq!(
+        shell.child(ns::RSP, "OutputStreams").unwrap().text,
+        "stdout stderr"
+    );
+    assert!(shell.child(ns::POWERSHELL, "creationXml").is_none());
+
+    let sh = Shell::new("S", CMD_RESOURCE_URI);
+    let env = roundtrip(&command(
+        &sh,
+        &CommandRequest::new("cmd", ["/c", "echo a&b"]),
+    ));
+    let cl = body_of(&env).child(ns::RSP, "CommandLine").unwrap();
+    assert_eq!(cl.attr("CommandId"), None);
+    assert_eq!(cl.child(ns::RSP, "Command").unwrap().text, "cmd");
+    let args: Vec<_> = cl
+        .children_named(ns::RSP, "Arguments")
+        .map(|a| a.text.as_str())
+        .collect();
+    assert_eq!(args, ["/c", "echo a&b"]);
+
+    let env = roundtrip(&receive_streams(&sh, Some("C"), "stdout stderr"));
+    let ds = body_of(&env)
+        .path(&[(ns::RSP, "Receive"), (ns::RSP, "DesiredStream")])
+        .unwrap();
+    assert_eq!(ds.text, "stdout stderr");
+}
