@@ -385,7 +385,6 @@ impl Connection {
                 .into());
         }
         let offered = probe.offered_schemes();
-        let has = |s: &str| offered.iter().any(|o| o.eq_ignore_ascii_case(s));
         let channel_bindings = match (self.peer_cert(), cfg.is_https()) {
             (Some(cert), true) => {
                 Some(ChannelBindings::tls_server_end_point(cert).map_err(Error::from)?)
@@ -394,7 +393,7 @@ impl Connection {
         };
 
         let (http_scheme, mut pending, mut token) = self
-            .start_mechanism(shared, &has, &offered, channel_bindings.as_ref())
+            .start_mechanism(shared, &offered, channel_bindings.as_ref())
             .await?;
         let protocol = if http_scheme == scheme::KERBEROS {
             Protocol::Kerberos
@@ -517,12 +516,12 @@ impl Connection {
     async fn start_mechanism(
         &mut self,
         shared: &Shared,
-        has: &dyn Fn(&str) -> bool,
         offered: &[String],
         cb: Option<&ChannelBindings>,
     ) -> Result<(&'static str, Option<Pending>, Vec<u8>), Error> {
         let cfg = &shared.config;
         let spn = cfg.spn();
+        let has = |s: &str| offered.iter().any(|o| o.eq_ignore_ascii_case(s));
         let not_offered = |what: &str| {
             shared.auth_error(format!(
                 "the server does not offer {what} (it offers: {})",
