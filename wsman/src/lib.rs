@@ -11,6 +11,47 @@
 //! - [`WsmanClient`]: the async client with its pool of authenticated
 //!   connections.
 //!
+//! # Security defaults
+//!
+//! - HTTPS certificates are verified against the system store (or
+//!   [`TlsOptions::ca_bundle`]); turning that off is
+//!   [`TlsOptions::danger_accept_invalid_certs`].
+//! - Over HTTP, NTLM, Kerberos and Negotiate always encrypt every message
+//!   (WinRM message encryption). Basic over HTTP, or clear-text messages, need
+//!   [`EncryptionPolicy::DangerousAllowUnencryptedHttp`].
+//! - A response that fails to decrypt or verify, or arrives unencrypted on an
+//!   encrypted session, is an error; its connection is discarded.
+//! - Passwords are [`Secret`]s: never in `Debug`, errors or logs.
+//!
+//! # Authentication
+//!
+//! - **Kerberos** uses the system GSSAPI (MIT krb5 through `libgssapi`), so
+//!   `kinit`, ticket caches, keytabs and krb5.conf work as for other tools;
+//!   with a password a TGT is fetched into memory. The SPN defaults to
+//!   `HTTP/<host>`; delegation is optional. Messages are sealed with
+//!   `gss_wrap_iov` over HEADER | DATA | PADDING, WinRM's layout.
+//! - **NTLM** is NTLMv2 written here on RustCrypto primitives: MIC, key
+//!   exchange, channel bindings, signing and sealing with per-direction RC4
+//!   state, checked against the MS-NLMP 4.2.4 known answers and pyspnego.
+//! - **Negotiate** runs the GSSAPI SPNEGO mechanism when Kerberos credentials
+//!   can be had (ticket cache, or username + password from the KDC); if that
+//!   fails before anything is sent and a username and password are
+//!   configured, it sends raw NTLM tokens under the `Negotiate` scheme, which
+//!   Windows and pyspnego accept. Why not our own SPNEGO around NTLM: MIT's
+//!   SPNEGO is proven, handles the mechListMIC, and a client without Kerberos
+//!   credentials gains nothing from wrapping NTLM in SPNEGO.
+//! - On HTTPS, the `tls-server-end-point` channel binding is always sent.
+//!
+//! # Connections and concurrency
+//!
+//! WinRM binds an NTLM or Kerberos context, and the sealing sequence state,
+//! to one TCP connection. Each pooled connection owns its stream (hyper's
+//! connection-level client over TCP or rustls, optionally through an HTTP
+//! proxy) with its own security context, and carries one request at a time.
+//! Concurrent operations take an idle connection or open and authenticate a
+//! new one, up to [`WsmanConfig::max_connections`], so a Receive blocked for
+//! OperationTimeout does not hold up a Send or a Signal.
+//!
 //! ```no_run
 //! use wsman::{Auth, CommandRequest, CreateShell, ReceiveOutcome, Secret, WsmanClient, WsmanConfig};
 //!

@@ -27,6 +27,9 @@ pub(crate) struct Target {
     pub(crate) tls: Option<Arc<ClientConfig>>,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
+    /// Largest response body accepted (a server bounded by MaxEnvelopeSize
+    /// never comes near it; this only stops a hostile one exhausting memory).
+    pub(crate) max_response: usize,
 }
 
 /// A response with its body read fully.
@@ -78,6 +81,7 @@ pub(crate) struct HttpConn {
     request_uri: hyper::Uri,
     proxy_authorization: Option<HeaderValue>,
     request_timeout: Duration,
+    max_response: usize,
     used: bool,
 }
 
@@ -248,6 +252,7 @@ impl HttpConn {
             request_uri,
             proxy_authorization,
             request_timeout: t.request_timeout,
+            max_response: t.max_response,
             used: false,
         })
     }
@@ -287,6 +292,7 @@ impl HttpConn {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| HttpFailure::new(format!("building the request: {e}")))?;
         let timeout = self.request_timeout;
+        let limit = self.max_response;
         let sender = &mut self.sender;
         let work = async move {
             sender.ready().await.map_err(|e| HttpFailure {
@@ -303,10 +309,12 @@ impl HttpConn {
             })?;
             let status = resp.status().as_u16();
             let (parts, body) = resp.into_parts();
-            let body = body
+            let body = http_body_util::Limited::new(body, limit)
                 .collect()
                 .await
-                .map_err(|e| HttpFailure::new(format!("reading the response body: {}", chain(&e))))?
+                .map_err(|e| {
+                    HttpFailure::new(format!("reading the response body: {}", chain(&*e)))
+                })?
                 .to_bytes()
                 .to_vec();
             Ok(RawReply {

@@ -54,6 +54,7 @@ impl Shared {
             tls,
             connect_timeout: config.connect_timeout,
             request_timeout: config.effective_read_timeout(),
+            max_response: (config.max_envelope_size * 4).max(16 << 20),
         };
         Ok(Shared {
             endpoint: config.endpoint.to_string(),
