@@ -79,6 +79,28 @@ impl Peer {
         serde_json::from_str(body).unwrap_or_else(|e| panic!("control {path}: {e}: {resp}"))
     }
 
+    /// POST of a JSON body on the control endpoint.
+    pub fn control_post(&self, path: &str, body: &Value) -> Value {
+        let url = self.s("control_url");
+        let addr = url.trim_start_matches("http://");
+        let body = body.to_string();
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(
+            resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"),
+            "control {path}: {resp}"
+        );
+        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        serde_json::from_str(body).unwrap_or(Value::Null)
+    }
+
     /// Ids of the shells open on the peer.
     pub fn open_shell_ids(&self) -> Vec<String> {
         self.control("/shells")["shells"]

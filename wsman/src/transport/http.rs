@@ -301,9 +301,11 @@ impl HttpConn {
                 retryable: reused,
             })?;
             let resp = sender.send_request(req).await.map_err(|e| HttpFailure {
-                // A kept-alive connection the server closed just before we
-                // wrote: the request was never processed.
-                retryable: reused && (e.is_canceled() || e.is_incomplete_message()),
+                // Canceled = never written (the connection was found closed
+                // first). A connection closed after the request was written
+                // ("incomplete message") is not retried: the server may have
+                // acted on it (output dequeued, input consumed).
+                retryable: reused && e.is_canceled(),
                 reason: chain(&e),
                 timed_out: false,
             })?;

@@ -197,6 +197,12 @@ impl Connection {
 
     /// The open TCP connection, or a new one (which is unauthenticated).
     async fn conn(&mut self, shared: &Shared) -> Result<&mut HttpConn, Error> {
+        if self.http.is_some() {
+            // Let the connection's driver task see a close the server sent
+            // after its last response, so we reconnect instead of writing
+            // into a dying connection.
+            tokio::task::yield_now().await;
+        }
         if !self.http.as_ref().is_some_and(HttpConn::is_open) {
             self.http = None;
             self.reset();
