@@ -69,6 +69,37 @@ async fn reconnects_and_reauthenticates_after_connection_loss() {
         "{fault:?}"
     );
 
+    // A server slower than the read timeout: a timeout error, and the
+    // connection (state unknown) is replaced for the next request.
+    let mut cfg = WsmanConfig::new(
+        &peer.s("http_url"),
+        Auth::Ntlm {
+            username: format!("PEER\\{}", peer.s("user")),
+            password: Secret::new(peer.s("password")),
+        },
+    )
+    .unwrap();
+    cfg.operation_timeout = Duration::from_secs(1);
+    cfg.read_timeout = Some(Duration::from_secs(2));
+    let slow = WsmanClient::new(cfg).unwrap();
+    assert!(slow.receive(&shell, None).await.is_ok());
+    peer.control_post(
+        "/faults",
+        &json!({"kind": "delay", "action": "Receive", "delay_ms": 4000}),
+    );
+    let err = slow.receive(&shell, None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Http {
+                timed_out: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(slow.receive(&shell, None).await.is_ok());
+
     client.delete_shell(&shell).await.unwrap();
     assert!(!peer.open_shell_ids().contains(&pool_id));
     let stats = peer.control("/stats");

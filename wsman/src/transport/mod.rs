@@ -667,3 +667,50 @@ async fn gss_step(
     })?;
     Ok((g, r?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(headers: &[(&str, &str)]) -> Reply {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.append(
+                hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        Reply {
+            status: 401,
+            headers: h,
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn offered_schemes_from_separate_and_combined_headers() {
+        let r = reply(&[
+            ("WWW-Authenticate", "Negotiate"),
+            ("WWW-Authenticate", "Kerberos"),
+            ("WWW-Authenticate", "Basic realm=\"WSMAN\""),
+        ]);
+        assert_eq!(r.offered_schemes(), ["Negotiate", "Kerberos", "Basic"]);
+        let r = reply(&[(
+            "WWW-Authenticate",
+            "Negotiate, Basic realm=\"x\", charset=\"UTF-8\"",
+        )]);
+        assert_eq!(r.offered_schemes(), ["Negotiate", "Basic"]);
+    }
+
+    #[test]
+    fn server_tokens() {
+        let r = reply(&[
+            ("WWW-Authenticate", "Basic realm=\"x\""),
+            ("WWW-Authenticate", "negotiate AAEC"),
+        ]);
+        assert_eq!(r.server_token("Negotiate").unwrap(), Some(vec![0, 1, 2]));
+        assert_eq!(r.server_token("Kerberos").unwrap(), None);
+        let bad = reply(&[("WWW-Authenticate", "Negotiate !!!")]);
+        assert!(bad.server_token("Negotiate").is_err());
+    }
+}
