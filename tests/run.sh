@@ -10,8 +10,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # System packages: MIT Kerberos (KDC, client tools, GSSAPI headers for the
 # Rust and Python bindings), clang for bindgen, pkg-config, openssl (test
-# certificates signed with SHA-1/MD5 for the channel binding tests).
-apt_pkgs=(krb5-kdc krb5-admin-server krb5-user libkrb5-dev clang libclang-dev pkg-config openssl)
+# certificates signed with SHA-1/MD5 for the channel binding tests), tinyproxy
+# (a real HTTP CONNECT proxy for the wsman proxy test).
+apt_pkgs=(krb5-kdc krb5-admin-server krb5-user libkrb5-dev clang libclang-dev pkg-config openssl tinyproxy)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

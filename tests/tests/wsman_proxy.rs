@@ -1,0 +1,149 @@
+//! HTTPS through a real HTTP proxy (tinyproxy, CONNECT tunnel), taken from
+//! the environment, and NO_PROXY bypassing it. Own test binary: proxy
+//! environment variables are process-wide.
+
+mod support;
+
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{Peer, Psrp};
+use wsman::{Auth, CommandRequest, CreateShell, ReceiveOutcome, Secret, WsmanClient, WsmanConfig};
+
+struct Tinyproxy {
+    child: Child,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tinyproxy() -> (Tinyproxy, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("tinyproxy.log");
+    let conf = dir.path().join("tinyproxy.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port {port}\nListen 127.0.0.1\nTimeout 60\nLogLevel Connect\nLogFile \"{}\"\nMaxClients 20\nAllow 127.0.0.1\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let bin = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("tinyproxy not installed: tests/run.sh installs it");
+    let child = Command::new(bin)
+        .args(["-d", "-c"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tinyproxy did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (
+        Tinyproxy {
+            child,
+            log,
+            _dir: dir,
+        },
+        port,
+    )
+}
+
+async fn run_once(client: &WsmanClient) {
+    let mut psrp = Psrp::start();
+    let (pool_id, xml) = psrp.open();
+    let shell = client
+        .create_shell(
+            CreateShell::powershell("Microsoft.PowerShell")
+                .with_shell_id(pool_id)
+                .with_creation_xml(xml),
+        )
+        .await
+        .unwrap();
+    let mut opened = false;
+    for _ in 0..20 {
+        if let ReceiveOutcome::Data(r) = client.receive(&shell, None).await.unwrap() {
+            if psrp.feed(&r.stream_bytes("stdout"), None)["pool_state"] == "Opened" {
+                opened = true;
+                break;
+            }
+        }
+    }
+    assert!(opened, "pool did not open");
+    let (pid, frags) = psrp.pipeline(
+        "Write-Output",
+        json!({"InputObject": "through the proxy"}),
+        None,
+    );
+    let cmd = client
+        .command(&shell, CommandRequest::psrp(pid, &frags[0]))
+        .await
+        .unwrap();
+    assert!(!cmd.is_empty());
+    client.delete_shell(&shell).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_through_a_connect_proxy_from_the_environment() {
+    let peer = Peer::start(&[]);
+    let (proxy, port) = tinyproxy();
+    std::env::set_var("KRB5_CONFIG", peer.s("krb5_config"));
+    std::env::set_var("KRB5CCNAME", format!("FILE:{}", peer.s("ccache")));
+    std::env::set_var("HTTPS_PROXY", format!("http://127.0.0.1:{port}"));
+    std::env::remove_var("NO_PROXY");
+    std::env::remove_var("no_proxy");
+
+    let client_for = |auth: Auth| {
+        let mut c = WsmanConfig::new(&peer.s("https_url"), auth).unwrap();
+        c.tls.ca_bundle = Some(peer.s("ca_file").into());
+        c.operation_timeout = Duration::from_secs(5);
+        WsmanClient::new(c).unwrap()
+    };
+    // NTLM (with channel bindings: the tunnel is end to end) and Kerberos.
+    run_once(&client_for(Auth::Ntlm {
+        username: peer.s("user"),
+        password: Secret::new(peer.s("password")),
+    }))
+    .await;
+    run_once(&client_for(Auth::Kerberos {
+        username: None,
+        password: None,
+        spn: None,
+        delegate: false,
+    }))
+    .await;
+    let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();
+    let tunnels = log.matches("CONNECT").count();
+    assert!(tunnels >= 2, "the proxy saw {tunnels} CONNECTs:\n{log}");
+
+    // NO_PROXY=localhost: straight to the server, the proxy sees nothing new.
+    std::env::set_var("NO_PROXY", "localhost");
+    run_once(&client_for(Auth::Basic {
+        username: peer.s("user"),
+        password: Secret::new(peer.s("password")),
+    }))
+    .await;
+    let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();
+    assert_eq!(
+        log.matches("CONNECT").count(),
+        tunnels,
+        "NO_PROXY was ignored"
+    );
+}
