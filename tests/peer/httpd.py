@@ -84,6 +84,9 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                 self.close_connection = True
                 raise
 
+    def version_string(self) -> str:
+        return self.server_version
+
     def log_message(self, format: str, *args: typing.Any) -> None:
         log.debug("%s conn %d: " + format, self.server.name, self.conn_id, *args)
 
@@ -264,6 +267,15 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
         relates_to = None
         status = 200
         try:
+            if len(plain) > soap.SERVER_MAX_ENVELOPE:
+                raise soap.WSManFault(
+                    soap.ERROR_SERVER_ENVELOPE_LIMIT,
+                    f"The WS-Management service cannot process the request because the request envelope of "
+                    f"{len(plain)} bytes exceeds the server limit of {soap.SERVER_MAX_ENVELOPE} bytes "
+                    "(MaxEnvelopeSizekb).",
+                    subcode="w:EncodingLimit",
+                    soap_code="s:Sender",
+                )
             req = soap.parse_request(plain)
             relates_to = req.message_id
             record["message_id"] = req.message_id

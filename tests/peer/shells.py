@@ -300,6 +300,11 @@ class Shell:
 
     # ---- commands -----------------------------------------------------------------------
 
+    def check_open(self) -> None:
+        """Faults like WinRM when the shell was deleted meanwhile. Lock held."""
+        if self.closed:
+            raise soap.shell_not_found_fault(self.id)
+
     def new_command(self, pipeline_id: uuid.UUID, id_text: str) -> Command:
         if pipeline_id in self.commands:
             raise soap.WSManFault(

@@ -5,6 +5,7 @@ Each test goes through pypsrp (requests + pyspnego on the client side) against t
 what the peer recorded (control endpoint).
 """
 
+import base64
 import os
 import subprocess
 import sys
@@ -183,10 +184,16 @@ def test_wrong_password_is_authentication_error(peer: PeerProcess, auth: str, ss
         invoke(connect(peer, auth, ssl=ssl, password="not-the-password"), lambda ps: ps.add_cmdlet("Get-Date"))
 
 
-def test_password_never_logged(peer: PeerProcess) -> None:
+def test_passwords_never_logged(peer: PeerProcess) -> None:
     invoke(connect(peer, "basic", ssl=True), lambda ps: ps.add_cmdlet("Get-Date"))
+    with pytest.raises(AuthenticationError):
+        invoke(connect(peer, "basic", ssl=True, password="wrong-Pw-123"), lambda ps: ps.add_cmdlet("Get-Date"))
+    with pytest.raises(AuthenticationError):
+        invoke(connect(peer, "ntlm", password="wrong-Pw-123"), lambda ps: ps.add_cmdlet("Get-Date"))
     with open(peer.info["log_file"], encoding="utf-8", errors="replace") as f:
-        assert peer.info["password"] not in f.read()
+        text = f.read()
+    assert "wrong user name or password" in text  # failures are logged, with reasons
+    assert peer.info["password"] not in text and "wrong-Pw-123" not in text
 
 
 @pytest.mark.parametrize("listener", ["untrusted_port", "wrong_host_port"])
@@ -802,3 +809,108 @@ def test_psrpcore_client_decodes_large_output(peer: PeerProcess) -> None:
         items = outputs(events)
         assert [i.Name for i in items] == [f"item-{n:010d}.dat" for n in range(3000)]
         assert items[0].PSTypeNames[0] == "Deserialized.System.IO.FileInfo"
+
+
+# ---- robustness ---------------------------------------------------------------------------------
+
+_ENV = (
+    '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+    'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+    'xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" '
+    'xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header>'
+    "<a:Action>{action}</a:Action><a:MessageID>uuid:{mid}</a:MessageID>"
+    "<w:ResourceURI>http://schemas.microsoft.com/powershell/Microsoft.PowerShell</w:ResourceURI>"
+    "{header}</s:Header><s:Body>{body}</s:Body></s:Envelope>"
+)
+_SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
+_CREATE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create"
+_VERSION = '<w:OptionSet><w:Option Name="protocolversion" MustComply="true">2.3</w:Option></w:OptionSet>'
+
+
+def _shell_body(creation: str) -> str:
+    return (
+        '<rsp:Shell ShellId="{id}"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
+        "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
+        '<creationXml xmlns="http://schemas.microsoft.com/powershell">' + creation + "</creationXml></rsp:Shell>"
+    ).replace("{id}", str(uuid.uuid4()).upper())
+
+
+def _selector(shell_id: str) -> str:
+    return f'<w:SelectorSet><w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet>'
+
+
+@pytest.mark.parametrize(
+    "action,header,body,code",
+    [
+        (_CREATE, _VERSION, _shell_body("!!not base64!!"), 2150858817),
+        (_CREATE, _VERSION, _shell_body(base64.b64encode(b"\x00" * 5).decode()), 2150858817),
+        (_CREATE, _VERSION, _shell_body(base64.b64encode(os.urandom(300)).decode()), 2150858817),
+        (_CREATE, _VERSION, "<rsp:Shell/>", 2150858817),
+        (_CREATE, '<w:OptionSet><w:Option Name="protocolversion">3.0</w:Option></w:OptionSet>',
+         _shell_body(""), 2150858835),
+        (_SHELL + "Command", _selector("not-a-shell"), "<rsp:CommandLine/>", 2150858843),
+        (_SHELL + "Receive", "<w:OperationTimeout>PTxS</w:OperationTimeout>", "", 2150858817),
+        (_SHELL + "Receive", "<w:MaxEnvelopeSize>100</w:MaxEnvelopeSize>", "", 2150858805),
+        (_SHELL + "Frobnicate", "", "", 2150858771),
+        ("http://schemas.xmlsoap.org/ws/2004/09/transfer/Get", "", "", 2150858771),
+    ],
+)
+def test_malformed_requests_get_faults_and_the_peer_survives(
+    private_peer: typing.Callable[..., PeerProcess], action: str, header: str, body: str, code: int
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    p = private_peer("--allow-unencrypted")
+    envelope = _ENV.format(action=action, mid=str(uuid.uuid4()).upper(), header=header, body=body)
+    url = p.info["http_url"]
+    auth = (p.info["user"], p.info["password"])
+    headers = {"Content-Type": "application/soap+xml;charset=UTF-8"}
+    resp = requests.post(url, data=envelope.encode(), auth=auth, headers=headers, timeout=30)
+    assert resp.status_code == 500, resp.text
+    fault = ET.fromstring(resp.content).find(".//{http://schemas.microsoft.com/wbem/wsman/1/wsmanfault}WSManFault")
+    assert fault is not None and int(fault.get("Code")) == code
+    assert p.open_shells() == 0
+    # Still serving.
+    assert invoke(connect(p), lambda ps: ps.add_cmdlet("Get-Date")).state == PSInvocationState.COMPLETED
+
+
+def test_pipeline_commands_against_a_deleted_shell(peer: PeerProcess) -> None:
+    pool = RunspacePool(connect(peer))
+    pool.open()
+    pool.shell.wsman.delete(pool.shell.resource_uri, selector_set=_selectors(pool.shell.id))
+    ps = PowerShell(pool)
+    ps.add_cmdlet("Get-Date")
+    with pytest.raises(WSManFaultError) as e:
+        ps.invoke()
+    assert e.value.code == SHELL_NOT_FOUND
+
+
+def test_remove_item_is_per_pool_and_needs_force_for_hidden(peer: PeerProcess) -> None:
+    with RunspacePool(connect(peer)) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Remove-Item").add_parameter("Path", "C:\\Temp\\report.txt")
+        ps.add_statement().add_cmdlet("Remove-Item").add_parameter("Path", "C:\\Temp\\secret.txt")
+        ps.add_statement().add_cmdlet("Get-ChildItem").add_parameter("Path", "C:\\Temp").add_parameter("Name")
+        ps.invoke()
+        assert "report.txt" not in ps.output and "data.csv" in ps.output
+        assert ps.streams.error[0].fq_error.startswith("RemoveFileSystemItemUnAuthorizedAccess,")
+    # A new pool sees the original file system.
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Get-Item").add_parameter("Path", "C:\\Temp\\report.txt"))
+    assert len(ps.output) == 1
+
+
+def test_concurrent_clients(peer: PeerProcess) -> None:
+    import concurrent.futures
+
+    def work(n: int) -> typing.List[int]:
+        counts = []
+        with RunspacePool(connect(peer, "ntlm" if n % 2 else "kerberos-ccache")) as pool:
+            for size in (50, 300):
+                ps = PowerShell(pool)
+                ps.add_cmdlet("Get-LargeOutput").add_parameter("Count", size + n)
+                counts.append(len(ps.invoke()))
+        return counts
+
+    with concurrent.futures.ThreadPoolExecutor(6) as executor:
+        results = list(executor.map(work, range(6)))
+    assert results == [[50 + n, 300 + n] for n in range(6)]

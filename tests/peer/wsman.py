@@ -201,6 +201,7 @@ class Handlers:
             id_text = str(pipeline_id).upper()
         record["command_id"] = id_text
         with shell.cond:
+            shell.check_open()
             command = shell.new_command(pipeline_id, id_text)
             command.fragments_in_command = fragments
             try:
@@ -217,6 +218,7 @@ class Handlers:
             raise soap.schema_fault("The Send body must contain rsp:Send/rsp:Stream.")
         record["streams"] = [s.get("Name") for s in streams]
         with shell.cond:
+            shell.check_open()
             for stream in streams:
                 name = stream.get("Name") or ""
                 if name not in ("stdin", "pr"):
@@ -267,6 +269,7 @@ class Handlers:
         record["command_id"] = command_id
         record["signal_code"] = code
         with shell.cond:
+            shell.check_open()
             if not command_id:
                 raise soap.schema_fault("rsp:Signal needs a CommandId for a PowerShell shell.")
             command = self._command(shell, command_id)
