@@ -15,8 +15,9 @@ from spnego.channel_bindings import GssChannelBindings
 SERVICE = "HTTP"
 HOST = "localhost"
 
-# Scheme word (as sent by the client, case-insensitive) -> pyspnego protocol.
-SPNEGO_SCHEMES = {"negotiate": "negotiate", "kerberos": "kerberos", "ntlm": "ntlm"}
+# Scheme word (as sent by the client, case-insensitive) -> pyspnego protocol. WinRM
+# offers Negotiate (SPNEGO: Kerberos or NTLM, raw NTLM tokens too) and Kerberos.
+SPNEGO_SCHEMES = {"negotiate": "negotiate", "kerberos": "kerberos"}
 
 # MS-NLMP 2.2.2.1: AV_PAIR id of MsvAvChannelBindings.
 _AV_CHANNEL_BINDINGS = 0x000A

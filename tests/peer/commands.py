@@ -1,6 +1,7 @@
 """The emulated PowerShell commands (Python implementations emitting typed objects)."""
 
 import datetime
+import fnmatch
 import threading
 import typing
 from xml.etree import ElementTree
@@ -8,6 +9,8 @@ from xml.etree import ElementTree
 from psrpcore.types import (
     ErrorCategory,
     HostMethodIdentifier,
+    ProgressRecordType,
+    PSCustomObject,
     PSDict,
     serialize,
 )
@@ -16,7 +19,7 @@ from psrpcore._crypto import PSRemotingCrypto
 
 from peer import fakefs, objects
 from peer.binding import Param
-from peer.runner import Call, Configuration, TerminatingError, progress_type
+from peer.runner import Call, Configuration, TerminatingError
 
 
 class Spec(typing.NamedTuple):
@@ -90,8 +93,6 @@ def get_item(call: Call) -> None:
      Param("Include"), Param("Exclude"), Param("Depth")],
 )
 def get_child_item(call: Call) -> None:
-    import fnmatch
-
     fs = call.inv.session.fs
     force = call.bound.switch("Force")
     recurse = call.bound.switch("Recurse")
@@ -271,7 +272,7 @@ def write_progress(call: Call) -> None:
             current_operation=b.get("CurrentOperation"),
             parent_activity_id=int(b.get("ParentId", -1)),
             percent_complete=int(b.get("PercentComplete", -1)),
-            record_type=progress_type(b.switch("Completed")),
+            record_type=ProgressRecordType.Completed if b.switch("Completed") else ProgressRecordType.Processing,
             seconds_remaining=int(b.get("SecondsRemaining", -1)),
         )
     )
@@ -334,8 +335,6 @@ def set_ps_debug(call: Call) -> None:
     [Param("Name", 0, aliases=("ProcessName",)), Param("Id", aliases=("PID",))],
 )
 def get_process(call: Call) -> None:
-    import fnmatch
-
     table = [("Idle", 0, 0, 8192, 0.0), ("System", 4, 3120, 151552, 812.5),
              ("svchost", 1020, 690, 22351872, 12.3), ("wsmprovhost", 4242, 512, 73400320, 1.5)]
     names = [str(n).lower() for n in _as_list(call.bound.get("Name"))]
@@ -376,7 +375,7 @@ def invoke_echo(call: Call) -> None:
             parameters[name] = value
             types[name] = label
     call.output(
-        objects.custom(
+        PSCustomObject(
             Command="Invoke-Echo",
             Parameters=PSDict(parameters),
             Arguments=arguments,

@@ -78,10 +78,9 @@ def unwrap(
             plain = unwrap_fn(header, data)
         except Exception as e:
             raise EncryptionError(f"decryption failed: {type(e).__name__}: {e}") from None
-        if len(plain) != length:
-            # Padding (RC4 Kerberos) is removed by unwrap; Length includes it.
-            if len(plain) > length:
-                raise EncryptionError(f"decrypted {len(plain)} bytes but OriginalContent Length is {length}")
+        # Length counts padding (RC4 Kerberos) that unwrap removes, so it may be larger.
+        if len(plain) > length:
+            raise EncryptionError(f"decrypted {len(plain)} bytes but OriginalContent Length is {length}")
         out += plain
     return bytes(out)
 

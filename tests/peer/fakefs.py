@@ -24,18 +24,16 @@ class Node:
     def __init__(
         self,
         name: str,
-        is_dir: bool,
         length: int = 0,
         attributes: int = FileAttributes.Archive,
         day: int = 1,
         children: typing.Optional[typing.List["Node"]] = None,
     ) -> None:
+        """A file, or a directory when ``children`` is given."""
         self.name = name
-        self.is_dir = is_dir
+        self.is_dir = children is not None
         self.length = length
-        self.attributes = int(attributes) | (FileAttributes.Directory if is_dir else 0)
-        if is_dir and attributes == FileAttributes.Archive:
-            self.attributes = int(FileAttributes.Directory)
+        self.attributes = int(FileAttributes.Directory) if self.is_dir else int(attributes)
         self.created = _when(day, 9)
         self.written = _when(day, 17)
         self.children: typing.Dict[str, Node] = {c.name.lower(): c for c in (children or [])}
@@ -45,31 +43,30 @@ class Node:
         return bool(self.attributes & FileAttributes.Hidden)
 
 
+def _file(name: str, length: int, attributes: int = FileAttributes.Archive, day: int = 2) -> Node:
+    return Node(name, length, attributes, day)
+
+
+def _dir(name: str, children: typing.List[Node], day: int = 1) -> Node:
+    return Node(name, day=day, children=children)
+
+
 def _template() -> Node:
-    f = lambda name, length, attrs=FileAttributes.Archive, day=2: Node(name, False, length, attrs, day)  # noqa: E731
-    d = lambda name, children, attrs=FileAttributes.Archive, day=1: Node(name, True, 0, attrs, day, children)  # noqa
-    return d(
+    return _dir(
         "C:",
         [
-            d(
+            _dir(
                 "Temp",
                 [
-                    f("report.txt", 1234),
-                    f("data.csv", 4096, day=3),
-                    f("readonly.log", 512, FileAttributes.Archive | FileAttributes.ReadOnly, day=4),
-                    f("secret.txt", 42, FileAttributes.Archive | FileAttributes.Hidden, day=5),
-                    d(
-                        "Logs",
-                        [
-                            f("app.log", 20480, day=6),
-                            d("old", [f("2023.log", 777, day=7)], day=6),
-                        ],
-                        day=5,
-                    ),
+                    _file("report.txt", 1234),
+                    _file("data.csv", 4096, day=3),
+                    _file("readonly.log", 512, FileAttributes.Archive | FileAttributes.ReadOnly, day=4),
+                    _file("secret.txt", 42, FileAttributes.Archive | FileAttributes.Hidden, day=5),
+                    _dir("Logs", [_file("app.log", 20480, day=6), _dir("old", [_file("2023.log", 777, day=7)], 6)], 5),
                 ],
             ),
-            d("Users", [d("testuser", [d("Documents", [f("notes.txt", 64, day=8)])])]),
-            d("Windows", [f("win.ini", 92, day=1)], FileAttributes.Archive, day=1),
+            _dir("Users", [_dir("testuser", [_dir("Documents", [_file("notes.txt", 64, day=8)])])]),
+            _dir("Windows", [_file("win.ini", 92, day=1)]),
         ],
     )
 

@@ -11,7 +11,9 @@ import time
 import typing
 import uuid
 
-from peer import runner, shells, soap
+from psrpcore.types import PSInvocationState
+
+from peer import objects, runner, shells, soap
 
 log = logging.getLogger("peer.instance")
 
@@ -86,7 +88,7 @@ class Instance:
 
     def new_shell(self, shell_id: str, configuration: runner.Configuration, ctx: typing.Any, uri: str) -> shells.Shell:
         shell = shells.Shell(
-            self, shell_id, configuration, ctx.principal, ctx.client_ip, uri, lambda s: runner.SessionState(configuration)
+            self, shell_id, configuration, ctx.principal, ctx.client_ip, uri, runner.SessionState(configuration)
         )
         with self.lock:
             key = self._key(shell_id)
@@ -138,9 +140,6 @@ class Instance:
 
     def start_metadata(self, shell: shells.Shell, command: shells.Command) -> None:
         # GET_COMMAND_METADATA is not emulated: fail the pipeline like an unsupported call.
-        from peer import objects
-        from psrpcore.types import PSInvocationState
-
         command.pipeline._change_state(PSInvocationState.Running, emit=False)
         command.pipeline._change_state(
             PSInvocationState.Failed,

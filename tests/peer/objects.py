@@ -13,7 +13,6 @@ from psrpcore.types import (
     ErrorCategoryInfo,
     ErrorRecord,
     NETException,
-    PSCustomObject,
     PSDateTime,
     PSEnumBase,
     PSFlagBase,
@@ -388,6 +387,3 @@ def process_object(name: str, pid: int, handles: int, ws: int, cpu: float) -> PS
         add_note_property(obj, prop, value)
     return obj
 
-
-def custom(**props: typing.Any) -> PSCustomObject:
-    return PSCustomObject(**props)

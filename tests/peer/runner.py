@@ -13,7 +13,6 @@ import typing
 from psrpcore.types import (
     ErrorRecord,
     HostMethodIdentifier,
-    ProgressRecordType,
     PSInvocationState,
     PSRPMessageType,
 )
@@ -396,6 +395,3 @@ def _render(name: str, params: typing.List[typing.Tuple[typing.Optional[str], ty
         parts.append(f"'{value}'" if isinstance(value, str) else str(value))
     return " ".join(parts)
 
-
-def progress_type(completed: bool) -> ProgressRecordType:
-    return ProgressRecordType.Completed if completed else ProgressRecordType.Processing

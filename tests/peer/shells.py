@@ -17,10 +17,6 @@ import uuid
 import psrpcore
 from psrpcore._payload import create_fragment, create_message
 from psrpcore.types import (
-    ErrorCategory,
-    ErrorCategoryInfo,
-    ErrorRecord,
-    NETException,
     PSInvocationState,
     PSRPMessageType,
     PSVersion,
@@ -137,7 +133,7 @@ class Shell:
         owner: str,
         client_ip: str,
         resource_uri: str,
-        session_factory: typing.Callable[["Shell"], typing.Any],
+        session: typing.Any,
     ) -> None:
         self.instance = instance
         self.id = shell_id
@@ -152,7 +148,7 @@ class Shell:
         self.queued_bytes: typing.Dict[typing.Optional[uuid.UUID], int] = {None: 0}
         self.commands: typing.Dict[uuid.UUID, Command] = {}
         self.closed = False
-        self.session = session_factory(self)
+        self.session = session
 
     # ---- feeding psrpcore -------------------------------------------------------------
 
@@ -381,10 +377,3 @@ def _application_private_data() -> typing.Dict[str, typing.Any]:
         },
     }
 
-
-def failed_record(message: str, error_id: str, reason: str = "RuntimeException") -> ErrorRecord:
-    return ErrorRecord(
-        Exception=NETException(Message=message),
-        CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.NotSpecified, Reason=reason),
-        FullyQualifiedErrorId=error_id,
-    )

@@ -18,10 +18,7 @@ def _label(el: ET.Element, types: typing.Dict[str, str], objs: typing.Dict[str, 
     tn = el.find("TN")
     if tn is not None:
         first = tn.find("T")
-        name = first.text if first is not None and first.text else ""
-        if tn.get("RefId") is not None:
-            types[tn.get("RefId", "")] = name
-        return f"Obj:{name}"
+        return "Obj:" + (first.text if first is not None and first.text else "")
     tnref = el.find("TNRef")
     if tnref is not None:
         return "Obj:" + types.get(tnref.get("RefId", ""), "")
