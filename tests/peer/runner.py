@@ -206,11 +206,13 @@ class Invocation:
 
     def trace(self, text: str, line: int = 1) -> None:
         # Set-PSDebug -Trace: PowerShell writes these as debug records whatever $DebugPreference is.
-        level = self.session.trace_level
-        if level >= 2:
-            self.write(lambda p: p.write_debug("     ! CALL function '<ScriptBlock>'"))
-        if level >= 1:
+        if self.session.trace_level >= 1:
             self.write(lambda p: p.write_debug(f"{line:5}+  >>>> {text}"))
+
+    def trace_call(self) -> None:
+        # -Trace 2 also reports entering each script block.
+        if self.session.trace_level >= 2:
+            self.write(lambda p: p.write_debug("     ! CALL function '<ScriptBlock>'"))
 
     def inject_output(self, payloads: typing.Iterable[bytes]) -> None:
         with self.shell.cond:
@@ -273,6 +275,8 @@ class Invocation:
             metadata = self.pipeline.metadata
             if not metadata.no_input:
                 self.wait_for_input()
+            if not any(c.is_script for c in metadata.commands):
+                self.trace_call()  # scripts report their own script block
             raw = self.shell.pool.raw_create_pipeline.get(self.command.id)
             try:
                 wire = wiretypes.argument_types(raw) if raw else []
@@ -357,6 +361,7 @@ class Invocation:
                 )
             ) from None
         collected: typing.List[typing.Any] = []
+        self.trace_call()
         for stmt in statements:
             if stmt.assign is not None:
                 name, value = stmt.assign

@@ -404,6 +404,18 @@ def test_set_psdebug_trace(peer: PeerProcess) -> None:
         ps.add_cmdlet("Get-Date")
         ps.invoke()
         assert ps.streams.debug == []
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Set-PSDebug").add_parameter("Trace", 2)
+        ps.invoke()
+        ps = PowerShell(pool)
+        ps.add_script("$VerbosePreference = 'Continue'\nGet-Date")
+        ps.invoke()
+        assert [d.message for d in ps.streams.debug] == [
+            "     ! CALL function '<ScriptBlock>'",
+            "    1+  >>>> $VerbosePreference = 'Continue'",
+            "     ! SET $VerbosePreference = 'Continue'.",
+            "    2+  >>>> Get-Date",
+        ]
     # Another pool starts without tracing.
     ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Get-Date"))
     assert ps.streams.debug == []
