@@ -3,9 +3,13 @@
 //! - [`clixml`]: the CLIXML value model, decoder, encoder and JSON conversion.
 //! - [`fragment`]: splitting PSRP messages into fragments and reassembling them.
 //! - [`message`]: the PSRP message header, message types and typed messages.
+//! - [`command`]: commands, pipelines and the CREATE_PIPELINE message.
+//! - [`host`]: the client host as PSRP sees it: HostInfo, host calls and responses.
 
 #![warn(missing_docs)]
 
 pub mod clixml;
+pub mod command;
 pub mod fragment;
+pub mod host;
 pub mod message;
