@@ -112,6 +112,14 @@ pub(crate) struct Scope {
     next_ordinal: u32,
 }
 
+impl Scope {
+    /// Forgets the objects (not the type names): an `<Objs>` reader does
+    /// this between items so that memory stays proportional to one item.
+    pub(crate) fn forget_objects(&mut self) {
+        self.objects = IdTable::default();
+    }
+}
+
 #[derive(Clone)]
 enum ObjSlot {
     /// Still being decoded: a `<Ref>` to it is a cycle.
@@ -764,15 +772,12 @@ impl<'a, 's> Parser<'a, 's> {
                 };
                 col.map(|col| obj.collection = Some(col))
             }
-            Tag::Obj | Tag::Ref => {
-                return Err(self.err(DecodeErrorKind::UnexpectedElement {
-                    element: tag.name().to_owned(),
-                    context: "<Obj> (only a primitive may be wrapped)",
-                }))
-            }
+            // A wrapped value: an enum's number, a primitive with notes, or
+            // (as Windows writes a PSObject whose base is a PSObject) an
+            // object.
             _ => {
                 if obj.base.is_some() {
-                    return Err(self.err(DecodeErrorKind::DuplicateMember("wrapped primitive")));
+                    return Err(self.err(DecodeErrorKind::DuplicateMember("wrapped value")));
                 }
                 // `value` labels its own errors.
                 obj.base = Some(self.value(c, empty, depth)?);

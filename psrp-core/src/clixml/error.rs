@@ -119,6 +119,13 @@ impl DecodeError {
         self
     }
 
+    /// The same error with its offset moved by `base` bytes (for an item
+    /// decoded out of a larger document).
+    pub(crate) fn shifted(mut self, base: u64) -> Self {
+        self.offset += base;
+        self
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> &DecodeErrorKind {
         &self.kind

@@ -190,34 +190,6 @@ fn digits_n(b: &[u8]) -> Option<u32> {
     Some(b.iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0')))
 }
 
-fn days_in_month(year: u16, month: u8) -> u8 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
-impl DateTime {
-    /// Whether the fields form a real .NET DateTime (year 1..=9999, a real
-    /// calendar day, 100 ns ticks below one second, offset within ±23:59).
-    pub fn is_valid(&self) -> bool {
-        (1..=9999).contains(&self.year)
-            && (1..=12).contains(&self.month)
-            && self.day >= 1
-            && self.day <= days_in_month(self.year, self.month)
-            && self.hour < 24
-            && self.minute < 60
-            && self.second < 60
-            && self.ticks < 10_000_000
-            && match self.kind {
-                DateTimeKind::Local { offset_minutes } => offset_minutes.abs() < 24 * 60,
-                _ => true,
-            }
-    }
-}
-
 /// Parses `YYYY-MM-DDTHH:MM:SS[.f{1,7}][Z|±HH:MM]`.
 pub(crate) fn parse_datetime(s: &str) -> Option<DateTime> {
     let b = trim_xml(s).as_bytes();
