@@ -431,24 +431,34 @@ impl Defragmenter {
     /// their last fragments arrived.
     pub fn push(&mut self, data: &[u8]) -> Result<Vec<Vec<u8>>, DefragmentError> {
         let mut done = Vec::new();
-        if self.tail.is_empty() {
-            let used = self.consume(data, &mut done)?;
-            self.keep_tail(&data[used..])?;
-        } else {
-            let mut joined = std::mem::take(&mut self.tail);
-            joined.extend_from_slice(data);
-            let used = self.consume(&joined, &mut done)?;
-            self.keep_tail(&joined[used..])?;
-        }
+        self.push_into(data, &mut done)?;
         Ok(done)
     }
 
-    fn keep_tail(&mut self, rest: &[u8]) -> Result<(), DefragmentError> {
+    /// Like [`Defragmenter::push`] but appends completed messages to `done`,
+    /// so that those completed before an error are kept.
+    pub fn push_into(
+        &mut self,
+        data: &[u8],
+        done: &mut Vec<Vec<u8>>,
+    ) -> Result<(), DefragmentError> {
+        if self.tail.is_empty() {
+            let used = self.consume(data, done)?;
+            self.keep_tail(&data[used..]);
+        } else {
+            let mut joined = std::mem::take(&mut self.tail);
+            joined.extend_from_slice(data);
+            let used = self.consume(&joined, done)?;
+            self.keep_tail(&joined[used..]);
+        }
+        Ok(())
+    }
+
+    fn keep_tail(&mut self, rest: &[u8]) {
         // `consume` stops only at an incomplete fragment whose announced
         // length already passed the size check, so the tail is bounded.
         self.tail.clear();
         self.tail.extend_from_slice(rest);
-        Ok(())
     }
 
     /// Processes whole fragments from `data`; returns how many bytes were used.

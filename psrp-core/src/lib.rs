@@ -5,6 +5,7 @@
 //! - [`message`]: the PSRP message header, message types and typed messages.
 //! - [`command`]: commands, pipelines and the CREATE_PIPELINE message.
 //! - [`host`]: the client host as PSRP sees it: HostInfo, host calls and responses.
+//! - [`pool`] and [`pipeline`]: the sans-IO runspace pool and pipeline state machines.
 
 #![warn(missing_docs)]
 
@@ -13,3 +14,5 @@ pub mod command;
 pub mod fragment;
 pub mod host;
 pub mod message;
+pub mod pipeline;
+pub mod pool;
