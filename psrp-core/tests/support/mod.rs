@@ -95,3 +95,5 @@ pub fn venv_python() -> PathBuf {
     );
     python
 }
+
+pub mod peer;
