@@ -289,7 +289,7 @@ fn rejects_malformed_input() {
         ("<By>256</By>", |k| {
             matches!(k, DecodeErrorKind::InvalidValue { .. })
         }),
-        ("<Db>inf</Db>", |k| {
+        ("<Db>infinite</Db>", |k| {
             matches!(k, DecodeErrorKind::InvalidValue { .. })
         }),
         ("<PR><AV>a</AV></PR>", |k| {

@@ -18,23 +18,40 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// The special values .NET writes (`INF`, `-INF`, `NaN`) and reads (any
+/// case in .NET Core; psrpcore writes `NAN`), also spelled `Infinity`.
+fn special_float(t: &str) -> Option<f64> {
+    let (negative, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let v = if body.eq_ignore_ascii_case("INF") || body.eq_ignore_ascii_case("Infinity") {
+        f64::INFINITY
+    } else if body.eq_ignore_ascii_case("NaN") {
+        f64::NAN
+    } else {
+        return None;
+    };
+    Some(if negative { -v } else { v })
+}
+
+/// Whether `t` uses only the characters of decimal/exponent notation (Rust
+/// would also accept spellings .NET does not, such as "inf").
+fn is_float_text(t: &str) -> bool {
+    !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+}
+
 /// Parses a floating-point value as `XmlConvert.ToDouble` does: decimal or
 /// exponent notation, `INF`, `-INF`, `NaN`.
 pub(crate) fn parse_f64(s: &str) -> Option<f64> {
     let t = trim_xml(s);
-    match t {
-        "INF" => return Some(f64::INFINITY),
-        "-INF" => return Some(f64::NEG_INFINITY),
-        "NaN" => return Some(f64::NAN),
-        _ => {}
+    if let Some(v) = special_float(t) {
+        return Some(v);
     }
-    // Rust also accepts "inf"/"infinity"/"nan" spelled any way; .NET does
-    // not, so only digits, signs, '.' and exponents get here.
-    if t.is_empty()
-        || !t
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
-    {
+    if !is_float_text(t) {
         return None;
     }
     t.parse().ok()
@@ -42,17 +59,10 @@ pub(crate) fn parse_f64(s: &str) -> Option<f64> {
 
 pub(crate) fn parse_f32(s: &str) -> Option<f32> {
     let t = trim_xml(s);
-    match t {
-        "INF" => return Some(f32::INFINITY),
-        "-INF" => return Some(f32::NEG_INFINITY),
-        "NaN" => return Some(f32::NAN),
-        _ => {}
+    if let Some(v) = special_float(t) {
+        return Some(v as f32);
     }
-    if t.is_empty()
-        || !t
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
-    {
+    if !is_float_text(t) {
         return None;
     }
     t.parse().ok()
@@ -433,9 +443,12 @@ mod tests {
     }
 
     #[test]
-    fn float_parse_rejects_rust_only_spellings() {
-        assert_eq!(parse_f64("inf"), None);
-        assert_eq!(parse_f64("infinity"), None);
+    fn float_parse_accepts_dotnet_spellings_only() {
+        assert_eq!(parse_f64("in"), None);
+        assert_eq!(parse_f64("1.5f"), None);
+        assert_eq!(parse_f64("0x10"), None);
+        assert_eq!(parse_f64("-Infinity"), Some(f64::NEG_INFINITY));
+        assert!(parse_f32("NAN").unwrap().is_nan());
         assert_eq!(parse_f64("INF"), Some(f64::INFINITY));
         assert_eq!(parse_f64(" 1.5E+20 "), Some(1.5e20));
         assert!(parse_f64("NaN").unwrap().is_nan());
