@@ -10,8 +10,8 @@ use psrp_core::command::{CreatePipeline, PowerShell};
 use psrp_core::fragment::Defragmenter;
 use psrp_core::host::HostMethodId;
 use psrp_core::message::{
-    ApartmentState, Availability, ErrorCategory, Message, MessageType, PipelineState,
-    ProgressRecordType, RawMessage, RunspacePoolState, PROTOCOL_2_3,
+    ApartmentState, Availability, CommandMetadataReply, CommandTypes, ErrorCategory, Message,
+    MessageType, PipelineState, ProgressRecordType, RawMessage, RunspacePoolState, PROTOCOL_2_3,
 };
 
 fn parsed() -> Vec<(String, RawMessage, Message)> {
@@ -341,6 +341,45 @@ fn outputs_and_input_markers() {
     match find(&all, "multi_fragment_output_11frags") {
         Message::PipelineOutput(v) => assert!(!matches!(v, PsValue::Null)),
         m => panic!("{m:?}"),
+    }
+}
+
+#[test]
+fn command_metadata_replies_parse() {
+    let all = parsed();
+    let reply = |name: &str| match find(&all, name) {
+        Message::PipelineOutput(v) => CommandMetadataReply::from_value(v).unwrap(),
+        m => panic!("{m:?}"),
+    };
+    assert_eq!(
+        reply("generic_measure_info"),
+        CommandMetadataReply::Count(3)
+    );
+    match reply("cmdlet_info_metadata") {
+        CommandMetadataReply::Command(c) => {
+            assert_eq!(c.name, "New-PSSession");
+            assert_eq!(c.namespace.as_deref(), Some("Microsoft.PowerShell.Core"));
+            assert_eq!(c.command_type, CommandTypes::CMDLET);
+            assert_eq!(c.command_type.name(), "Cmdlet");
+            assert_eq!(
+                c.output_type,
+                vec!["System.Management.Automation.Runspaces.PSSession".to_owned()]
+            );
+            let cn = &c.parameters[0];
+            assert_eq!(cn.name, "ComputerName");
+            assert_eq!(cn.parameter_type, "System.String[]");
+            assert_eq!(cn.aliases, vec!["Cn".to_owned()]);
+            assert!(!cn.switch_parameter);
+            assert!(c.parameters.iter().any(|p| p.switch_parameter));
+        }
+        r => panic!("{r:?}"),
+    }
+    match reply("function_info_metadata") {
+        CommandMetadataReply::Command(c) => {
+            assert_eq!(c.command_type, CommandTypes::FUNCTION);
+            assert!(!c.name.is_empty());
+        }
+        r => panic!("{r:?}"),
     }
 }
 

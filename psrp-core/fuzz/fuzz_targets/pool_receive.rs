@@ -9,13 +9,32 @@ use libfuzzer_sys::fuzz_target;
 use psrp_core::command::{Command, CreatePipeline, PowerShell};
 use psrp_core::fragment::OutgoingMessage;
 use psrp_core::message::{
-    Destination, Message, RunspacePoolState, RunspacePoolStateMessage, SessionCapability,
+    guid_from_dotnet_bytes, Destination, Message, RunspacePoolState, RunspacePoolStateMessage,
+    SessionCapability,
 };
 use psrp_core::pool::{RunspacePool, RunspacePoolConfig, Target};
 use uuid::Uuid;
 
-/// The pipeline id the fuzzer can target (bytes 01 00 .. 00 in the header).
-const PIPELINE: Uuid = Uuid::from_u128(1);
+/// Ids taken from the first message header in the input (fragment header
+/// 21 bytes, then destination and type), so that recorded streams used as
+/// seeds reach the pool and their pipeline.
+fn ids(data: &[u8]) -> (Uuid, Uuid) {
+    let guid = |range: std::ops::Range<usize>| {
+        data.get(range)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .map(guid_from_dotnet_bytes)
+            .unwrap_or_default()
+    };
+    let pipeline = guid(45..61);
+    (
+        guid(29..45),
+        if pipeline.is_nil() {
+            Uuid::from_u128(1)
+        } else {
+            pipeline
+        },
+    )
+}
 
 fn server_fragment(object_id: u64, message: Message) -> Vec<u8> {
     let raw = message
@@ -26,9 +45,9 @@ fn server_fragment(object_id: u64, message: Message) -> Vec<u8> {
     out
 }
 
-fn open_pool() -> RunspacePool {
+fn open_pool(id: Uuid, pipeline: Uuid) -> RunspacePool {
     let mut pool = RunspacePool::new(RunspacePoolConfig {
-        id: Uuid::nil(),
+        id,
         ..RunspacePoolConfig::default()
     });
     pool.open(32 * 1024).expect("open");
@@ -46,20 +65,21 @@ fn open_pool() -> RunspacePool {
     pool.receive(Target::Pool, &opened).expect("receive");
     while let Ok(Some(_)) = pool.next_event() {}
     let spec = CreatePipeline::new(PowerShell::new(Command::new("Get-Item")));
-    pool.create_pipeline_with_id(PIPELINE, spec, 32 * 1024)
+    pool.create_pipeline_with_id(pipeline, spec, 32 * 1024)
         .expect("pipeline");
     pool
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut pool = open_pool();
-    // The first byte splits the input between the pool's Receive and the
-    // pipeline's.
-    let Some((cut, rest)) = data.split_first() else {
-        return;
-    };
-    let cut = (*cut as usize * rest.len()) / 255;
-    for (target, chunk) in [(Target::Pool, &rest[..cut]), (Target::Pipeline(PIPELINE), &rest[cut..])] {
+    let (id, pipeline) = ids(data);
+    let mut pool = open_pool(id, pipeline);
+    // The last byte splits the input between the pool's Receive and the
+    // pipeline's (the input stays a plain fragment stream).
+    let cut = data.last().map_or(0, |b| (*b as usize * data.len()) / 255);
+    for (target, chunk) in [
+        (Target::Pool, &data[..cut]),
+        (Target::Pipeline(pipeline), &data[cut..]),
+    ] {
         let _ = pool.receive(target, chunk);
         // next_event consumes one message per call, error or not.
         while !matches!(pool.next_event(), Ok(None)) {}

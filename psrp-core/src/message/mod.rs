@@ -32,7 +32,10 @@ pub use header::{
     guid_from_dotnet_bytes, guid_to_dotnet_bytes, Destination, HeaderError, MessageType,
     RawMessage, MESSAGE_HEADER_LEN,
 };
-pub use pipeline::{CommandTypes, GetCommandMetadata, PipelineState, PipelineStateMessage};
+pub use pipeline::{
+    CommandMetadata, CommandMetadataReply, CommandTypes, GetCommandMetadata, ParameterMetadata,
+    PipelineState, PipelineStateMessage,
+};
 pub use pool::{
     dictionary_get, ApartmentState, ApplicationPrivateData, Availability, CallId,
     ConnectRunspacePool, InitRunspacePool, KeyBlob, PsThreadOptions, RunspaceAvailability,

@@ -186,3 +186,92 @@ impl GetCommandMetadata {
             .build()
     }
 }
+
+/// One object of the answer to GET_COMMAND_METADATA (sent as
+/// PIPELINE_OUTPUT): first the number of commands, then one per command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommandMetadataReply {
+    /// The first object: how many commands follow (`Count`).
+    Count(i64),
+    /// A command.
+    Command(CommandMetadata),
+}
+
+/// What a server says about one command (MS-PSRP 2.2.3.22 CommandMetadata).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandMetadata {
+    /// `Name`.
+    pub name: String,
+    /// `Namespace`: the module or snap-in.
+    pub namespace: Option<String>,
+    /// `HelpUri`.
+    pub help_uri: Option<String>,
+    /// `CommandType`.
+    pub command_type: CommandTypes,
+    /// `OutputType`: .NET type names the command declares.
+    pub output_type: Vec<String>,
+    /// `Parameters`, in the server's order.
+    pub parameters: Vec<ParameterMetadata>,
+}
+
+/// One parameter of a command (ParameterMetadata).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterMetadata {
+    /// `Name`.
+    pub name: String,
+    /// `ParameterType`: the .NET type name.
+    pub parameter_type: String,
+    /// `Aliases`.
+    pub aliases: Vec<String>,
+    /// `IsDynamic`.
+    pub is_dynamic: bool,
+    /// `SwitchParameter`.
+    pub switch_parameter: bool,
+}
+
+impl CommandMetadataReply {
+    const CONTEXT: &'static str = "CommandMetadata";
+
+    /// Reads one output object of a GET_COMMAND_METADATA pipeline.
+    pub fn from_value(v: &PsValue) -> Result<Self, MessageError> {
+        let p = Props::of(v, Self::CONTEXT)?;
+        if p.get("Name").is_none() {
+            if let Some(count) = p.opt_i64("Count")? {
+                return Ok(CommandMetadataReply::Count(count));
+            }
+        }
+        let mut parameters = Vec::new();
+        if let Some(params) = p.get("Parameters") {
+            let entries = super::values::dict_entries(params).ok_or(MessageError::WrongType {
+                context: Self::CONTEXT,
+                property: "Parameters",
+                expected: "a dictionary",
+                found: super::values::kind_name(params),
+            })?;
+            for (_, meta) in entries {
+                let mp = Props::of(meta, "ParameterMetadata")?;
+                parameters.push(ParameterMetadata {
+                    name: mp.string("Name")?,
+                    parameter_type: mp.opt_string("ParameterType")?.unwrap_or_default(),
+                    aliases: mp.list("Aliases")?.iter().filter_map(string_of).collect(),
+                    is_dynamic: mp.opt_bool("IsDynamic")?.unwrap_or(false),
+                    switch_parameter: mp.opt_bool("SwitchParameter")?.unwrap_or(false),
+                });
+            }
+        }
+        Ok(CommandMetadataReply::Command(CommandMetadata {
+            name: p.string("Name")?,
+            namespace: p.opt_string("Namespace")?,
+            help_uri: p.opt_string("HelpUri")?,
+            command_type: CommandTypes(p.opt_i32("CommandType")?.unwrap_or(0)),
+            output_type: p
+                .list("OutputType")?
+                .iter()
+                .filter_map(|t| {
+                    string_of(t).or_else(|| t.as_object().and_then(|o| o.to_string.clone()))
+                })
+                .collect(),
+            parameters,
+        }))
+    }
+}
