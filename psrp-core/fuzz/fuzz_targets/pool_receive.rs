@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use psrp_core::command::{Command, CreatePipeline, PowerShell};
-use psrp_core::fragment::OutgoingMessage;
+use psrp_core::fragment::{FragmentHeader, OutgoingMessage, FRAGMENT_HEADER_LEN};
 use psrp_core::message::{
     guid_from_dotnet_bytes, Destination, Message, RunspacePoolState, RunspacePoolStateMessage,
     SessionCapability,
@@ -73,16 +73,26 @@ fn open_pool(id: Uuid, pipeline: Uuid) -> RunspacePool {
 fuzz_target!(|data: &[u8]| {
     let (id, pipeline) = ids(data);
     let mut pool = open_pool(id, pipeline);
-    // The last byte splits the input between the pool's Receive and the
-    // pipeline's (the input stays a plain fragment stream).
-    let cut = data.last().map_or(0, |b| (*b as usize * data.len()) / 255);
-    for (target, chunk) in [
-        (Target::Pool, &data[..cut]),
-        (Target::Pipeline(pipeline), &data[cut..]),
-    ] {
-        let _ = pool.receive(target, chunk);
+    // Whole fragments go to the pool's Receive or the pipeline's by the
+    // parity of their ObjectId, one Receive payload each, so that recorded
+    // streams stay aligned; whatever trails goes to the pool.
+    let mut pos = 0;
+    while let Some(h) = FragmentHeader::parse(&data[pos..]) {
+        let end = pos + FRAGMENT_HEADER_LEN + h.blob_len as usize;
+        if end > data.len() {
+            break;
+        }
+        let target = if h.object_id % 2 == 0 {
+            Target::Pool
+        } else {
+            Target::Pipeline(pipeline)
+        };
+        let _ = pool.receive(target, &data[pos..end]);
         // next_event consumes one message per call, error or not.
         while !matches!(pool.next_event(), Ok(None)) {}
+        pos = end;
     }
+    let _ = pool.receive(Target::Pool, &data[pos..]);
+    while !matches!(pool.next_event(), Ok(None)) {}
     let _ = pool.data_to_send(64);
 });
