@@ -29,6 +29,10 @@ step "Python virtualenv (tests/requirements.txt)"
 PSRP_VENV=$(tests/venv.sh)
 export PSRP_VENV
 
+# The test peer proven against a mature client (pypsrp) before our tests use it.
+step "pytest tests/peer (pypsrp against the test peer)"
+timeout 1200 "$PSRP_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/peer
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,7 +1,18 @@
 //! PowerShell Remoting Protocol (MS-PSRP) core.
 //!
 //! - [`clixml`]: the CLIXML value model, decoder, encoder and JSON conversion.
+//! - [`fragment`]: splitting PSRP messages into fragments and reassembling them.
+//! - [`message`]: the PSRP message header, message types and typed messages.
+//! - [`command`]: commands, pipelines and the CREATE_PIPELINE message.
+//! - [`host`]: the client host as PSRP sees it: HostInfo, host calls and responses.
+//! - [`pool`] and [`pipeline`]: the sans-IO runspace pool and pipeline state machines.
 
 #![warn(missing_docs)]
 
 pub mod clixml;
+pub mod command;
+pub mod fragment;
+pub mod host;
+pub mod message;
+pub mod pipeline;
+pub mod pool;

@@ -6,42 +6,34 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use support::{Peer, Psrp};
+use support::{info_str, open_shell_ids, Peer, Psrp};
 use wsman::shell::signal;
 use wsman::{
     Auth, CommandRequest, CreateShell, Error, ReceiveOutcome, Secret, Shell, WsmanClient,
     WsmanConfig,
 };
 
-/// One peer for this test binary, with the untrusted / wrong-host HTTPS
-/// listeners. Kerberos settings are process-wide, so they are set here,
-/// before any GSSAPI call.
+/// The peer shared by this test binary (with the untrusted and wrong-host
+/// HTTPS listeners); it also sets the process's Kerberos environment.
 fn peer() -> &'static Peer {
-    static PEER: OnceLock<Peer> = OnceLock::new();
-    PEER.get_or_init(|| {
-        let p = Peer::start(&["--bad-cert"]);
-        std::env::set_var("KRB5_CONFIG", p.s("krb5_config"));
-        std::env::set_var("KRB5CCNAME", format!("FILE:{}", p.s("ccache")));
-        p
-    })
+    Peer::shared()
 }
 
 fn password(p: &Peer) -> Secret {
-    Secret::new(p.s("password"))
+    Secret::new(p.info().password.clone())
 }
 
 fn config(url: &str, auth: Auth) -> WsmanConfig {
     let mut c = WsmanConfig::new(url, auth).unwrap();
-    c.tls.ca_bundle = Some(peer().s("ca_file").into());
+    c.tls.ca_bundle = Some(peer().info().ca_file.clone());
     c.operation_timeout = Duration::from_secs(5);
     c
 }
 
 fn ntlm(p: &Peer) -> Auth {
     Auth::Ntlm {
-        username: format!("PEER\\{}", p.s("user")),
+        username: format!("PEER\\{}", p.info().user),
         password: password(p),
     }
 }
@@ -87,7 +79,7 @@ async fn open_pool(client: &WsmanClient, psrp: &mut Psrp, configuration: &str) -
         .unwrap();
     assert_eq!(shell.id.to_uppercase(), pool_id);
     assert!(
-        peer().open_shell_ids().contains(&pool_id),
+        open_shell_ids(peer()).contains(&pool_id),
         "shell not open on the peer"
     );
     pump(client, &shell, psrp, None, |v| v["pool_state"] == "Opened").await;
@@ -162,7 +154,7 @@ async fn round_trip(client: WsmanClient, configuration: &str) {
     assert_eq!((out, state.as_str()), (vec![long], "Completed"));
     client.delete_shell(&shell).await.unwrap();
     assert!(
-        !peer().open_shell_ids().contains(&shell.id.to_uppercase()),
+        !open_shell_ids(peer()).contains(&shell.id.to_uppercase()),
         "shell still open on the peer after Delete"
     );
 }
@@ -170,7 +162,7 @@ async fn round_trip(client: WsmanClient, configuration: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_ntlm_encrypted() {
     let p = peer();
-    let client = WsmanClient::new(config(&p.s("http_url"), ntlm(p))).unwrap();
+    let client = WsmanClient::new(config(&p.info().http_url(), ntlm(p))).unwrap();
     assert!(client.config().encrypts());
     round_trip(client, "Microsoft.PowerShell").await;
 }
@@ -185,7 +177,7 @@ async fn http_kerberos_encrypted_from_the_ticket_cache() {
         delegate: false,
     };
     round_trip(
-        WsmanClient::new(config(&p.s("http_url"), auth)).unwrap(),
+        WsmanClient::new(config(&p.info().http_url(), auth)).unwrap(),
         "JEA.Maintenance",
     )
     .await;
@@ -195,13 +187,13 @@ async fn http_kerberos_encrypted_from_the_ticket_cache() {
 async fn http_kerberos_with_password_and_delegation() {
     let p = peer();
     let auth = Auth::Kerberos {
-        username: Some(p.s("principal")),
+        username: Some(p.info().principal.clone()),
         password: Some(password(p)),
-        spn: Some(p.s("spn")),
+        spn: Some(info_str(p, "spn")),
         delegate: true,
     };
     round_trip(
-        WsmanClient::new(config(&p.s("http_url"), auth)).unwrap(),
+        WsmanClient::new(config(&p.info().http_url(), auth)).unwrap(),
         "Microsoft.PowerShell",
     )
     .await;
@@ -217,7 +209,7 @@ async fn http_negotiate_kerberos() {
         delegate: false,
     };
     round_trip(
-        WsmanClient::new(config(&p.s("http_url"), auth)).unwrap(),
+        WsmanClient::new(config(&p.info().http_url(), auth)).unwrap(),
         "Microsoft.PowerShell",
     )
     .await;
@@ -227,10 +219,10 @@ async fn http_negotiate_kerberos() {
 async fn https_basic() {
     let p = peer();
     let auth = Auth::Basic {
-        username: p.s("user"),
+        username: p.info().user.clone(),
         password: password(p),
     };
-    let client = WsmanClient::new(config(&p.s("https_url"), auth)).unwrap();
+    let client = WsmanClient::new(config(&p.info().https_url(), auth)).unwrap();
     assert!(!client.config().encrypts());
     round_trip(client, "Microsoft.PowerShell").await;
 }
@@ -239,7 +231,7 @@ async fn https_basic() {
 async fn https_ntlm_with_channel_binding() {
     // The peer enforces channel bindings on HTTPS (CbtHardeningLevel=Strict).
     let p = peer();
-    let client = WsmanClient::new(config(&p.s("https_url"), ntlm(p))).unwrap();
+    let client = WsmanClient::new(config(&p.info().https_url(), ntlm(p))).unwrap();
     assert!(!client.config().encrypts());
     round_trip(client, "Microsoft.PowerShell").await;
 }
@@ -253,7 +245,7 @@ async fn https_kerberos_with_channel_binding_and_encryption_always() {
         spn: None,
         delegate: false,
     };
-    let mut cfg = config(&p.s("https_url"), auth);
+    let mut cfg = config(&p.info().https_url(), auth);
     cfg.encryption = wsman::EncryptionPolicy::Always;
     let client = WsmanClient::new(cfg).unwrap();
     assert!(client.config().encrypts());
@@ -263,9 +255,14 @@ async fn https_kerberos_with_channel_binding_and_encryption_always() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_bad_certificates_are_refused() {
     let p = peer();
-    let bad = &p.info["bad_cert"];
-    let untrusted = format!("https://localhost:{}/wsman", bad["untrusted_port"]);
-    let wrong_host = format!("https://localhost:{}/wsman", bad["wrong_host_port"]);
+    let untrusted = format!(
+        "https://localhost:{}/wsman",
+        p.info().untrusted_cert_port.unwrap()
+    );
+    let wrong_host = format!(
+        "https://localhost:{}/wsman",
+        p.info().wrong_host_cert_port.unwrap()
+    );
     for (url, why) in [
         (&untrusted, "UnknownIssuer"),
         (&wrong_host, "not valid for name"),
@@ -292,16 +289,16 @@ async fn wrong_password_is_a_clear_auth_error() {
     let p = peer();
     for (url, auth) in [
         (
-            p.s("http_url"),
+            p.info().http_url(),
             Auth::Ntlm {
-                username: p.s("user"),
+                username: p.info().user.clone(),
                 password: Secret::new("wrong-password"),
             },
         ),
         (
-            p.s("https_url"),
+            p.info().https_url(),
             Auth::Basic {
-                username: p.s("user"),
+                username: p.info().user.clone(),
                 password: Secret::new("wrong-password"),
             },
         ),
@@ -314,7 +311,7 @@ async fn wrong_password_is_a_clear_auth_error() {
         assert!(err.is_auth(), "{err:?}");
         let text = err.to_string();
         assert!(
-            text.contains("rejected") && text.contains(&p.s("user")),
+            text.contains("rejected") && text.contains(&p.info().user),
             "{text}"
         );
         assert!(
@@ -327,7 +324,7 @@ async fn wrong_password_is_a_clear_auth_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_fault_is_a_typed_error() {
     let p = peer();
-    let client = WsmanClient::new(config(&p.s("http_url"), ntlm(p))).unwrap();
+    let client = WsmanClient::new(config(&p.info().http_url(), ntlm(p))).unwrap();
     let gone = Shell::new(
         "0B0B0B0B-0000-4000-8000-000000000000",
         "http://schemas.microsoft.com/powershell/Microsoft.PowerShell",
@@ -356,7 +353,7 @@ async fn server_fault_is_a_typed_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receive_timeout_means_poll_again_and_signal_goes_through_a_blocked_receive() {
     let p = peer();
-    let mut cfg = config(&p.s("http_url"), ntlm(p));
+    let mut cfg = config(&p.info().http_url(), ntlm(p));
     cfg.operation_timeout = Duration::from_secs(1);
     let client = WsmanClient::new(cfg).unwrap();
     let mut psrp = Psrp::start();
@@ -390,7 +387,7 @@ async fn receive_timeout_means_poll_again_and_signal_goes_through_a_blocked_rece
 
     // Concurrency: a long Start-Sleep with a Receive outstanding; the Signal
     // (stop) must go through on another connection while it blocks.
-    let mut cfg = config(&p.s("http_url"), ntlm(p));
+    let mut cfg = config(&p.info().http_url(), ntlm(p));
     cfg.operation_timeout = Duration::from_secs(20);
     let client2 = WsmanClient::new(cfg).unwrap();
     let (pid, frags) = psrp.pipeline("Start-Sleep", json!({"Seconds": 60}), None);
@@ -443,5 +440,5 @@ async fn receive_timeout_means_poll_again_and_signal_goes_through_a_blocked_rece
     assert_eq!(state, "Stopped");
 
     client.delete_shell(&shell).await.unwrap();
-    assert!(!peer().open_shell_ids().contains(&shell.id.to_uppercase()));
+    assert!(!open_shell_ids(peer()).contains(&shell.id.to_uppercase()));
 }

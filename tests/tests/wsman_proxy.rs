@@ -102,24 +102,23 @@ async fn run_once(client: &WsmanClient) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_through_a_connect_proxy_from_the_environment() {
-    let peer = Peer::start(&[]);
+    let peer = Peer::shared();
+    let info = peer.info();
     let (proxy, port) = tinyproxy();
-    std::env::set_var("KRB5_CONFIG", peer.s("krb5_config"));
-    std::env::set_var("KRB5CCNAME", format!("FILE:{}", peer.s("ccache")));
     std::env::set_var("HTTPS_PROXY", format!("http://127.0.0.1:{port}"));
     std::env::remove_var("NO_PROXY");
     std::env::remove_var("no_proxy");
 
     let client_for = |auth: Auth| {
-        let mut c = WsmanConfig::new(&peer.s("https_url"), auth).unwrap();
-        c.tls.ca_bundle = Some(peer.s("ca_file").into());
+        let mut c = WsmanConfig::new(&info.https_url(), auth).unwrap();
+        c.tls.ca_bundle = Some(info.ca_file.clone());
         c.operation_timeout = Duration::from_secs(5);
         WsmanClient::new(c).unwrap()
     };
     // NTLM (with channel bindings: the tunnel is end to end) and Kerberos.
     run_once(&client_for(Auth::Ntlm {
-        username: peer.s("user"),
-        password: Secret::new(peer.s("password")),
+        username: info.user.clone(),
+        password: Secret::new(info.password.clone()),
     }))
     .await;
     run_once(&client_for(Auth::Kerberos {
@@ -136,8 +135,8 @@ async fn https_through_a_connect_proxy_from_the_environment() {
     // NO_PROXY=localhost: straight to the server, the proxy sees nothing new.
     std::env::set_var("NO_PROXY", "localhost");
     run_once(&client_for(Auth::Basic {
-        username: peer.s("user"),
-        password: Secret::new(peer.s("password")),
+        username: info.user.clone(),
+        password: Secret::new(info.password.clone()),
     }))
     .await;
     let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();

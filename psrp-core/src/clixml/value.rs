@@ -2,21 +2,32 @@
 //! object is once decoded, independent of how it was written.
 //!
 //! Design notes:
+//! - One enum variant per CLIXML primitive element, so that a value written
+//!   back goes out as the same .NET type (an `<I64>` stays an `<I64>`).
 //! - Complex objects are shared through [`Arc`] so that a `<Ref>` to an
 //!   earlier object costs a pointer copy, not a deep clone: hostile input
-//!   with many references to one large object cannot blow up memory.
+//!   with many references to one large object cannot blow up memory, and the
+//!   encoder writes a shared `Arc` once and `<Ref>`s it afterwards.
 //! - Type-name lists are shared the same way (`<TNRef>` reuse).
 //! - A `<Ref>` to an object that is still being decoded (a cycle, e.g. a
 //!   hashtable that contains itself) cannot be an `Arc` to a finished value;
-//!   it stays a [`PsValue::Ref`] naming the RefId as it was on the wire.
+//!   it stays a [`PsValue::Ref`] holding the position of that enclosing
+//!   object in the value (0 = the outermost `<Obj>`, counting `<Obj>`
+//!   elements in document order), so it survives re-encoding with new
+//!   RefIds.
 //! - Property order is preserved (vectors, not maps): PowerShell shows
 //!   properties in serialization order and objects have few properties.
+//! - Values without an exact Rust counterpart keep their wire form:
+//!   [`Decimal`] its text (no precision lost), [`SecureString`] its
+//!   ciphertext, [`PsValue::XmlDocument`] its XML text.
+//! - Equality is structural, except that NaN equals NaN (a decoded value
+//!   compares equal to the value that was encoded).
 
 use std::fmt;
 use std::sync::Arc;
 
 /// One CLIXML value: a primitive, `null`, or a complex object.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub enum PsValue {
     /// `<Nil/>`
     Null,
@@ -68,9 +79,11 @@ pub enum PsValue {
     SecureString(SecureString),
     /// `<Obj>`: a complex object (or a primitive with extra type names or members).
     Object(Arc<PsObject>),
-    /// `<Ref RefId="n"/>` to an object that was not finished when the
-    /// reference was read (a cycle). References to finished objects decode to
-    /// [`PsValue::Object`] sharing the same `Arc`.
+    /// `<Ref RefId=".."/>` to an enclosing object that was not finished when
+    /// the reference was read (a cycle). Holds the position of that object
+    /// among the `<Obj>` elements of the value, in document order from 0.
+    /// References to finished objects decode to [`PsValue::Object`] sharing
+    /// the same `Arc`.
     Ref(u32),
 }
 
@@ -82,8 +95,9 @@ pub struct PsObject {
     pub type_names: Option<TypeNames>,
     /// `<ToString>`
     pub to_string: Option<String>,
-    /// The primitive this object wraps, if any: the value of an enum, or a
-    /// primitive that carries extra type names or members.
+    /// The value this object wraps, if any: the value of an enum, a
+    /// primitive that carries extra type names or members, or (as Windows
+    /// writes a PSObject whose base object is a PSObject) another object.
     pub base: Option<PsValue>,
     /// `<LST>`, `<IE>`, `<STK>`, `<QUE>` or `<DCT>` content.
     pub collection: Option<Collection>,
@@ -165,9 +179,35 @@ pub struct TimeSpan {
 }
 
 /// System.Decimal, kept as its invariant decimal text so no precision is lost
-/// (e.g. `"-12.3400"`). The text is validated by the decoder.
+/// (e.g. `"-12.3400"`). The decoder only produces valid text; build one with
+/// [`Decimal::new`] to have yours checked.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Decimal(pub String);
+
+impl Decimal {
+    /// Checks `text` is a plain decimal number (optional sign, digits,
+    /// optional fraction; no exponent) as .NET writes a Decimal.
+    ///
+    /// ```
+    /// use psrp_core::clixml::Decimal;
+    /// assert!(Decimal::new("-12.50").is_some());
+    /// assert!(Decimal::new("1e5").is_none());
+    /// ```
+    pub fn new(text: &str) -> Option<Decimal> {
+        super::text::is_decimal(text).then(|| Decimal(text.to_owned()))
+    }
+
+    /// The decimal text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// System.Version: `major.minor[.build[.revision]]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -192,7 +232,46 @@ pub struct SecureString {
 
 impl fmt::Debug for SecureString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecureString(<{} encrypted bytes>)", self.ciphertext.len())
+        write!(
+            f,
+            "SecureString(<{} encrypted bytes>)",
+            self.ciphertext.len()
+        )
+    }
+}
+
+impl PartialEq for PsValue {
+    fn eq(&self, other: &Self) -> bool {
+        use PsValue as V;
+        match (self, other) {
+            (V::Null, V::Null) => true,
+            (V::String(a), V::String(b))
+            | (V::Uri(a), V::Uri(b))
+            | (V::XmlDocument(a), V::XmlDocument(b))
+            | (V::ScriptBlock(a), V::ScriptBlock(b)) => a == b,
+            (V::Char(a), V::Char(b)) | (V::U16(a), V::U16(b)) => a == b,
+            (V::Bool(a), V::Bool(b)) => a == b,
+            (V::DateTime(a), V::DateTime(b)) => a == b,
+            (V::TimeSpan(a), V::TimeSpan(b)) => a == b,
+            (V::U8(a), V::U8(b)) => a == b,
+            (V::I8(a), V::I8(b)) => a == b,
+            (V::I16(a), V::I16(b)) => a == b,
+            (V::U32(a), V::U32(b)) | (V::Ref(a), V::Ref(b)) => a == b,
+            (V::I32(a), V::I32(b)) => a == b,
+            (V::U64(a), V::U64(b)) => a == b,
+            (V::I64(a), V::I64(b)) => a == b,
+            (V::Single(a), V::Single(b)) => a == b || (a.is_nan() && b.is_nan()),
+            (V::Double(a), V::Double(b)) => a == b || (a.is_nan() && b.is_nan()),
+            (V::Decimal(a), V::Decimal(b)) => a == b,
+            (V::Bytes(a), V::Bytes(b)) => a == b,
+            (V::Guid(a), V::Guid(b)) => a == b,
+            (V::Version(a), V::Version(b)) => a == b,
+            (V::SecureString(a), V::SecureString(b)) => a == b,
+            // Shared objects (TNRef/Ref) compare by pointer first: cheap, and
+            // it keeps comparisons of heavily shared values linear.
+            (V::Object(a), V::Object(b)) => Arc::ptr_eq(a, b) || a == b,
+            _ => false,
+        }
     }
 }
 
@@ -229,6 +308,67 @@ impl fmt::Debug for PsValue {
     }
 }
 
+impl DateTime {
+    /// Whether the fields form a real .NET DateTime (year 1..=9999, a real
+    /// calendar day, ticks below one second, offset within ±23:59).
+    pub fn is_valid(&self) -> bool {
+        let leap = (self.year % 4 == 0 && self.year % 100 != 0) || self.year % 400 == 0;
+        let days_in_month = match self.month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => 0,
+        };
+        (1..=9999).contains(&self.year)
+            && self.day >= 1
+            && self.day <= days_in_month
+            && self.hour < 24
+            && self.minute < 60
+            && self.second < 60
+            && self.ticks < 10_000_000
+            && match self.kind {
+                DateTimeKind::Local { offset_minutes } => offset_minutes.abs() < 24 * 60,
+                _ => true,
+            }
+    }
+}
+
+/// ISO 8601 as on the wire: `2024-01-02T03:04:05.5+01:00` (fraction only
+/// when non-zero, `Z` for UTC, no suffix for an unspecified kind).
+impl fmt::Display for DateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::with_capacity(33);
+        super::text::push_datetime(&mut s, self);
+        f.write_str(&s)
+    }
+}
+
+impl TimeSpan {
+    /// The duration in seconds (lossy beyond 2^53 ticks).
+    pub fn as_secs_f64(&self) -> f64 {
+        self.ticks as f64 / 10_000_000.0
+    }
+}
+
+/// xs:duration / ISO 8601 as on the wire: `PT1H2M3.5S`, `-P1DT2H`, `PT0S`.
+impl fmt::Display for TimeSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::with_capacity(24);
+        super::text::push_duration(&mut s, self);
+        f.write_str(&s)
+    }
+}
+
+/// `major.minor[.build[.revision]]`
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::with_capacity(16);
+        super::text::push_version(&mut s, self);
+        f.write_str(&s)
+    }
+}
+
 impl TypeNames {
     /// Builds a type-name list from most derived to least derived.
     pub fn new<I, S>(names: I) -> Self
@@ -262,14 +402,25 @@ impl PsObject {
     }
 
     /// Looks a property up by name, extended members first (they win in
-    /// PowerShell), then adapted ones. Names compare case-insensitively, as
-    /// PowerShell member names do.
+    /// PowerShell), then adapted ones, then those of a wrapped object.
+    /// Names compare case-insensitively, as PowerShell member names do.
     pub fn property(&self, name: &str) -> Option<&PsValue> {
-        self.extended
+        let own = self
+            .extended
             .iter()
             .chain(self.adapted.iter())
             .find(|p| p.name.eq_ignore_ascii_case(name))
-            .map(|p| &p.value)
+            .map(|p| &p.value);
+        match (own, &self.base) {
+            (Some(v), _) => Some(v),
+            (None, Some(PsValue::Object(inner))) => inner.property(name),
+            _ => None,
+        }
+    }
+
+    /// All properties, adapted (`<Props>`) then extended (`<MS>`).
+    pub fn properties(&self) -> impl Iterator<Item = &Property> {
+        self.adapted.iter().chain(self.extended.iter())
     }
 
     /// Whether this object is an enum value (type names include `System.Enum`).

@@ -1,0 +1,92 @@
+//! Property tests of fragmenting: any set of messages, cut at any fragment
+//! size, interleaved in any order and delivered in arbitrary chunks,
+//! reassembles into exactly the messages; corrupting the order is caught.
+
+use proptest::prelude::*;
+use psrp_core::fragment::{DefragmentError, Defragmenter, Fragmenter, FRAGMENT_HEADER_LEN};
+
+fn messages() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    prop::collection::vec(prop::collection::vec(any::<u8>(), 0..600), 1..6)
+}
+
+proptest! {
+    #[test]
+    fn interleaved_fragments_reassemble(
+        msgs in messages(),
+        max in 22usize..200,
+        order_seed in any::<u64>(),
+        chunk in 1usize..300,
+    ) {
+        let mut f = Fragmenter::new();
+        let mut per_message: Vec<std::collections::VecDeque<Vec<u8>>> = msgs
+            .iter()
+            .map(|m| f.fragment(m, max).unwrap().into())
+            .collect();
+        for frags in &per_message {
+            prop_assert!(frags.iter().all(|fr| fr.len() <= max));
+        }
+        // Interleave: repeatedly take the next fragment of a pseudo-random
+        // message (order within each message is kept).
+        let mut stream = Vec::new();
+        let mut seed = order_seed;
+        while per_message.iter().any(|q| !q.is_empty()) {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let live: Vec<usize> = (0..per_message.len()).filter(|&i| !per_message[i].is_empty()).collect();
+            let pick = live[(seed >> 33) as usize % live.len()];
+            stream.extend(per_message[pick].pop_front().unwrap());
+        }
+        let mut d = Defragmenter::new();
+        let mut got = Vec::new();
+        for part in stream.chunks(chunk) {
+            got.extend(d.push(part).unwrap());
+        }
+        prop_assert!(d.finish().is_ok());
+        let mut got_sorted = got.clone();
+        let mut want_sorted = msgs.clone();
+        got_sorted.sort();
+        want_sorted.sort();
+        prop_assert_eq!(got_sorted, want_sorted);
+    }
+
+    #[test]
+    fn packed_payloads_respect_the_limit_and_reassemble(msgs in messages(), max in 22usize..500) {
+        let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        let payloads = Fragmenter::new().pack(&refs, max).unwrap();
+        let mut d = Defragmenter::new();
+        let mut got = Vec::new();
+        for p in &payloads {
+            prop_assert!(p.len() <= max);
+            prop_assert!(p.len() >= FRAGMENT_HEADER_LEN);
+            got.extend(d.push(p).unwrap());
+        }
+        prop_assert_eq!(got, msgs);
+    }
+
+    #[test]
+    fn a_dropped_fragment_is_detected(msg in prop::collection::vec(any::<u8>(), 100..400), max in 22usize..60, drop in any::<prop::sample::Index>()) {
+        let frags = Fragmenter::new().fragment(&msg, max).unwrap();
+        prop_assume!(frags.len() >= 3);
+        // Drop a fragment other than the last: the next one is out of order
+        // (or, for the first, has no start).
+        let i = drop.index(frags.len() - 1);
+        let mut d = Defragmenter::new();
+        let mut result = Ok(Vec::new());
+        for (j, fr) in frags.iter().enumerate() {
+            if j == i {
+                continue;
+            }
+            result = d.push(fr);
+            if result.is_err() {
+                break;
+            }
+        }
+        match result {
+            Err(DefragmentError::OutOfOrder { expected, got, .. }) => {
+                prop_assert_eq!(expected, i as u64);
+                prop_assert_eq!(got, i as u64 + 1);
+            }
+            Err(DefragmentError::MissingStart { fragment_id, .. }) => prop_assert_eq!(fragment_id, 1),
+            other => prop_assert!(false, "dropping fragment {} gave {:?}", i, other),
+        }
+    }
+}

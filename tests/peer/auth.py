@@ -1,0 +1,174 @@
+"""HTTP authentication as WinRM does it: Basic, Negotiate (SPNEGO: Kerberos or NTLM),
+Kerberos, through pyspnego's acceptor, with channel binding enforcement on HTTPS.
+
+One ``ConnectionAuth`` lives per TCP connection, like the security context on Windows.
+"""
+
+import base64
+import binascii
+import struct
+import typing
+
+import spnego
+from spnego.channel_bindings import GssChannelBindings
+
+SERVICE = "HTTP"
+HOST = "localhost"
+
+# Scheme word (as sent by the client, case-insensitive) -> pyspnego protocol. WinRM
+# offers Negotiate (SPNEGO: Kerberos or NTLM, raw NTLM tokens too) and Kerberos.
+SPNEGO_SCHEMES = {"negotiate": "negotiate", "kerberos": "kerberos"}
+
+# MS-NLMP 2.2.2.1: AV_PAIR id of MsvAvChannelBindings.
+_AV_CHANNEL_BINDINGS = 0x000A
+_AV_EOL = 0x0000
+
+
+class AuthFailed(Exception):
+    """The client's credentials or token were refused (answered with 401)."""
+
+
+def _gssapi_channel_bound(ctx: typing.Any) -> typing.Optional[bool]:
+    """Whether MIT GSSAPI verified the initiator's channel bindings (GSS_C_CHANNEL_BOUND_FLAG).
+
+    None when the flag cannot be read (not a GSSAPI Kerberos context).
+    """
+    import gssapi
+
+    inner = ctx
+    if type(inner).__name__ == "NegotiateProxy":
+        inner = inner._context
+    sec_ctx = getattr(inner, "_context", None)
+    if not isinstance(sec_ctx, gssapi.SecurityContext):
+        return None
+    return gssapi.RequirementFlag.channel_bound in sec_ctx.actual_flags
+
+
+def ntlm_channel_bindings_hash(token: bytes) -> typing.Optional[bytes]:
+    """The MsvAvChannelBindings value in an NTLM AUTHENTICATE message inside ``token``.
+
+    ``token`` is raw NTLM or SPNEGO carrying NTLM; the NTLM message is contiguous in both
+    and its field offsets are relative to its own start. Returns None when the client sent
+    no channel bindings AV pair (or no NTLMv2 AUTHENTICATE message).
+    """
+    start = token.find(b"NTLMSSP\x00\x03\x00\x00\x00")
+    if start < 0:
+        return None
+    msg = token[start:]
+    if len(msg) < 28:
+        return None
+    nt_len, _nt_max, nt_offset = struct.unpack("<HHI", msg[20:28])
+    nt = msg[nt_offset : nt_offset + nt_len]
+    # NTLMv2 response: NTProofStr (16) + client challenge header (28) + AV pairs.
+    pos = 16 + 28
+    while pos + 4 <= len(nt):
+        av_id, av_len = struct.unpack("<HH", nt[pos : pos + 4])
+        if av_id == _AV_EOL:
+            break
+        if av_id == _AV_CHANNEL_BINDINGS:
+            return nt[pos + 4 : pos + 4 + av_len]
+        pos += 4 + av_len
+    return None
+
+
+class ConnectionAuth:
+    """Authentication state of one TCP connection.
+
+    ``cbt``: the tls-server-end-point binding data on HTTPS (None on HTTP).
+    ``strict_cbt``: refuse NTLM/Kerberos/Negotiate without matching channel bindings
+    (Windows CbtHardeningLevel=Strict).
+    """
+
+    def __init__(self, realm_info: typing.Dict[str, typing.Any], cbt: typing.Optional[bytes], strict_cbt: bool):
+        self.realm_info = realm_info
+        self.cbt = cbt
+        self.strict_cbt = strict_cbt and cbt is not None
+        self.ctx: typing.Any = None
+        self.scheme: typing.Optional[str] = None  # scheme word as the client sent it
+        self.complete = False
+        self.principal: typing.Optional[str] = None
+        self.negotiated: typing.Optional[str] = None  # "ntlm" / "kerberos" / "basic"
+        self.ntlm_cbt_hash: typing.Optional[bytes] = None
+
+    def reset(self) -> None:
+        self.ctx = None
+        self.scheme = None
+        self.complete = False
+        self.principal = None
+        self.negotiated = None
+        self.ntlm_cbt_hash = None
+
+    @property
+    def encryption_protocol(self) -> str:
+        """MIME protocol of WinRM message encryption for this context (MS-WSMV 2.2.9.1)."""
+        if (self.scheme or "").lower() == "kerberos":
+            return "application/HTTP-Kerberos-session-encrypted"
+        return "application/HTTP-SPNEGO-session-encrypted"
+
+    def check_basic(self, value: str) -> str:
+        """Validates a Basic credential; returns the user name."""
+        try:
+            user, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError) as e:
+            raise AuthFailed(f"malformed Basic credentials: {e}") from None
+        accepted = [u.lower() for u in self.realm_info["ntlm"]["accepted_usernames"]]
+        if user.lower() not in accepted or password != self.realm_info["password"]:
+            raise AuthFailed(f"wrong user name or password for Basic user {user!r}")
+        return user
+
+    def step(self, scheme: str, token_b64: str) -> typing.Optional[bytes]:
+        """Feeds one Negotiate/Kerberos/NTLM token; returns the token to send back (or None).
+
+        Raises AuthFailed when the token or the credentials are refused; the context is
+        then discarded so that the client can start again on the same connection.
+        """
+        protocol = SPNEGO_SCHEMES[scheme.lower()]
+        try:
+            token = base64.b64decode(token_b64, validate=True)
+        except binascii.Error as e:
+            self.reset()
+            raise AuthFailed(f"malformed {scheme} token: {e}") from None
+        if self.ctx is None or self.complete or self.scheme != scheme:
+            # A new handshake on an authenticated connection replaces the old context.
+            self.reset()
+            bindings = GssChannelBindings(application_data=self.cbt) if self.cbt and self.strict_cbt else None
+            self.ctx = spnego.server(
+                hostname=HOST,
+                service=SERVICE,
+                protocol=protocol,
+                channel_bindings=bindings,
+            )
+            self.scheme = scheme
+        if b"NTLMSSP\x00\x03\x00\x00\x00" in token:
+            self.ntlm_cbt_hash = ntlm_channel_bindings_hash(token)
+        try:
+            out = self.ctx.step(token)
+        except Exception as e:  # pyspnego raises many types; all mean "refused"
+            self.reset()
+            raise AuthFailed(f"{scheme} token refused: {type(e).__name__}: {e}") from None
+        if self.ctx.complete:
+            self.negotiated = self.ctx.negotiated_protocol
+            if self.strict_cbt:
+                self._enforce_cbt()
+            self.complete = True
+            self.principal = self.ctx.client_principal
+        return out
+
+    def _enforce_cbt(self) -> None:
+        if self.negotiated == "ntlm":
+            # pyspnego accepts an all-zero hash ("no bindings known"); Strict does not.
+            if not self.ntlm_cbt_hash or self.ntlm_cbt_hash == b"\x00" * 16:
+                self.reset()
+                raise AuthFailed("NTLM authentication without channel binding token (CbtHardeningLevel=Strict)")
+        elif self.negotiated == "kerberos":
+            bound = _gssapi_channel_bound(self.ctx)
+            if bound is False:
+                self.reset()
+                raise AuthFailed("Kerberos authentication without channel bindings (CbtHardeningLevel=Strict)")
+
+    def wrap(self, data: bytes) -> typing.Tuple[bytes, bytes, int]:
+        res = self.ctx.wrap_winrm(data)
+        return res.header, res.data, res.padding_length
+
+    def unwrap(self, header: bytes, data: bytes) -> bytes:
+        return self.ctx.unwrap_winrm(header, data)

@@ -1,0 +1,149 @@
+"""Test PKI: a throwaway CA, the peer's server certificate and two bad ones.
+
+The good certificate names ``localhost``, 127.0.0.1 and ::1 and is signed by the CA that
+clients trust through ``ca_file``. The bad ones let a client prove it refuses them: one is
+self-signed (not from the CA), the other comes from the CA but names another host.
+"""
+
+import datetime
+import hashlib
+import ipaddress
+import os
+import typing
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+WRONG_HOST = "wrong-host.peer.invalid"
+
+
+def _key() -> rsa.RSAPrivateKey:
+    # RSA like a Windows listener certificate; 2048 bits keeps start-up fast.
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "psrp test peer"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+
+
+def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _leaf(
+    subject_cn: str,
+    sans: typing.List[x509.GeneralName],
+    issuer_name: x509.Name,
+    issuer_key: rsa.RSAPrivateKey,
+    key: rsa.RSAPrivateKey,
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject_cn))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=True,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(issuer_key, hashes.SHA256())
+    )
+
+
+def create_pki(directory: str) -> typing.Dict[str, str]:
+    """Writes the CA and the three server certificates; returns their paths."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = _key()
+    ca_name = _name("psrp test peer CA")
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                key_encipherment=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    good_sans: typing.List[x509.GeneralName] = [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    paths = {"ca_file": os.path.join(directory, "ca.pem")}
+    _write(paths["ca_file"], ca.public_bytes(serialization.Encoding.PEM))
+
+    untrusted_key = _key()
+    untrusted_name = _name("localhost")
+    specs = {
+        "server": ("localhost", good_sans, ca_name, ca_key, _key()),
+        "untrusted": ("localhost", good_sans, untrusted_name, untrusted_key, untrusted_key),
+        "wronghost": (WRONG_HOST, [x509.DNSName(WRONG_HOST)], ca_name, ca_key, _key()),
+    }
+    for label, (cn, sans, issuer_name, issuer_key, key) in specs.items():
+        cert = _leaf(cn, sans, issuer_name, issuer_key, key)
+        paths[f"{label}_cert"] = os.path.join(directory, f"{label}.pem")
+        paths[f"{label}_key"] = os.path.join(directory, f"{label}.key")
+        _write(paths[f"{label}_cert"], cert.public_bytes(serialization.Encoding.PEM))
+        _write(paths[f"{label}_key"], _pem_key(key))
+    return paths
+
+
+def tls_server_end_point(cert_pem_path: str) -> bytes:
+    """RFC 5929 tls-server-end-point channel binding data for a certificate."""
+    with open(cert_pem_path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    der = cert.public_bytes(serialization.Encoding.DER)
+    algorithm = cert.signature_hash_algorithm
+    # RFC 5929 4.1: MD5 and SHA-1 signatures are hashed with SHA-256.
+    name = "sha256" if algorithm is None or algorithm.name in ("md5", "sha1") else algorithm.name
+    return b"tls-server-end-point:" + hashlib.new(name, der).digest()

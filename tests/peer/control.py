@@ -1,0 +1,105 @@
+"""The control endpoint (loopback HTTP, JSON) tests use to inspect and steer an instance.
+
+GET  /info            the info document (also in the info file)
+GET  /shells          {"open": n, "by_configuration": {...}, "shells": [...]}
+GET  /log?since=N     operation log entries with seq > N
+POST /log/reset       clears the operation log and the Restart-Computer calls
+GET  /restarts        recorded Restart-Computer calls
+GET  /faults          active fault rules
+POST /faults          add rules: one object or a list (see peer.instance.FaultRule)
+POST /faults/clear    remove every rule
+GET  /stats           the peer's own CPU time and counters
+POST /shutdown        stop the instance
+"""
+
+import http.server
+import json
+import logging
+import threading
+import typing
+import urllib.parse
+
+log = logging.getLogger("peer.control")
+
+
+class ControlServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, instance: typing.Any, info: typing.Callable[[], typing.Dict[str, typing.Any]],
+                 shutdown: threading.Event) -> None:
+        self.instance = instance
+        self.info = info
+        self.shutdown_event = shutdown
+        super().__init__(("127.0.0.1", 0), ControlHandler)
+
+
+class ControlHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ControlServer
+
+    def log_message(self, format: str, *args: typing.Any) -> None:
+        log.debug(format, *args)
+
+    def _json(self, status: int, value: typing.Any) -> None:
+        body = json.dumps(value, default=str).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> typing.Any:
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b""
+        return json.loads(raw) if raw.strip() else None
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        inst = self.server.instance
+        if url.path == "/info":
+            self._json(200, self.server.info())
+        elif url.path == "/shells":
+            self._json(200, inst.describe_shells())
+        elif url.path == "/log":
+            since = int(query.get("since", ["0"])[0])
+            self._json(200, inst.get_log(since))
+        elif url.path == "/restarts":
+            with inst.lock:
+                self._json(200, list(inst.restarts))
+        elif url.path == "/faults":
+            with inst.lock:
+                self._json(200, [r.describe() for r in inst.faults])
+        elif url.path == "/stats":
+            self._json(200, inst.stats())
+        else:
+            self._json(404, {"error": f"no such control path {url.path}"})
+
+    def do_POST(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        inst = self.server.instance
+        try:
+            body = self._body()
+        except ValueError as e:
+            self._json(400, {"error": f"body is not JSON: {e}"})
+            return
+        if url.path == "/log/reset":
+            inst.reset_log()
+            self._json(200, {"ok": True})
+        elif url.path == "/faults":
+            specs = body if isinstance(body, list) else [body]
+            try:
+                inst.set_faults([s for s in specs if s is not None])
+            except (ValueError, TypeError) as e:
+                self._json(400, {"error": str(e)})
+                return
+            with inst.lock:
+                self._json(200, [r.describe() for r in inst.faults])
+        elif url.path == "/faults/clear":
+            inst.clear_faults()
+            self._json(200, {"ok": True})
+        elif url.path == "/shutdown":
+            self._json(200, {"ok": True})
+            self.server.shutdown_event.set()
+        else:
+            self._json(404, {"error": f"no such control path {url.path}"})

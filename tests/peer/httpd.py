@@ -1,0 +1,324 @@
+"""The WinRM HTTP(S) listener: keep-alive connections, authentication, message
+encryption, fault injection, then WS-Man dispatch."""
+
+import base64
+import http.server
+import logging
+import socket
+import socketserver
+import ssl
+import time
+import typing
+
+from peer import auth, encryption, soap
+from peer.wsman import Context
+
+log = logging.getLogger("peer.http")
+
+SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
+MAX_BODY = 64 * 1024 * 1024
+
+
+class Listener(http.server.ThreadingHTTPServer):
+    """A threaded HTTP/1.1 server on one loopback address; optionally TLS."""
+
+    daemon_threads = True
+    allow_reuse_address = False
+    request_queue_size = 64
+
+    def __init__(
+        self,
+        address: typing.Tuple[str, int],
+        instance: typing.Any,
+        transport: str,
+        tls: typing.Optional[ssl.SSLContext] = None,
+        cbt: typing.Optional[bytes] = None,
+        name: str = "",
+    ) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.instance = instance
+        self.transport = transport
+        self.tls = tls
+        self.cbt = cbt
+        self.name = name or transport
+        super().__init__(address, WinRMHandler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = "localhost"
+        self.server_port = self.server_address[1]
+
+    def get_request(self) -> typing.Tuple[socket.socket, typing.Any]:
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            # The handshake runs in the connection's thread, on its first read.
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: typing.Any, client_address: typing.Any) -> None:
+        log.info("%s: connection from %s ended with an error", self.name, client_address, exc_info=True)
+
+
+class WinRMHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Microsoft-HTTPAPI/2.0"
+    sys_version = ""
+    timeout = 300  # idle keep-alive connections end after this
+    server: Listener
+
+    def setup(self) -> None:
+        super().setup()
+        inst = self.server.instance
+        with inst.lock:
+            inst.connections += 1
+            self.conn_id = inst.connections
+        opts = inst.options
+        self.auth = auth.ConnectionAuth(inst.realm.data, self.server.cbt, strict_cbt=opts.cbt == "strict")
+        if self.server.tls is not None:
+            try:
+                self.connection.do_handshake()
+            except (ssl.SSLError, OSError) as e:
+                log.info("%s: TLS handshake with %s failed: %s", self.server.name, self.client_address, e)
+                self.close_connection = True
+                raise
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: typing.Any) -> None:
+        log.debug("%s conn %d: " + format, self.server.name, self.conn_id, *args)
+
+    # ---- helpers --------------------------------------------------------------------
+
+    def _read_body(self) -> typing.Optional[bytes]:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            total = 0
+            while True:
+                line = self.rfile.readline(1024)
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY:
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return b""
+        n = int(length)
+        if n < 0 or n > MAX_BODY:
+            return None
+        return self.rfile.read(n)
+
+    def _challenges(self) -> typing.List[str]:
+        offered = []
+        for scheme in self.server.instance.options.schemes:
+            if scheme.lower() == "basic":
+                if self.server.transport == "https" or self.server.instance.options.allow_unencrypted:
+                    offered.append('Basic realm="WSMAN"')
+            else:
+                offered.append(scheme)
+        return offered
+
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: typing.Optional[str] = None,
+        headers: typing.Optional[typing.List[typing.Tuple[str, str]]] = None,
+    ) -> None:
+        self.send_response(status)
+        for name, value in headers or []:
+            self.send_header(name, value)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+        self.wfile.flush()
+        with self.server.instance.lock:
+            self.server.instance.bytes_out += len(body)
+
+    def _unauthorized(self, token: typing.Optional[bytes] = None, scheme: str = "", reason: str = "") -> None:
+        if token is not None:
+            headers = [("WWW-Authenticate", f"{scheme} {base64.b64encode(token).decode()}")]
+        else:
+            headers = [("WWW-Authenticate", c) for c in self._challenges()]
+        if reason:
+            self.server.instance.log_op(
+                {"kind": "auth", "result": "refused", "reason": reason, "transport": self.server.transport,
+                 "connection": self.conn_id}
+            )
+            log.info("%s conn %d: 401: %s", self.server.name, self.conn_id, reason)
+        self._send(401, headers=headers)
+
+    # ---- methods --------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._read_body()
+        self._send(405, headers=[("Allow", "POST")])
+
+    def do_POST(self) -> None:
+        inst = self.server.instance
+        body = self._read_body()
+        with inst.lock:
+            inst.requests += 1
+            inst.bytes_in += len(body or b"")
+        if body is None:
+            self.close_connection = True
+            self._send(413)
+            return
+        if self.path.split("?")[0].lower() != "/wsman":
+            self._send(404)
+            return
+        opts = inst.options
+        transport = self.server.transport
+        final_token: typing.Optional[typing.Tuple[str, bytes]] = None
+        header = self.headers.get("Authorization")
+        enabled = {s.lower() for s in opts.schemes}
+        if header:
+            scheme, _, value = header.strip().partition(" ")
+            lowered = scheme.lower()
+            if lowered not in enabled:
+                self._unauthorized(reason=f"authentication scheme {scheme!r} is not enabled")
+                return
+            if lowered == "basic":
+                if transport == "http" and not opts.allow_unencrypted:
+                    self._unauthorized(reason="Basic over HTTP needs AllowUnencrypted (--allow-unencrypted)")
+                    return
+                try:
+                    user = self.auth.check_basic(value.strip())
+                except auth.AuthFailed as e:
+                    self._unauthorized(reason=str(e))
+                    return
+                auth_desc = {"scheme": "Basic", "mechanism": "basic", "principal": user}
+                session_auth = False
+            else:
+                try:
+                    out = self.auth.step(scheme, value.strip())
+                except auth.AuthFailed as e:
+                    self._unauthorized(reason=str(e))
+                    return
+                if not self.auth.complete:
+                    inst.log_op({"kind": "auth", "result": "challenge", "scheme": scheme,
+                                 "transport": transport, "connection": self.conn_id})
+                    self._unauthorized(token=out or b"", scheme=scheme)
+                    return
+                inst.log_op({"kind": "auth", "result": "ok", "scheme": scheme, "mechanism": self.auth.negotiated,
+                             "principal": self.auth.principal, "transport": transport, "connection": self.conn_id,
+                             "ntlm_cbt": None if self.auth.ntlm_cbt_hash is None else self.auth.ntlm_cbt_hash.hex()})
+                if out:
+                    final_token = (scheme, out)
+                auth_desc = {"scheme": scheme, "mechanism": self.auth.negotiated, "principal": self.auth.principal}
+                session_auth = True
+        elif self.auth.complete:
+            auth_desc = {"scheme": self.auth.scheme, "mechanism": self.auth.negotiated, "principal": self.auth.principal}
+            session_auth = True
+        else:
+            self._unauthorized()
+            return
+        extra_headers = []
+        if final_token is not None:
+            extra_headers.append(("WWW-Authenticate", f"{final_token[0]} {base64.b64encode(final_token[1]).decode()}"))
+
+        content_type = self.headers.get("Content-Type", "")
+        encrypted = encryption.is_encrypted(content_type)
+        if encrypted:
+            if not session_auth:
+                self._send(400, headers=extra_headers)
+                return
+            protocol = self.auth.encryption_protocol
+            try:
+                if encryption.protocol_of(content_type) != protocol:
+                    raise encryption.EncryptionError(
+                        f"Content-Type protocol {encryption.protocol_of(content_type)!r}, expected {protocol!r}"
+                    )
+                plain = encryption.unwrap(body, protocol, self.auth.unwrap)
+            except encryption.EncryptionError as e:
+                log.info("%s conn %d: bad encrypted body: %s", self.server.name, self.conn_id, e)
+                inst.log_op({"kind": "http", "result": "bad_encryption", "reason": str(e), "connection": self.conn_id})
+                self._send(400, headers=extra_headers)
+                return
+        else:
+            plain = body
+            if not body:
+                # The empty POST that completes the handshake before encrypted traffic.
+                self._send(200, headers=extra_headers)
+                return
+            if session_auth and transport == "http" and not opts.allow_unencrypted:
+                self._unauthorized(reason="unencrypted body after Negotiate/Kerberos over HTTP (AllowUnencrypted=false)")
+                return
+
+        record: typing.Dict[str, typing.Any] = {
+            "kind": "wsman",
+            "transport": transport,
+            "connection": self.conn_id,
+            "encrypted": encrypted,
+            "auth": auth_desc,
+            "request_bytes": len(plain),
+        }
+        relates_to = None
+        status = 200
+        try:
+            if len(plain) > soap.SERVER_MAX_ENVELOPE:
+                raise soap.WSManFault(
+                    soap.ERROR_SERVER_ENVELOPE_LIMIT,
+                    f"The WS-Management service cannot process the request because the request envelope of "
+                    f"{len(plain)} bytes exceeds the server limit of {soap.SERVER_MAX_ENVELOPE} bytes "
+                    "(MaxEnvelopeSizekb).",
+                    subcode="w:EncodingLimit",
+                    soap_code="s:Sender",
+                )
+            req = soap.parse_request(plain)
+            relates_to = req.message_id
+            record["message_id"] = req.message_id
+            rule = inst.take_fault(req.short_action)
+            if rule is not None:
+                record["injected_fault"] = rule.kind
+                if rule.kind == "delay":
+                    time.sleep(rule.delay_ms / 1000.0)
+                elif rule.kind == "drop_connection":
+                    record["action"] = req.short_action
+                    inst.log_op(record)
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                elif rule.kind == "close_after_response":
+                    self.close_connection = True
+                else:
+                    raise soap.WSManFault(rule.code, rule.message)
+            ctx = Context(
+                principal=auth_desc["principal"] or "",
+                client_ip=self.client_address[0],
+                endpoint=f"{transport}://localhost:{self.server.server_port}/wsman",
+            )
+            response = inst.handlers.dispatch(req, ctx, record)
+        except soap.WSManFault as fault:
+            status = 500
+            record["fault_code"] = fault.code
+            record["fault_message"] = fault.message
+            response = soap.fault_envelope(fault, relates_to)
+        except Exception as e:  # never let a request kill the connection thread
+            log.exception("%s conn %d: internal error", self.server.name, self.conn_id)
+            status = 500
+            fault = soap.WSManFault(soap.ERROR_INTERNAL_ERROR, f"Internal error in the test peer: {type(e).__name__}")
+            record["fault_code"] = fault.code
+            response = soap.fault_envelope(fault, relates_to)
+        record["status"] = status
+        record["response_bytes"] = len(response)
+        inst.log_op(record)
+        if self.close_connection:
+            extra_headers.append(("Connection", "close"))
+        if encrypted:
+            protocol = self.auth.encryption_protocol
+            out = encryption.wrap(response, protocol, self.auth.wrap)
+            self._send(status, out, encryption.content_type(protocol), extra_headers)
+        else:
+            self._send(status, response, SOAP_CONTENT_TYPE, extra_headers)

@@ -1,0 +1,222 @@
+"""Command line: start one peer instance (KDC + listeners + control endpoint).
+
+Prints the info document as one JSON line on stdout when ready, and writes it to
+``--info-file`` (default STATE_DIR/info.json). Exits when stdin reaches EOF, when the
+parent process goes away, on SIGTERM/SIGINT, or on POST /shutdown.
+"""
+
+import argparse
+import ctypes
+import errno
+import json
+import logging
+import os
+import shutil
+import signal
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import typing
+
+SCHEMES = ("Negotiate", "Kerberos", "Basic")
+
+
+def parse_args(argv: typing.Optional[typing.List[str]]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m peer", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--state-dir", help="directory for realm, logs and info (default: a new temp dir, removed at exit)")
+    p.add_argument("--info-file", help="where to write the info JSON (default: STATE_DIR/info.json)")
+    p.add_argument("--realm-from", metavar="INFO_FILE",
+                   help="share the realm (KDC, users, certificates) of a running instance instead of creating one")
+    p.add_argument("--allow-unencrypted", action="store_true",
+                   help="AllowUnencrypted=true: Basic and plain bodies over HTTP")
+    p.add_argument("--cbt", choices=("strict", "none"), default="strict",
+                   help="channel binding on HTTPS: strict (CbtHardeningLevel=Strict, default) or none")
+    p.add_argument("--schemes", default=",".join(SCHEMES),
+                   help="enabled auth schemes in WWW-Authenticate order (default: Negotiate,Kerberos,Basic)")
+    p.add_argument("--bad-cert", action="store_true",
+                   help="also start HTTPS listeners with an untrusted and a wrong-host certificate")
+    p.add_argument("--no-stdin-watch", action="store_true", help="do not exit when stdin reaches EOF")
+    p.add_argument("--no-parent-watch", action="store_true", help="do not exit when the parent process exits")
+    p.add_argument("--pdeathsig", action="store_true",
+                   help="also set PR_SET_PDEATHSIG (fires when the spawning *thread* ends)")
+    p.add_argument("--keep-state", action="store_true", help="keep a temporary state dir at exit")
+    p.add_argument("--log-level", default="INFO", help="log level for STATE_DIR/peer.log")
+    args = p.parse_args(argv)
+    args.schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    for s in args.schemes:
+        if s not in SCHEMES:
+            p.error(f"unknown scheme {s!r}; choose from {', '.join(SCHEMES)}")
+    return args
+
+
+def _bind_pair(factory: typing.Callable[[typing.Tuple[str, int]], typing.Any]) -> typing.List[typing.Any]:
+    """Listeners on 127.0.0.1 and, when possible, ::1 with the same free port."""
+    last: typing.Optional[OSError] = None
+    for _ in range(20):
+        v4 = factory(("127.0.0.1", 0))
+        port = v4.server_address[1]
+        try:
+            v6 = factory(("::1", port))
+        except OSError as e:
+            if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                return [v4]  # no IPv6 loopback here
+            v4.server_close()
+            last = e
+            continue
+        return [v4, v6]
+    raise RuntimeError(f"could not bind a loopback port on both 127.0.0.1 and ::1: {last}")
+
+
+def _tls_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def _watch_stdin(stop: threading.Event) -> None:
+    try:
+        while sys.stdin.buffer.read1(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    logging.getLogger("peer").info("stdin reached EOF: shutting down")
+    stop.set()
+
+
+def _watch_parent(stop: threading.Event) -> None:
+    parent = os.getppid()
+    while not stop.wait(0.5):
+        if os.getppid() != parent:
+            logging.getLogger("peer").info("parent process %d is gone: shutting down", parent)
+            stop.set()
+
+
+def main(argv: typing.Optional[typing.List[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.pdeathsig:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)
+    temporary = args.state_dir is None
+    state_dir = args.state_dir or tempfile.mkdtemp(prefix="psrp-peer-")
+    os.makedirs(state_dir, exist_ok=True)
+    log_file = os.path.join(state_dir, "peer.log")
+    logging.basicConfig(
+        filename=log_file,
+        level=getattr(logging, args.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s",
+    )
+    log = logging.getLogger("peer")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    from peer import realm as realm_mod
+
+    if args.realm_from:
+        realm = realm_mod.Realm.load(args.realm_from)
+    else:
+        realm = realm_mod.Realm.create(os.path.join(state_dir, "realm"))
+    # The acceptor (GSSAPI, pyspnego NTLM) reads these from the environment.
+    os.environ.update(realm.acceptor_env())
+
+    from peer import certs, control, httpd, instance, wsman
+
+    inst = instance.Instance(realm, args)
+    inst.handlers = wsman.Handlers(inst)
+    cbt = certs.tls_server_end_point(realm.data["server_cert"])
+    listeners: typing.Dict[str, typing.List[typing.Any]] = {}
+    try:
+        listeners["http"] = _bind_pair(lambda a: httpd.Listener(a, inst, "http", name="http"))
+        good = _tls_context(realm.data["server_cert"], realm.data["server_key"])
+        listeners["https"] = _bind_pair(lambda a: httpd.Listener(a, inst, "https", good, cbt, name="https"))
+        if args.bad_cert:
+            for label in ("untrusted", "wronghost"):
+                tls = _tls_context(realm.data[f"{label}_cert"], realm.data[f"{label}_key"])
+                bad_cbt = certs.tls_server_end_point(realm.data[f"{label}_cert"])
+                listeners[label] = _bind_pair(
+                    lambda a, tls=tls, c=bad_cbt, n=label: httpd.Listener(a, inst, "https", tls, c, name=n)
+                )
+    except Exception:
+        realm.stop()
+        raise
+
+    info: typing.Dict[str, typing.Any] = {}
+    control_server = control.ControlServer(inst, lambda: info, stop)
+    port = {k: v[0].server_address[1] for k, v in listeners.items()}
+    r = realm.info()
+    info.update(
+        {
+            "host": "localhost",
+            "http_port": port["http"],
+            "https_port": port["https"],
+            "http_url": f"http://localhost:{port['http']}/wsman",
+            "https_url": f"https://localhost:{port['https']}/wsman",
+            "ipv6": len(listeners["http"]) > 1,
+            "bad_cert": {
+                "untrusted_port": port.get("untrusted"),
+                "wrong_host_port": port.get("wronghost"),
+                "wrong_host_name": certs.WRONG_HOST,
+            },
+            "realm": r["realm"],
+            "user": r["user"],
+            "password": r["password"],
+            "principal": r["principal"],
+            "spn": r["spn"],
+            "ntlm": r["ntlm"],
+            "ca_file": r["ca_file"],
+            "server_cert": r["server_cert"],
+            "tls_server_end_point_sha256": cbt[len(b"tls-server-end-point:") :].hex(),
+            "krb5_config": r["krb5_config"],
+            "ccache": r["ccache"],
+            "keytab": r["keytab"],
+            "kdc_port": r["kdc_port"],
+            "kdc_pid": r.get("kdc_pid"),
+            "owns_kdc": realm.kdc is not None,
+            "control_url": f"http://127.0.0.1:{control_server.server_address[1]}",
+            "pid": os.getpid(),
+            "state_dir": state_dir,
+            "log_file": log_file,
+            "configurations": ["Microsoft.PowerShell", "JEA.Maintenance"],
+            "options": {"cbt": args.cbt, "allow_unencrypted": args.allow_unencrypted, "schemes": args.schemes},
+            "realm_info": r,
+        }
+    )
+    threads = []
+    for group in list(listeners.values()) + [[control_server]]:
+        for server in group:
+            t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+            t.start()
+            threads.append(t)
+
+    info_file = args.info_file or os.path.join(state_dir, "info.json")
+    info["info_file"] = info_file
+    tmp = info_file + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(info, f, indent=2)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, info_file)
+    public = {k: v for k, v in info.items() if k != "realm_info"}
+    log.info("peer ready: http %d, https %d, control %s", port["http"], port["https"], info["control_url"])
+    sys.stdout.write(json.dumps(public) + "\n")
+    sys.stdout.flush()
+
+    if not args.no_stdin_watch:
+        threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
+    if not args.no_parent_watch:
+        threading.Thread(target=_watch_parent, args=(stop,), daemon=True).start()
+    while not stop.wait(1.0):
+        pass
+
+    log.info("shutting down")
+    for group in list(listeners.values()) + [[control_server]]:
+        for server in group:
+            threading.Thread(target=server.shutdown, daemon=True).start()
+    time.sleep(0.3)
+    realm.stop()
+    if temporary and not args.keep_state:
+        logging.shutdown()
+        shutil.rmtree(state_dir, ignore_errors=True)
+    return 0

@@ -1,0 +1,237 @@
+"""A throwaway Kerberos realm (real MIT KDC on loopback), NTLM users and the test PKI.
+
+One realm can serve several peer instances: the instance that creates it owns the KDC
+process; others load it from the owner's info file (``--realm-from``).
+"""
+
+import ctypes
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import typing
+
+from peer import certs
+
+REALM = "PEER.TEST"
+NETBIOS_DOMAIN = "PEER"
+USER = "testuser"
+SERVICE = "HTTP"
+HOST = "localhost"
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the KDC child between fork and exec: the KDC must not outlive the peer.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _free_port_tcp_udp() -> int:
+    """A loopback port that is free for both TCP and UDP right now."""
+    for _ in range(50):
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            udp.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            tcp.close()
+            udp.close()
+    raise RuntimeError("no free loopback port for the KDC")
+
+
+def _run(args: typing.List[str], env: typing.Dict[str, str], stdin: typing.Optional[bytes] = None) -> None:
+    proc = subprocess.run(args, env=env, input=stdin, capture_output=True, timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{args[0]} failed with exit code {proc.returncode}: {proc.stderr.decode(errors='replace').strip()}"
+        )
+
+
+class Realm:
+    """Paths and credentials of a realm; ``kdc`` is set when this process owns the KDC."""
+
+    def __init__(self, directory: str, data: typing.Dict[str, typing.Any]) -> None:
+        self.directory = directory
+        self.data = data
+        self.kdc: typing.Optional[subprocess.Popen] = None
+
+    @property
+    def password(self) -> str:
+        return self.data["password"]
+
+    def acceptor_env(self) -> typing.Dict[str, str]:
+        """Environment the pyspnego acceptor reads (keytab, config, NTLM users)."""
+        return {
+            "KRB5_CONFIG": self.data["krb5_config"],
+            "KRB5_KTNAME": "FILE:" + self.data["keytab"],
+            "NTLM_USER_FILE": self.data["ntlm_user_file"],
+            # The server side never uses a client ticket cache; keep it away from the user's.
+            "KRB5CCNAME": "MEMORY:peer-acceptor",
+        }
+
+    def info(self) -> typing.Dict[str, typing.Any]:
+        d = dict(self.data)
+        d["kdc_pid"] = self.kdc.pid if self.kdc else self.data.get("kdc_pid")
+        return d
+
+    @classmethod
+    def load(cls, info_file: str) -> "Realm":
+        """Uses the realm of another running instance (from its info file)."""
+        with open(info_file) as f:
+            info = json.load(f)
+        realm = info["realm_info"]
+        return cls(realm["realm_dir"], realm)
+
+    @classmethod
+    def create(cls, directory: str) -> "Realm":
+        os.makedirs(os.path.join(directory, "db"), exist_ok=True)
+        password = "Pw-" + secrets.token_urlsafe(12)
+        paths = {
+            "krb5_config": os.path.join(directory, "krb5.conf"),
+            "kdc_profile": os.path.join(directory, "kdc.conf"),
+            "keytab": os.path.join(directory, "http.keytab"),
+            "ccache": os.path.join(directory, "ccache"),
+            "ntlm_user_file": os.path.join(directory, "ntlm_users"),
+            "kdc_log": os.path.join(directory, "kdc.log"),
+        }
+        data: typing.Dict[str, typing.Any] = {
+            "realm_dir": directory,
+            "realm": REALM,
+            "user": USER,
+            "password": password,
+            "principal": f"{USER}@{REALM}",
+            "spn": f"{SERVICE}/{HOST}@{REALM}",
+            "ntlm": {
+                "netbios_domain": NETBIOS_DOMAIN,
+                # NTLM_USER_FILE matches user AND domain exactly, so every spelling a client
+                # may send is listed (see peer-notes): bare, NETBIOS\user, REALM\user, UPN.
+                "accepted_usernames": [
+                    USER,
+                    f"{NETBIOS_DOMAIN}\\{USER}",
+                    f"{REALM}\\{USER}",
+                    f"{USER}@{REALM}",
+                ],
+            },
+            **paths,
+        }
+        realm = cls(directory, data)
+        with open(paths["ntlm_user_file"], "w") as f:
+            for domain, user in [("", USER), (NETBIOS_DOMAIN, USER), (REALM, USER), ("", f"{USER}@{REALM}")]:
+                f.write(f"{domain}:{user}:{password}\n")
+        os.chmod(paths["ntlm_user_file"], 0o600)
+        data.update(certs.create_pki(directory))
+        data["server_cbt_sha256_hex"] = certs.tls_server_end_point(data["server_cert"]).hex()
+        realm._start_kdc()
+        return realm
+
+    def _write_configs(self, port: int) -> None:
+        d = self.data
+        with open(d["krb5_config"], "w") as f:
+            f.write(
+                f"""[libdefaults]
+    default_realm = {REALM}
+    dns_lookup_realm = false
+    dns_lookup_kdc = false
+    rdns = false
+    dns_canonicalize_hostname = false
+    udp_preference_limit = 1
+    ignore_acceptor_hostname = false
+    default_ccache_name = FILE:{d['ccache']}
+
+[realms]
+    {REALM} = {{
+        kdc = 127.0.0.1:{port}
+    }}
+
+[domain_realm]
+    localhost = {REALM}
+    .localhost = {REALM}
+"""
+            )
+        db = os.path.join(self.directory, "db")
+        with open(d["kdc_profile"], "w") as f:
+            f.write(
+                f"""[kdcdefaults]
+    kdc_ports = {port}
+    kdc_tcp_ports = {port}
+    kdc_listen = 127.0.0.1:{port}
+    kdc_tcp_listen = 127.0.0.1:{port}
+
+[realms]
+    {REALM} = {{
+        database_name = {db}/principal
+        key_stash_file = {db}/stash
+        acl_file = {db}/kadm5.acl
+        supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
+    }}
+
+[logging]
+    kdc = FILE:{d['kdc_log']}
+"""
+            )
+
+    def _start_kdc(self) -> None:
+        d = self.data
+        last_error = ""
+        for _attempt in range(5):
+            port = _free_port_tcp_udp()
+            self._write_configs(port)
+            env = dict(os.environ, KRB5_CONFIG=d["krb5_config"], KRB5_KDC_PROFILE=d["kdc_profile"])
+            if not os.path.exists(os.path.join(self.directory, "db", "principal")):
+                _run(["kdb5_util", "create", "-s", "-r", REALM, "-P", secrets.token_hex(16)], env)
+                # kadmin.local takes one query per run; three short runs are still ~0.1 s.
+                _run(["kadmin.local", "-r", REALM, "-q", f"addprinc -pw {d['password']} {d['principal']}"], env)
+                _run(["kadmin.local", "-r", REALM, "-q", f"addprinc -randkey {SERVICE}/{HOST}@{REALM}"], env)
+                _run(["kadmin.local", "-r", REALM, "-q", f"ktadd -k {d['keytab']} {SERVICE}/{HOST}@{REALM}"], env)
+            log = open(os.path.join(self.directory, "krb5kdc.out"), "ab")
+            proc = subprocess.Popen(
+                ["krb5kdc", "-n", "-r", REALM],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=_die_with_parent,
+            )
+            log.close()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    break
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    self.kdc = proc
+                    d["kdc_port"] = port
+                    d["kdc_pid"] = proc.pid
+                    self._kinit()
+                    return
+                except OSError:
+                    time.sleep(0.02)
+            last_error = f"krb5kdc did not listen on 127.0.0.1:{port} (exit code {proc.poll()})"
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        raise RuntimeError(last_error + f"; see {self.directory}/krb5kdc.out")
+
+    def _kinit(self) -> None:
+        d = self.data
+        env = dict(os.environ, KRB5_CONFIG=d["krb5_config"], KRB5CCNAME="FILE:" + d["ccache"])
+        _run(["kinit", d["principal"]], env, stdin=(d["password"] + "\n").encode())
+
+    def stop(self) -> None:
+        if self.kdc and self.kdc.poll() is None:
+            self.kdc.terminate()
+            try:
+                self.kdc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kdc.kill()
+                self.kdc.wait()

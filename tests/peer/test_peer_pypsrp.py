@@ -1,0 +1,928 @@
+"""The peer validated by the real pypsrp client over every supported path.
+
+Each test goes through pypsrp (requests + pyspnego on the client side) against the peer
+(pyspnego acceptor, MIT KDC, psrpcore server) and asserts both what pypsrp decoded and
+what the peer recorded (control endpoint).
+"""
+
+import base64
+import os
+import subprocess
+import sys
+import time
+import typing
+import uuid
+
+import pytest
+import requests
+from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
+from pypsrp.host import PSHost, PSHostUserInterface
+from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from pypsrp.wsman import WSMan
+
+from peer.conftest import HERE, PeerProcess
+
+TIMEOUT_CODE = 2150858793
+SHELL_NOT_FOUND = 2150858843
+
+
+def connect(peer: PeerProcess, auth: str = "ntlm", ssl: bool = False, **kwargs: typing.Any) -> WSMan:
+    info = peer.info
+    if auth != "kerberos-ccache" and auth != "negotiate-ccache":
+        kwargs.setdefault("username", info["user"])
+        kwargs.setdefault("password", info["password"])
+    auth = auth.replace("-ccache", "")
+    if ssl:
+        kwargs.setdefault("cert_validation", info["ca_file"])
+    if auth in ("kerberos", "negotiate"):
+        kwargs.setdefault("negotiate_service", "HTTP")
+    kwargs.setdefault("connection_timeout", 10)
+    kwargs.setdefault("read_timeout", 30)
+    return WSMan("localhost", port=info["https_port" if ssl else "http_port"], ssl=ssl, auth=auth, **kwargs)
+
+
+def invoke(
+    wsman: WSMan,
+    build: typing.Callable[[PowerShell], typing.Any],
+    configuration: str = "Microsoft.PowerShell",
+    **pool_kwargs: typing.Any,
+) -> PowerShell:
+    with RunspacePool(wsman, configuration_name=configuration, **pool_kwargs) as pool:
+        ps = PowerShell(pool)
+        build(ps)
+        ps.invoke()
+        return ps
+
+
+def last_auth(peer: PeerProcess) -> typing.Dict[str, typing.Any]:
+    return peer.log("wsman")[-1]["auth"]
+
+
+# ---- transports and authentication ---------------------------------------------------------
+
+
+def test_http_ntlm_encrypted(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    ps = invoke(connect(peer, "ntlm"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    assert len(ps.output) == 1
+    ops = peer.log()
+    assert [o["action"] for o in ops][:2] == ["Create", "Receive"]
+    assert ops[-1]["action"] == "Delete"
+    assert all(o["encrypted"] for o in ops)
+    assert {o["auth"]["mechanism"] for o in ops} == {"ntlm"}
+    assert {o["connection"] for o in ops} == {ops[0]["connection"]}, "one keep-alive connection"
+    auth = peer.log("auth")
+    assert [a["result"] for a in auth] == ["challenge", "ok"]
+
+
+def test_http_kerberos_from_ccache(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    ps = invoke(connect(peer, "kerberos-ccache"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    auth = last_auth(peer)
+    assert auth["mechanism"] == "kerberos" and auth["principal"] == peer.info["principal"]
+    assert all(o["encrypted"] for o in peer.log())
+
+
+def test_http_kerberos_with_password(peer: PeerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No ticket cache: pyspnego gets a TGT from the KDC with the password itself.
+    monkeypatch.setenv("KRB5CCNAME", "MEMORY:psrp-peer-test-password")
+    peer.control("/log/reset")
+    wsman = connect(peer, "kerberos", username=peer.info["principal"])
+    ps = invoke(wsman, lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    assert last_auth(peer)["mechanism"] == "kerberos"
+
+
+def test_http_negotiate_picks_kerberos(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    ps = invoke(connect(peer, "negotiate-ccache"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    auth = last_auth(peer)
+    assert auth["scheme"] == "Negotiate" and auth["mechanism"] == "kerberos"
+
+
+def test_http_negotiate_falls_back_to_ntlm(peer: PeerProcess) -> None:
+    # pypsrp's default SPN service "host" is not in the keytab: SPNEGO falls back to NTLM.
+    peer.control("/log/reset")
+    ps = invoke(connect(peer, "negotiate", negotiate_service="host"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    auth = last_auth(peer)
+    assert auth["scheme"] == "Negotiate" and auth["mechanism"] == "ntlm"
+
+
+def test_kerberos_scheme_word_uses_kerberos_encryption(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = private_peer("--schemes", "Kerberos")
+    ps = invoke(connect(p, "kerberos-ccache"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    auth = last_auth(p)
+    assert auth["scheme"] == "Kerberos" and auth["mechanism"] == "kerberos"
+
+
+@pytest.mark.parametrize("username_key", [0, 1, 3])
+def test_ntlm_user_name_forms(peer: PeerProcess, username_key: int) -> None:
+    user = peer.info["ntlm"]["accepted_usernames"][username_key]
+    ps = invoke(connect(peer, "ntlm", username=user), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+
+
+def test_https_basic(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    ps = invoke(connect(peer, "basic", ssl=True), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    ops = peer.log()
+    assert {o["transport"] for o in ops} == {"https"}
+    assert not any(o["encrypted"] for o in ops)
+    assert {o["auth"]["scheme"] for o in ops} == {"Basic"}
+
+
+def test_https_ntlm_with_channel_binding(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    ps = invoke(connect(peer, "ntlm", ssl=True), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    ok = [a for a in peer.log("auth") if a["result"] == "ok"]
+    assert ok and ok[0]["transport"] == "https" and ok[0]["ntlm_cbt"] not in (None, "0" * 32)
+
+
+@pytest.mark.parametrize("auth", ["ntlm", "kerberos-ccache"])
+def test_https_without_channel_binding_is_refused_when_strict(peer: PeerProcess, auth: str) -> None:
+    with pytest.raises(AuthenticationError):
+        invoke(connect(peer, auth, ssl=True, negotiate_send_cbt=False), lambda ps: ps.add_cmdlet("Get-Date"))
+    refused = [a for a in peer.log("auth") if a["result"] == "refused"]
+    assert refused and "channel" in refused[-1]["reason"].lower()
+
+
+def test_https_without_channel_binding_accepted_when_cbt_none(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = private_peer("--cbt", "none")
+    ps = invoke(connect(p, "ntlm", ssl=True, negotiate_send_cbt=False), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+
+
+def test_http_basic_refused_without_allow_unencrypted(peer: PeerProcess) -> None:
+    with pytest.raises(AuthenticationError):
+        invoke(connect(peer, "basic", encryption="never"), lambda ps: ps.add_cmdlet("Get-Date"))
+
+
+def test_http_basic_with_allow_unencrypted(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = private_peer("--allow-unencrypted")
+    ps = invoke(connect(p, "basic", encryption="never"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    assert not any(o["encrypted"] for o in p.log())
+
+
+def test_http_ntlm_unencrypted_body_refused(peer: PeerProcess) -> None:
+    with pytest.raises((AuthenticationError, WinRMTransportError)):
+        invoke(connect(peer, "ntlm", encryption="never"), lambda ps: ps.add_cmdlet("Get-Date"))
+    refused = [a for a in peer.log("auth") if a["result"] == "refused"]
+    assert refused and "unencrypted" in refused[-1]["reason"]
+
+
+@pytest.mark.parametrize("auth,ssl", [("ntlm", False), ("basic", True), ("ntlm", True)])
+def test_wrong_password_is_authentication_error(peer: PeerProcess, auth: str, ssl: bool) -> None:
+    with pytest.raises(AuthenticationError):
+        invoke(connect(peer, auth, ssl=ssl, password="not-the-password"), lambda ps: ps.add_cmdlet("Get-Date"))
+
+
+def test_passwords_never_logged(peer: PeerProcess) -> None:
+    invoke(connect(peer, "basic", ssl=True), lambda ps: ps.add_cmdlet("Get-Date"))
+    with pytest.raises(AuthenticationError):
+        invoke(connect(peer, "basic", ssl=True, password="wrong-Pw-123"), lambda ps: ps.add_cmdlet("Get-Date"))
+    with pytest.raises(AuthenticationError):
+        invoke(connect(peer, "ntlm", password="wrong-Pw-123"), lambda ps: ps.add_cmdlet("Get-Date"))
+    with open(peer.info["log_file"], encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    assert "wrong user name or password" in text  # failures are logged, with reasons
+    assert peer.info["password"] not in text and "wrong-Pw-123" not in text
+
+
+@pytest.mark.parametrize("listener", ["untrusted_port", "wrong_host_port"])
+def test_bad_certificate_is_refused(peer: PeerProcess, listener: str) -> None:
+    wsman = WSMan(
+        "localhost",
+        port=peer.info["bad_cert"][listener],
+        ssl=True,
+        auth="basic",
+        username=peer.info["user"],
+        password=peer.info["password"],
+        cert_validation=peer.info["ca_file"],
+        connection_timeout=10,
+    )
+    with pytest.raises(requests.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED|hostname|match"):
+        invoke(wsman, lambda ps: ps.add_cmdlet("Get-Date"))
+
+
+def test_shared_realm_instance_accepts_kerberos(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = private_peer()
+    assert p.info["owns_kdc"] is False and p.info["http_port"] != 0
+    ps = invoke(connect(p, "kerberos-ccache"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+
+
+# ---- commands ---------------------------------------------------------------------------------
+
+
+def test_get_child_item_typed_file_system_objects(peer: PeerProcess) -> None:
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Get-ChildItem").add_parameter("Path", "C:\\Temp"))
+    names = [o.adapted_properties["Name"] for o in ps.output]
+    assert names == ["Logs", "data.csv", "readonly.log", "report.txt"]  # hidden secret.txt needs -Force
+    directory, csv = ps.output[0], ps.output[1]
+    assert directory.types[0] == "System.IO.DirectoryInfo"
+    assert csv.types[:2] == ["System.IO.FileInfo", "System.IO.FileSystemInfo"]
+    assert csv.adapted_properties["Length"] == 4096
+    assert csv.adapted_properties["FullName"] == "C:\\Temp\\data.csv"
+    assert csv.adapted_properties["Extension"] == ".csv"
+    assert csv.extended_properties["PSPath"] == "Microsoft.PowerShell.Core\\FileSystem::C:\\Temp\\data.csv"
+    assert csv.extended_properties["PSIsContainer"] is False
+    assert csv.extended_properties["Mode"] == "-a----"
+    assert csv.extended_properties["BaseName"] == "data"
+    attributes = csv.adapted_properties["Attributes"]
+    assert attributes.types[0] == "System.IO.FileAttributes" and str(attributes) == "Archive"
+    assert directory.extended_properties["Mode"] == "d-----"
+
+
+def test_get_child_item_force_and_recurse(peer: PeerProcess) -> None:
+    def build(ps: PowerShell) -> None:
+        ps.add_cmdlet("Get-ChildItem").add_parameter("Path", "C:\\Temp").add_parameter("Force").add_parameter(
+            "Recurse"
+        ).add_parameter("Name")
+
+    ps = invoke(connect(peer), build)
+    assert ps.output == [
+        "Logs",
+        "Logs\\old",
+        "Logs\\old\\2023.log",
+        "Logs\\app.log",
+        "data.csv",
+        "readonly.log",
+        "report.txt",
+        "secret.txt",
+    ]
+
+
+def test_get_item_missing_path_is_non_terminating_error(peer: PeerProcess) -> None:
+    def build(ps: PowerShell) -> None:
+        ps.add_cmdlet("Get-Item").add_parameter("Path", ["C:\\nope", "C:\\Temp\\report.txt"])
+
+    ps = invoke(connect(peer), build)
+    assert ps.state == PSInvocationState.COMPLETED
+    assert [o.adapted_properties["Name"] for o in ps.output] == ["report.txt"]
+    (err,) = ps.streams.error
+    assert err.fq_error == "PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand"
+    assert str(err) == "Cannot find path 'C:\\nope' because it does not exist."
+    assert err.reason == "ItemNotFoundException" and err.category == 13  # ObjectNotFound
+
+
+def test_get_item_hidden_needs_force(peer: PeerProcess) -> None:
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Get-Item").add_parameter("Path", "C:\\Temp\\secret.txt"))
+    assert ps.output == [] and ps.streams.error[0].fq_error.startswith("ItemNotFound,")
+    ps = invoke(
+        connect(peer),
+        lambda ps: ps.add_cmdlet("Get-Item").add_parameter("Path", "C:\\Temp\\secret.txt").add_parameter("Force"),
+    )
+    assert ps.output[0].extended_properties["Mode"] == "-a-h--"
+
+
+def test_invoke_echo_reports_values_and_wire_types(peer: PeerProcess) -> None:
+    def build(ps: PowerShell) -> None:
+        ps.add_cmdlet("Invoke-Echo")
+        ps.add_parameter("Int", 42)
+        ps.add_parameter("Text", "hello <&> world")
+        ps.add_parameter("Flag", True)
+        ps.add_parameter("Real", 1.5)
+        ps.add_parameter("List", ["a", 1, None])
+        ps.add_parameter("Table", {"k": "v", "n": 2})
+        ps.add_parameter("Nested", {"inner": {"deep": [1, "x"]}})
+        ps.add_parameter("Nothing", None)
+        ps.add_parameter("Switch")
+        ps.add_argument("positional")
+        ps.add_argument(7)
+
+    ps = invoke(connect(peer), build)
+    (echo,) = ps.output
+    props = echo.extended_properties
+    params = props["Parameters"]
+    assert params["Int"] == 42 and params["Text"] == "hello <&> world"
+    assert params["Flag"] is True and params["Real"] == 1.5
+    assert params["List"] == ["a", 1, None]
+    assert params["Table"] == {"k": "v", "n": 2}
+    assert params["Nested"] == {"inner": {"deep": [1, "x"]}}
+    assert params["Nothing"] is None and params["Switch"] is None
+    assert props["Arguments"] == ["positional", 7]
+    assert props["Types"] == {
+        "Int": "I32",
+        "Text": "S",
+        "Flag": "B",
+        "Real": "Sg",  # pypsrp encodes a Python float as Single
+        "List": "Obj:System.Object[]",
+        "Table": "Obj:System.Collections.Hashtable",
+        "Nested": "Obj:System.Collections.Hashtable",
+        "Nothing": "Nil",
+        "Switch": "Nil",  # pypsrp sends a switch as Nil; PowerShell's own client sends true
+    }
+    assert props["ArgumentTypes"] == ["S", "I32"]
+
+
+def test_pipeline_input(peer: PeerProcess) -> None:
+    with RunspacePool(connect(peer)) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Write-Output")
+        assert ps.invoke(input=["one", 2]) == ["one", 2]
+
+
+def test_restart_computer_records_force_form(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Restart-Computer").add_parameter("Force"))
+    assert ps.output == [] and ps.state == PSInvocationState.COMPLETED
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Restart-Computer").add_parameter("Force", True))
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Restart-Computer"))
+    calls = peer.control("/restarts")
+    assert [(c["force"], c["force_form"]) for c in calls] == [(True, "nil"), (True, "true"), (False, None)]
+    assert {c["configuration"] for c in calls} == {"Microsoft.PowerShell"}
+
+
+def test_every_stream(peer: PeerProcess) -> None:
+    def build(ps: PowerShell) -> None:
+        ps.add_cmdlet("Write-Output").add_argument("out")
+        ps.add_statement()
+        ps.add_cmdlet("Write-Error").add_parameter("Message", "bad thing")
+        ps.add_statement()
+        ps.add_cmdlet("Write-Warning").add_parameter("Message", "careful")
+        ps.add_statement()
+        ps.add_cmdlet("Write-Verbose").add_parameter("Message", "not shown")  # $VerbosePreference is SilentlyContinue
+        ps.add_statement()
+        ps.add_cmdlet("Write-Verbose").add_parameter("Message", "chatty").add_parameter("Verbose")
+        ps.add_statement()
+        ps.add_cmdlet("Write-Debug").add_parameter("Message", "not shown either")
+        ps.add_statement()
+        ps.add_cmdlet("Write-Debug").add_parameter("Message", "details").add_parameter("Debug")
+        ps.add_statement()
+        ps.add_cmdlet("Write-Information").add_parameter("MessageData", "fyi").add_parameter("Tags", ["t1", "t2"])
+        ps.add_statement()
+        ps.add_cmdlet("Write-Progress").add_parameter("Activity", "copying").add_parameter(
+            "Status", "half"
+        ).add_parameter("PercentComplete", 50)
+
+    ps = invoke(connect(peer), build)
+    assert ps.state == PSInvocationState.COMPLETED
+    assert ps.output == ["out"]
+    (err,) = ps.streams.error
+    assert str(err) == "bad thing" and err.fq_error == "Microsoft.PowerShell.Commands.WriteErrorException"
+    assert [w.message for w in ps.streams.warning] == ["careful"]
+    assert [v.message for v in ps.streams.verbose] == ["chatty"]
+    assert [d.message for d in ps.streams.debug] == ["details"]
+    (info,) = ps.streams.information
+    assert info.message_data == "fyi" and info.tags == ["t1", "t2"]
+    (progress,) = ps.streams.progress
+    assert progress.activity == "copying" and progress.description == "half" and progress.percent_complete == 50
+
+
+def test_error_action_stop_fails_the_pipeline(peer: PeerProcess) -> None:
+    def build(ps: PowerShell) -> None:
+        ps.add_cmdlet("Get-Item").add_parameter("Path", "C:\\nope").add_parameter("ErrorAction", "Stop")
+        ps.add_statement()
+        ps.add_cmdlet("Write-Output").add_argument("never")
+
+    ps = invoke(connect(peer), build)
+    assert ps.state == PSInvocationState.FAILED and ps.output == []
+    assert ps.streams.error[0].fq_error == "PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand"
+
+
+def test_set_psdebug_trace(peer: PeerProcess) -> None:
+    with RunspacePool(connect(peer)) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Set-PSDebug").add_parameter("Trace", 1)
+        ps.invoke()
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        ps.invoke()
+        assert [d.message for d in ps.streams.debug] == ["    1+  >>>> Get-Date"]
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Set-PSDebug").add_parameter("Off")
+        ps.invoke()
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        ps.invoke()
+        assert ps.streams.debug == []
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Set-PSDebug").add_parameter("Trace", 2)
+        ps.invoke()
+        ps = PowerShell(pool)
+        ps.add_script("$VerbosePreference = 'Continue'\nGet-Date")
+        ps.invoke()
+        assert [d.message for d in ps.streams.debug] == [
+            "     ! CALL function '<ScriptBlock>'",
+            "    1+  >>>> $VerbosePreference = 'Continue'",
+            "     ! SET $VerbosePreference = 'Continue'.",
+            "    2+  >>>> Get-Date",
+        ]
+    # Another pool starts without tracing.
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.streams.debug == []
+
+
+def test_invoke_throw_fails_pipeline(peer: PeerProcess) -> None:
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Invoke-Throw").add_parameter("Message", "it broke"))
+    assert ps.state == PSInvocationState.FAILED and ps.had_errors
+    assert str(ps.streams.error[0]) == "it broke"
+
+
+def test_unknown_parameter_fails_like_powershell(peer: PeerProcess) -> None:
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Get-Date").add_parameter("Bogus", 1))
+    assert ps.state == PSInvocationState.FAILED
+    assert str(ps.streams.error[0]) == "A parameter cannot be found that matches parameter name 'Bogus'."
+
+
+def test_script_emulation_in_full_language(peer: PeerProcess) -> None:
+    script = (
+        "$VerbosePreference = 'Continue'\n"
+        "Write-Verbose -Message loud; Get-Item -Path C:\\Temp\\report.txt\n"
+        "Write-Output 1,2 | Write-Output\n"
+        "Get-Nothing-Here\n"
+        "Write-Output 'after'"
+    )
+    ps = invoke(connect(peer), lambda ps: ps.add_script(script))
+    assert ps.state == PSInvocationState.COMPLETED
+    assert [v.message for v in ps.streams.verbose] == ["loud"]
+    assert ps.output[0].adapted_properties["Name"] == "report.txt"
+    assert ps.output[1:] == [1, 2, "after"]
+    assert ps.streams.error[0].fq_error == "CommandNotFoundException"
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["Get-Date", "Get-Item", "Get-ChildItem", "Invoke-Echo", "Write-Output", "Write-Warning"],
+)
+def test_jea_visible_commands_work(peer: PeerProcess, command: str) -> None:
+    def build(ps: PowerShell) -> None:
+        ps.add_cmdlet(command)
+        if command in ("Get-Item",):
+            ps.add_parameter("Path", "C:\\Temp")
+        if command in ("Write-Output", "Write-Warning"):
+            ps.add_argument("x")
+
+    ps = invoke(connect(peer), build, configuration="JEA.Maintenance")
+    assert ps.state == PSInvocationState.COMPLETED, ps.streams.error
+
+
+@pytest.mark.parametrize("command", ["Get-Process", "Remove-Item", "Invoke-Expression", "Invoke-Throw"])
+def test_jea_hidden_commands_not_found(peer: PeerProcess, command: str) -> None:
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet(command), configuration="JEA.Maintenance")
+    assert ps.state == PSInvocationState.FAILED
+    (err,) = ps.streams.error
+    assert err.fq_error == "CommandNotFoundException" and err.reason == "CommandNotFoundException"
+    assert str(err).startswith(f"The term '{command}' is not recognized as the name of a cmdlet")
+    # The same command exists in the unrestricted configuration.
+    if command == "Get-Process":
+        ps = invoke(connect(peer), lambda ps: ps.add_cmdlet(command))
+        assert ps.state == PSInvocationState.COMPLETED and ps.output
+
+
+def test_jea_refuses_scripts(peer: PeerProcess) -> None:
+    ps = invoke(connect(peer), lambda ps: ps.add_script("Get-Date"), configuration="JEA.Maintenance")
+    assert ps.state == PSInvocationState.FAILED
+    (err,) = ps.streams.error
+    assert str(err) == (
+        "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode."
+    )
+    assert err.fq_error == "ScriptsNotAllowed" and err.reason == "ParseException"
+
+
+def test_unknown_configuration_fault(peer: PeerProcess) -> None:
+    with pytest.raises(WSManFaultError) as e:
+        invoke(connect(peer), lambda ps: ps.add_cmdlet("Get-Date"), configuration="No.Such.Config")
+    assert e.value.code == 2150858811
+    assert "Cannot find the No.Such.Config session configuration" in e.value.message
+
+
+def test_large_output_spans_many_envelopes(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    before = peer.control("/stats")["cpu_seconds"]
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Get-LargeOutput").add_parameter("Count", 20000))
+    assert ps.state == PSInvocationState.COMPLETED
+    assert len(ps.output) == 20000
+    names = [o.adapted_properties["Name"] for o in ps.output]
+    assert names[0] == "item-0000000000.dat" and names[-1] == "item-0000019999.dat"
+    assert len(set(names)) == 20000
+    assert ps.output[123].types[0] == "System.IO.FileInfo"
+    receives = [o for o in peer.log() if o["action"] == "Receive" and o.get("command_id")]
+    assert len(receives) > 10
+    assert all(o["response_bytes"] <= o["max_envelope_size"] for o in receives)
+    assert peer.control("/stats")["cpu_seconds"] >= before
+
+
+def test_receive_timeout_fault_is_polled_through(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    wsman = connect(peer, operation_timeout=1, read_timeout=10)
+    ps = invoke(wsman, lambda ps: ps.add_cmdlet("Start-Sleep").add_parameter("Seconds", 3))
+    assert ps.state == PSInvocationState.COMPLETED
+    faults = [o for o in peer.log() if o["action"] == "Receive" and o.get("fault_code") == TIMEOUT_CODE]
+    assert len(faults) >= 2
+    assert all(o.get("command_id") for o in faults), "only pipeline Receives time out"
+
+
+def test_stop_with_pypsrp_signal(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    with RunspacePool(connect(peer)) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Start-Sleep").add_parameter("Seconds", 60)
+        started = time.monotonic()
+        ps.begin_invoke()
+        ps.stop()
+        assert ps.state == PSInvocationState.STOPPED
+        shells = peer.control("/shells")["shells"]
+        assert shells[0]["commands"] == []  # pypsrp's ctrl_c code releases the command
+    assert time.monotonic() - started < 20
+    signals = [o for o in peer.log() if o["action"] == "Signal"]
+    assert signals[0]["signal_code"] == "powershell/signal/ctrl_c"
+
+
+def test_stop_with_powershell_crtl_c_signal(peer: PeerProcess) -> None:
+    # PowerShell's own stop code (sic) stops the pipeline; the client then reads Stopped.
+    with RunspacePool(connect(peer, operation_timeout=2)) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Start-Sleep").add_parameter("Seconds", 60)
+        ps.begin_invoke()
+        pool.shell.signal("powershell/signal/crtl_c", str(ps.id).upper())
+        ps.end_invoke()
+        assert ps.state == PSInvocationState.STOPPED
+        assert ps.streams.error[0].fq_error == "PipelineStopped"
+        ps.close()  # terminate releases the stopped command
+
+
+class AnsweringUI(PSHostUserInterface):
+    def __init__(self, answer: typing.Optional[str]) -> None:
+        super().__init__()
+        self.answer = answer
+        self.prompts: typing.List[str] = []
+
+    def Write1(self, runspace: typing.Any, pipeline: typing.Any, value: str) -> None:
+        self.prompts.append(value)
+
+    def ReadLine(self, runspace: typing.Any, pipeline: typing.Any) -> str:
+        if self.answer is None:
+            raise RuntimeError("no console here")
+        return self.answer
+
+
+def test_read_host_answered_by_client_host(peer: PeerProcess) -> None:
+    ui = AnsweringUI("forty-two")
+    host = PSHost(None, None, False, "peer-test", None, ui, "1.0")
+    with RunspacePool(connect(peer), host=host) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Read-Host").add_parameter("Prompt", "Answer")
+        assert ps.invoke() == ["forty-two"]
+    assert ui.prompts == ["Answer: "]
+
+
+def test_create_pipeline_split_between_command_and_send(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    big = "x" * 700_000  # larger than one 500 KiB envelope: CREATE_PIPELINE needs several fragments
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Invoke-Echo").add_parameter("Big", big))
+    assert ps.output[0].extended_properties["Parameters"]["Big"] == big
+    ops = peer.log()
+    command = [o for o in ops if o["action"] == "Command"][0]
+    sends = [o for o in ops if o["action"] == "Send"]
+    assert command["create_pipeline_fragments"] == {"command": 1}
+    assert sum(o["create_pipeline_fragments"]["send"] for o in sends) >= 1
+
+
+# ---- WS-Man faults and fault injection ----------------------------------------------------------
+
+
+def test_unknown_shell_fault(peer: PeerProcess) -> None:
+    with RunspacePool(connect(peer)) as pool:
+        real_id = pool.shell.id
+        pool.shell.id = str(uuid.uuid4()).upper()
+        pool.shell._selector_set = None
+        try:
+            with pytest.raises(WSManFaultError) as e:
+                pool.shell.wsman.receive(pool.shell.resource_uri, _receive_body(), selector_set=_selectors(pool.shell.id))
+            assert e.value.code == SHELL_NOT_FOUND
+            assert "shell was not found" in e.value.message
+        finally:
+            pool.shell.id = real_id
+            pool.shell._selector_set = _selectors(real_id)
+
+
+def _selectors(shell_id: str) -> typing.Any:
+    from pypsrp.wsman import SelectorSet
+
+    s = SelectorSet()
+    s.add_option("ShellId", shell_id)
+    return s
+
+
+def _receive_body() -> typing.Any:
+    import xml.etree.ElementTree as ET
+
+    from pypsrp.wsman import NAMESPACES
+
+    receive = ET.Element("{%s}Receive" % NAMESPACES["rsp"])
+    ET.SubElement(receive, "{%s}DesiredStream" % NAMESPACES["rsp"]).text = "stdout"
+    return receive
+
+
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        (b"this is not xml", 2150858819),
+        (b"<a/>", 2150858765),
+        (b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body/></s:Envelope>', 2150858817),
+    ],
+)
+def test_malformed_envelopes_get_wsman_faults(peer: PeerProcess, body: bytes, code: int) -> None:
+    import xml.etree.ElementTree as ET
+
+    wsman = connect(peer, "basic", ssl=True)
+    with pytest.raises(WinRMTransportError) as e:
+        wsman.transport.send(body)  # the raw transport does not parse faults itself
+    assert e.value.code == 500
+    fault = ET.fromstring(e.value.response_text).find(".//{http://schemas.microsoft.com/wbem/wsman/1/wsmanfault}WSManFault")
+    assert fault is not None and int(fault.get("Code")) == code
+
+
+def test_create_without_protocolversion_fault(peer: PeerProcess) -> None:
+    from pypsrp.powershell import RunspacePool as Pool
+
+    wsman = connect(peer, "basic", ssl=True)
+    pool = Pool(wsman)
+    original = pool.shell.open
+
+    def open_without_option(base_options: typing.Any = None, open_content: typing.Any = None) -> typing.Any:
+        return original(None, open_content)
+
+    pool.shell.open = open_without_option
+    with pytest.raises(WSManFaultError) as e:
+        pool.open()
+    assert e.value.code == 2150858809
+
+
+def test_injected_500_fault(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = private_peer()
+    p.control("/faults", {"kind": "http_500", "action": "Command", "count": 1, "code": 2150858843})
+    with RunspacePool(connect(p)) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        with pytest.raises(WSManFaultError) as e:
+            ps.invoke()
+        assert e.value.code == 2150858843
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        assert len(ps.invoke()) == 1  # only the next Command was hit
+    assert p.control("/faults") == []
+
+
+def test_injected_connection_drop(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = private_peer()
+    p.control("/faults", {"kind": "drop_connection", "action": "Create", "count": 1})
+    with pytest.raises(requests.exceptions.ConnectionError):
+        invoke(connect(p), lambda ps: ps.add_cmdlet("Get-Date"))
+    dropped = [o for o in p.log() if o.get("injected_fault") == "drop_connection"]
+    assert len(dropped) == 1 and p.open_shells() == 0
+    # The rule is used up: the next client gets through.
+    assert invoke(connect(p), lambda ps: ps.add_cmdlet("Get-Date")).state == PSInvocationState.COMPLETED
+
+
+def test_injected_close_after_response(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    # The server closes the keep-alive connection after answering (Connection: close).
+    # Basic over HTTPS carries credentials on every request, so pypsrp reconnects cleanly.
+    p = private_peer()
+    p.control("/faults", {"kind": "close_after_response", "action": "Receive", "count": 1})
+    ps = invoke(connect(p, "basic", ssl=True), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    ops = p.log()
+    closed = [o for o in ops if o.get("injected_fault") == "close_after_response"]
+    assert len(closed) == 1 and closed[0]["status"] == 200
+    assert len({o["connection"] for o in ops}) == 2
+
+
+def test_injected_delay(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = private_peer()
+    p.control("/faults", {"kind": "delay", "action": "Create", "delay_ms": 700})
+    started = time.monotonic()
+    ps = invoke(connect(p), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    assert time.monotonic() - started >= 0.7
+    assert [o["action"] for o in p.log() if o.get("injected_fault") == "delay"] == ["Create"]
+
+
+def test_control_fault_validation(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    import urllib.error
+
+    p = private_peer()
+    with pytest.raises(urllib.error.HTTPError) as e:
+        p.control("/faults", {"kind": "explode"})
+    assert e.value.code == 400
+
+
+# ---- process lifetime -------------------------------------------------------------------------
+
+
+def test_peer_dies_with_its_parent() -> None:
+    # A parent starts a peer (holding its stdin) and is then killed: peer and KDC must exit.
+    code = (
+        "import subprocess, sys, os; "
+        f"p = subprocess.Popen([sys.executable, '-m', 'peer'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, "
+        f"env=dict(os.environ, PYTHONPATH={os.path.dirname(HERE)!r})); "
+        "sys.stdout.write(p.stdout.readline().decode()); sys.stdout.flush(); "
+        "import time; time.sleep(600)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        import json
+
+        info = json.loads(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (_alive(info["pid"]) or _alive(info["kdc_pid"])):
+        time.sleep(0.2)
+    assert not _alive(info["pid"]) and not _alive(info["kdc_pid"])
+    assert not os.path.exists(info["state_dir"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+
+
+# ---- psrpcore's client over pypsrp's WS-Man transport ----------------------------------------
+
+
+def test_psrpcore_client_switch_and_int64_types(peer: PeerProcess) -> None:
+    from peer.coreclient import CoreClient, outputs
+
+    peer.control("/log/reset")
+    with CoreClient(connect(peer)) as client:
+        ps, events = client.invoke(
+            lambda ps: ps.add_command("Invoke-Echo").add_parameter("Switch").add_parameter("Big", 2**40)
+        )
+        echo = outputs(events)[0]
+        assert echo.Types["Switch"] == "B" and echo.Parameters["Switch"] is True
+        assert echo.Types["Big"] == "I64" and echo.Parameters["Big"] == 2**40
+        client.invoke(lambda ps: ps.add_command("Restart-Computer").add_parameter("Force"))
+    (call,) = peer.control("/restarts")
+    assert call["force"] is True and call["force_form"] == "true"
+
+
+def test_read_host_error_answer_fails_pipeline(peer: PeerProcess) -> None:
+    from psrpcore.types import ErrorCategoryInfo, ErrorRecord, NETException, PSInvocationState as State
+
+    from peer.coreclient import CoreClient, state_event
+
+    def answer_with_error(ps: typing.Any, call: typing.Any) -> None:
+        ps.host_response(
+            call.ci,
+            error_record=ErrorRecord(
+                Exception=NETException(Message="the console is gone"),
+                CategoryInfo=ErrorCategoryInfo(),
+                FullyQualifiedErrorId="HostGone",
+            ),
+        )
+
+    with CoreClient(connect(peer)) as client:
+        ps, events = client.invoke(lambda ps: ps.add_command("Read-Host"), on_host_call=answer_with_error)
+        assert ps.state == State.Failed
+        assert "the console is gone" in str(state_event(events).reason)
+
+        ps, events = client.invoke(
+            lambda ps: ps.add_command("Read-Host"), on_host_call=lambda ps, call: ps.host_response(call.ci, "typed")
+        )
+        assert ps.state == State.Completed
+
+
+def test_psrpcore_client_fragmented_create_pipeline(peer: PeerProcess) -> None:
+    from peer.coreclient import CoreClient, outputs
+
+    peer.control("/log/reset")
+    with CoreClient(connect(peer)) as client:
+        client.max_fragment = 4000
+        ps, events = client.invoke(lambda ps: ps.add_command("Invoke-Echo").add_parameter("Text", "y" * 20000))
+        assert outputs(events)[0].Parameters["Text"] == "y" * 20000
+    ops = peer.log()
+    (command,) = [o for o in ops if o["action"] == "Command"]
+    sends = [o for o in ops if o["action"] == "Send"]
+    assert command["create_pipeline_fragments"] == {"command": 1}
+    assert sum(o["create_pipeline_fragments"]["send"] for o in sends) >= 5
+
+
+def test_psrpcore_client_decodes_large_output(peer: PeerProcess) -> None:
+    from peer.coreclient import CoreClient, outputs
+
+    with CoreClient(connect(peer)) as client:
+        ps, events = client.invoke(lambda ps: ps.add_command("Get-LargeOutput").add_parameter("Count", 3000))
+        items = outputs(events)
+        assert [i.Name for i in items] == [f"item-{n:010d}.dat" for n in range(3000)]
+        assert items[0].PSTypeNames[0] == "Deserialized.System.IO.FileInfo"
+
+
+# ---- robustness ---------------------------------------------------------------------------------
+
+_ENV = (
+    '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+    'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+    'xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" '
+    'xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header>'
+    "<a:Action>{action}</a:Action><a:MessageID>uuid:{mid}</a:MessageID>"
+    "<w:ResourceURI>http://schemas.microsoft.com/powershell/Microsoft.PowerShell</w:ResourceURI>"
+    "{header}</s:Header><s:Body>{body}</s:Body></s:Envelope>"
+)
+_SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
+_CREATE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create"
+_VERSION = '<w:OptionSet><w:Option Name="protocolversion" MustComply="true">2.3</w:Option></w:OptionSet>'
+
+
+def _shell_body(creation: str) -> str:
+    return (
+        '<rsp:Shell ShellId="{id}"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
+        "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
+        '<creationXml xmlns="http://schemas.microsoft.com/powershell">' + creation + "</creationXml></rsp:Shell>"
+    ).replace("{id}", str(uuid.uuid4()).upper())
+
+
+def _selector(shell_id: str) -> str:
+    return f'<w:SelectorSet><w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet>'
+
+
+@pytest.mark.parametrize(
+    "action,header,body,code",
+    [
+        (_CREATE, _VERSION, _shell_body("!!not base64!!"), 2150858817),
+        (_CREATE, _VERSION, _shell_body(base64.b64encode(b"\x00" * 5).decode()), 2150858817),
+        (_CREATE, _VERSION, _shell_body(base64.b64encode(os.urandom(300)).decode()), 2150858817),
+        (_CREATE, _VERSION, "<rsp:Shell/>", 2150858817),
+        (_CREATE, '<w:OptionSet><w:Option Name="protocolversion">3.0</w:Option></w:OptionSet>',
+         _shell_body(""), 2150858835),
+        (_SHELL + "Command", _selector("not-a-shell"), "<rsp:CommandLine/>", 2150858843),
+        (_SHELL + "Receive", "<w:OperationTimeout>PTxS</w:OperationTimeout>", "", 2150858817),
+        (_SHELL + "Receive", "<w:MaxEnvelopeSize>100</w:MaxEnvelopeSize>", "", 2150858805),
+        (_SHELL + "Frobnicate", "", "", 2150858771),
+        ("http://schemas.xmlsoap.org/ws/2004/09/transfer/Get", "", "", 2150858771),
+    ],
+)
+def test_malformed_requests_get_faults_and_the_peer_survives(
+    private_peer: typing.Callable[..., PeerProcess], action: str, header: str, body: str, code: int
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    p = private_peer("--allow-unencrypted")
+    envelope = _ENV.format(action=action, mid=str(uuid.uuid4()).upper(), header=header, body=body)
+    url = p.info["http_url"]
+    auth = (p.info["user"], p.info["password"])
+    headers = {"Content-Type": "application/soap+xml;charset=UTF-8"}
+    resp = requests.post(url, data=envelope.encode(), auth=auth, headers=headers, timeout=30)
+    assert resp.status_code == 500, resp.text
+    fault = ET.fromstring(resp.content).find(".//{http://schemas.microsoft.com/wbem/wsman/1/wsmanfault}WSManFault")
+    assert fault is not None and int(fault.get("Code")) == code
+    assert p.open_shells() == 0
+    # Still serving.
+    assert invoke(connect(p), lambda ps: ps.add_cmdlet("Get-Date")).state == PSInvocationState.COMPLETED
+
+
+def test_pipeline_commands_against_a_deleted_shell(peer: PeerProcess) -> None:
+    pool = RunspacePool(connect(peer))
+    pool.open()
+    pool.shell.wsman.delete(pool.shell.resource_uri, selector_set=_selectors(pool.shell.id))
+    ps = PowerShell(pool)
+    ps.add_cmdlet("Get-Date")
+    with pytest.raises(WSManFaultError) as e:
+        ps.invoke()
+    assert e.value.code == SHELL_NOT_FOUND
+
+
+def test_remove_item_is_per_pool_and_needs_force_for_hidden(peer: PeerProcess) -> None:
+    with RunspacePool(connect(peer)) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Remove-Item").add_parameter("Path", "C:\\Temp\\report.txt")
+        ps.add_statement().add_cmdlet("Remove-Item").add_parameter("Path", "C:\\Temp\\secret.txt")
+        ps.add_statement().add_cmdlet("Get-ChildItem").add_parameter("Path", "C:\\Temp").add_parameter("Name")
+        ps.invoke()
+        assert "report.txt" not in ps.output and "data.csv" in ps.output
+        assert ps.streams.error[0].fq_error.startswith("RemoveFileSystemItemUnAuthorizedAccess,")
+    # A new pool sees the original file system.
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Get-Item").add_parameter("Path", "C:\\Temp\\report.txt"))
+    assert len(ps.output) == 1
+
+
+def test_concurrent_clients(peer: PeerProcess) -> None:
+    import concurrent.futures
+
+    def work(n: int) -> typing.List[int]:
+        counts = []
+        with RunspacePool(connect(peer, "ntlm" if n % 2 else "kerberos-ccache")) as pool:
+            for size in (50, 300):
+                ps = PowerShell(pool)
+                ps.add_cmdlet("Get-LargeOutput").add_parameter("Count", size + n)
+                counts.append(len(ps.invoke()))
+        return counts
+
+    with concurrent.futures.ThreadPoolExecutor(6) as executor:
+        results = list(executor.map(work, range(6)))
+    assert results == [[50 + n, 300 + n] for n in range(6)]

@@ -1,0 +1,488 @@
+//! Starting the test peer (`tests/peer`) and talking to its control endpoint.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{http, venv, PeerError};
+
+/// How long a peer may take to print its info line (realm, certificates, listeners).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a client needs to reach one peer instance (from its info file).
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Host name to connect to: `localhost` (the Kerberos SPN is `HTTP/localhost`).
+    pub host: String,
+    /// WinRM over HTTP (message encryption required after Negotiate/Kerberos).
+    pub http_port: u16,
+    /// WinRM over HTTPS with a certificate from `ca_file`.
+    pub https_port: u16,
+    /// HTTPS listener whose certificate is self-signed (not from the CA), if started.
+    pub untrusted_cert_port: Option<u16>,
+    /// HTTPS listener whose certificate is for another host name, if started.
+    pub wrong_host_cert_port: Option<u16>,
+    /// Kerberos realm, `PEER.TEST`.
+    pub realm: String,
+    /// User name (NTLM and Basic accept the forms in `ntlm_usernames`).
+    pub user: String,
+    /// The user's password (generated per realm).
+    pub password: String,
+    /// Kerberos principal of the user, `testuser@PEER.TEST`.
+    pub principal: String,
+    /// User name spellings the NTLM acceptor and Basic accept.
+    pub ntlm_usernames: Vec<String>,
+    /// CA certificate (PEM) that signed the HTTPS certificate.
+    pub ca_file: PathBuf,
+    /// `krb5.conf` of the realm (for KRB5_CONFIG).
+    pub krb5_config: PathBuf,
+    /// Ticket cache holding a TGT for `principal` (for KRB5CCNAME=FILE:...).
+    pub ccache: PathBuf,
+    /// Keytab of `HTTP/localhost`.
+    pub keytab: PathBuf,
+    /// The KDC's loopback port.
+    pub kdc_port: u16,
+    /// Base URL of the control endpoint, `http://127.0.0.1:PORT`.
+    pub control_url: String,
+    /// Process id of the peer.
+    pub pid: u32,
+    /// The instance's state directory (logs; realm when it owns it).
+    pub state_dir: PathBuf,
+    /// The info file itself (pass to `--realm-from` to share the realm).
+    pub info_file: PathBuf,
+    /// The peer's log file (never contains the password).
+    pub log_file: PathBuf,
+    /// The whole info document.
+    pub raw: Value,
+}
+
+impl PeerInfo {
+    fn from_json(raw: Value) -> Result<PeerInfo, PeerError> {
+        let s = |key: &str| -> Result<String, PeerError> {
+            raw.get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| PeerError::Protocol(format!("peer info has no string {key:?}")))
+        };
+        let port = |v: Option<&Value>, key: &str| -> Result<Option<u16>, PeerError> {
+            match v {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .map(Some)
+                    .ok_or_else(|| PeerError::Protocol(format!("peer info {key:?} is not a port"))),
+            }
+        };
+        let required_port = |key: &str| -> Result<u16, PeerError> {
+            port(raw.get(key), key)?
+                .ok_or_else(|| PeerError::Protocol(format!("peer info has no port {key:?}")))
+        };
+        let bad = raw.get("bad_cert");
+        let ntlm_usernames = raw
+            .pointer("/ntlm/accepted_usernames")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(PeerInfo {
+            host: s("host")?,
+            http_port: required_port("http_port")?,
+            https_port: required_port("https_port")?,
+            untrusted_cert_port: port(bad.and_then(|b| b.get("untrusted_port")), "untrusted_port")?,
+            wrong_host_cert_port: port(
+                bad.and_then(|b| b.get("wrong_host_port")),
+                "wrong_host_port",
+            )?,
+            realm: s("realm")?,
+            user: s("user")?,
+            password: s("password")?,
+            principal: s("principal")?,
+            ntlm_usernames,
+            ca_file: s("ca_file")?.into(),
+            krb5_config: s("krb5_config")?.into(),
+            ccache: s("ccache")?.into(),
+            keytab: s("keytab")?.into(),
+            kdc_port: required_port("kdc_port")?,
+            control_url: s("control_url")?,
+            pid: raw
+                .get("pid")
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok())
+                .ok_or_else(|| PeerError::Protocol("peer info has no pid".into()))?,
+            state_dir: s("state_dir")?.into(),
+            info_file: s("info_file")?.into(),
+            log_file: s("log_file")?.into(),
+            raw,
+        })
+    }
+
+    /// `http://localhost:PORT/wsman`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}:{}/wsman", self.host, self.http_port)
+    }
+
+    /// `https://localhost:PORT/wsman`.
+    pub fn https_url(&self) -> String {
+        format!("https://{}:{}/wsman", self.host, self.https_port)
+    }
+
+    /// Loopback socket address of the HTTP listener (IPv4).
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.http_port))
+    }
+
+    /// Loopback socket address of the HTTPS listener (IPv4).
+    pub fn https_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.https_port))
+    }
+
+    fn control_addr(&self) -> Result<SocketAddr, PeerError> {
+        let host_port = self
+            .control_url
+            .strip_prefix("http://")
+            .ok_or_else(|| PeerError::Protocol(format!("control URL {}", self.control_url)))?;
+        host_port
+            .to_socket_addrs()
+            .map_err(|e| PeerError::Http {
+                what: format!("resolve control address {host_port}"),
+                source: e,
+            })?
+            .next()
+            .ok_or_else(|| PeerError::Protocol(format!("control URL {}", self.control_url)))
+    }
+}
+
+/// Options for a private peer instance (`python -m peer --help` has them all).
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    /// AllowUnencrypted=true: Basic and unencrypted bodies over HTTP.
+    pub allow_unencrypted: bool,
+    /// Enforce channel binding on HTTPS (CbtHardeningLevel=Strict). Default true.
+    pub strict_cbt: bool,
+    /// Enabled auth schemes, in WWW-Authenticate order; None = Negotiate, Kerberos, Basic.
+    pub schemes: Option<Vec<String>>,
+    /// Also start the bad-certificate HTTPS listeners.
+    pub bad_cert: bool,
+    /// Share the realm (KDC, user, CA) of [`Peer::shared`] so one Kerberos
+    /// environment serves every instance. Default true.
+    pub share_realm: bool,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        PeerOptions {
+            allow_unencrypted: false,
+            strict_cbt: true,
+            schemes: None,
+            bad_cert: false,
+            share_realm: true,
+        }
+    }
+}
+
+/// A fault the peer injects into its next WS-Man requests (scoped to one instance).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Close the TCP connection without answering.
+    DropConnection,
+    /// Answer, then close the connection (`Connection: close`).
+    CloseAfterResponse,
+    /// Answer HTTP 500 with a WS-Man fault carrying this code.
+    Http500 {
+        /// The f:WSManFault Code, e.g. 2150858843.
+        code: u64,
+    },
+    /// Wait before handling the request.
+    Delay {
+        /// Milliseconds to wait.
+        ms: u64,
+    },
+}
+
+/// Which requests a [`Fault`] applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultRule {
+    /// The fault.
+    pub fault: Fault,
+    /// Only requests with this action (Create, Command, Send, Receive, Signal,
+    /// Delete); None for any.
+    pub action: Option<String>,
+    /// Let this many matching requests through first.
+    pub skip: u32,
+    /// Then apply the fault to this many.
+    pub count: u32,
+}
+
+impl FaultRule {
+    /// The fault on the next matching request (`skip` 0, `count` 1).
+    pub fn new(fault: Fault, action: Option<&str>) -> FaultRule {
+        FaultRule {
+            fault,
+            action: action.map(str::to_string),
+            skip: 0,
+            count: 1,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut v = serde_json::json!({
+            "action": self.action,
+            "skip": self.skip,
+            "count": self.count,
+        });
+        let (kind, extra) = match &self.fault {
+            Fault::DropConnection => ("drop_connection", None),
+            Fault::CloseAfterResponse => ("close_after_response", None),
+            Fault::Http500 { code } => ("http_500", Some(("code", *code))),
+            Fault::Delay { ms } => ("delay", Some(("delay_ms", *ms))),
+        };
+        v["kind"] = kind.into();
+        if let Some((k, n)) = extra {
+            v[k] = n.into();
+        }
+        v
+    }
+}
+
+/// A running peer instance. Dropping it stops the process (stdin EOF, then kill).
+#[derive(Debug)]
+pub struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    info: PeerInfo,
+}
+
+static SHARED: OnceLock<Result<Peer, String>> = OnceLock::new();
+
+impl Peer {
+    /// The instance shared by every test of this test binary, started on first use
+    /// (with the bad-certificate listeners). Also points this process's Kerberos
+    /// environment (KRB5_CONFIG, KRB5CCNAME) at its realm so GSSAPI clients work;
+    /// call it before any Kerberos work starts in other threads.
+    ///
+    /// It is never dropped: it exits when the test process ends (its stdin closes).
+    pub fn try_shared() -> Result<&'static Peer, PeerError> {
+        let started = SHARED.get_or_init(|| {
+            let options = PeerOptions {
+                bad_cert: true,
+                share_realm: false,
+                ..PeerOptions::default()
+            };
+            let peer = Peer::spawn(&options, None).map_err(|e| e.to_string())?;
+            set_kerberos_env(&peer.info);
+            Ok(peer)
+        });
+        started
+            .as_ref()
+            .map_err(|e| PeerError::Start(format!("the shared test peer did not start: {e}")))
+    }
+
+    /// [`Peer::try_shared`] for tests.
+    ///
+    /// # Panics
+    /// When the peer cannot start; the message says why (every test needing it
+    /// would fail anyway).
+    pub fn shared() -> &'static Peer {
+        Peer::try_shared().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a private instance, e.g. for fault injection that must not disturb
+    /// other tests. With `share_realm` it uses the realm of [`Peer::shared`].
+    pub fn start(options: &PeerOptions) -> Result<Peer, PeerError> {
+        let realm_from = if options.share_realm {
+            Some(Peer::try_shared()?.info.info_file.clone())
+        } else {
+            None
+        };
+        Peer::spawn(options, realm_from.as_deref())
+    }
+
+    fn spawn(options: &PeerOptions, realm_from: Option<&Path>) -> Result<Peer, PeerError> {
+        let python = venv::python()?;
+        let tests_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut cmd = Command::new(&python);
+        cmd.arg("-m")
+            .arg("peer")
+            .env("PYTHONPATH", tests_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(info_file) = realm_from {
+            cmd.arg("--realm-from").arg(info_file);
+        }
+        if options.allow_unencrypted {
+            cmd.arg("--allow-unencrypted");
+        }
+        if !options.strict_cbt {
+            cmd.args(["--cbt", "none"]);
+        }
+        if let Some(schemes) = &options.schemes {
+            cmd.arg("--schemes").arg(schemes.join(","));
+        }
+        if options.bad_cert {
+            cmd.arg("--bad-cert");
+        }
+        let mut child = cmd.spawn().map_err(|e| PeerError::Spawn {
+            what: format!("{} -m peer", python.display()),
+            source: e,
+        })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| PeerError::Protocol("the peer's stdout was not captured".to_string()))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let result = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+            let _ = tx.send(result);
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(line)) if !line.trim().is_empty() => line,
+            outcome => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                return Err(PeerError::Start(format!(
+                    "no info line within {START_TIMEOUT:?} (read: {outcome:?}, exit: {status:?}); \
+                     see the peer's stderr above"
+                )));
+            }
+        };
+        let raw: Value = serde_json::from_str(&line)
+            .map_err(|e| PeerError::Protocol(format!("peer info line is not JSON: {e}")))?;
+        let info = PeerInfo::from_json(raw)?;
+        Ok(Peer {
+            stdin: child.stdin.take(),
+            child,
+            info,
+        })
+    }
+
+    /// Connection details of this instance.
+    pub fn info(&self) -> &PeerInfo {
+        &self.info
+    }
+
+    /// GET a control path; the JSON answer.
+    pub fn control_get(&self, path: &str) -> Result<Value, PeerError> {
+        self.control("GET", path, None)
+    }
+
+    /// POST a JSON body to a control path; the JSON answer.
+    pub fn control_post(&self, path: &str, body: &Value) -> Result<Value, PeerError> {
+        self.control("POST", path, Some(body))
+    }
+
+    fn control(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, PeerError> {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let resp = http::request(self.info.control_addr()?, method, path, body.as_bytes())?;
+        let value: Value = serde_json::from_slice(&resp.body).map_err(|e| {
+            PeerError::Protocol(format!("control {method} {path}: answer is not JSON: {e}"))
+        })?;
+        if resp.status != 200 {
+            return Err(PeerError::Control {
+                path: path.to_string(),
+                status: resp.status,
+                message: value
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            });
+        }
+        Ok(value)
+    }
+
+    /// Number of open shells (runspace pools) right now.
+    pub fn open_shells(&self) -> Result<u64, PeerError> {
+        self.control_get("/shells")?
+            .get("open")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| PeerError::Protocol("/shells has no 'open' count".into()))
+    }
+
+    /// Open shells per configuration name.
+    pub fn open_shells_by_configuration(&self) -> Result<Value, PeerError> {
+        Ok(self.control_get("/shells")?["by_configuration"].clone())
+    }
+
+    /// The operation log (WS-Man operations, auth legs, Restart-Computer calls).
+    pub fn log(&self) -> Result<Vec<Value>, PeerError> {
+        self.log_since(0)
+    }
+
+    /// Log entries with a sequence number above `seq`.
+    pub fn log_since(&self, seq: u64) -> Result<Vec<Value>, PeerError> {
+        match self.control_get(&format!("/log?since={seq}"))? {
+            Value::Array(entries) => Ok(entries),
+            other => Err(PeerError::Protocol(format!("/log answered {other}"))),
+        }
+    }
+
+    /// Only the WS-Man operation entries of the log.
+    pub fn operations(&self) -> Result<Vec<Value>, PeerError> {
+        Ok(self
+            .log()?
+            .into_iter()
+            .filter(|e| e["kind"] == "wsman")
+            .collect())
+    }
+
+    /// Clears the log and the recorded Restart-Computer calls.
+    pub fn reset_log(&self) -> Result<(), PeerError> {
+        self.control("POST", "/log/reset", None).map(|_| ())
+    }
+
+    /// Restart-Computer calls: `force` and how -Force arrived (`force_form`:
+    /// "true" for `<B>true</B>`, "nil" for `<Nil/>`).
+    pub fn restarts(&self) -> Result<Value, PeerError> {
+        self.control_get("/restarts")
+    }
+
+    /// Adds a fault rule.
+    pub fn add_fault(&self, rule: &FaultRule) -> Result<(), PeerError> {
+        self.control_post("/faults", &rule.to_json()).map(|_| ())
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) -> Result<(), PeerError> {
+        self.control("POST", "/faults/clear", None).map(|_| ())
+    }
+
+    /// The peer's own CPU time (`cpu_seconds`) and request counters, for benchmarks.
+    pub fn stats(&self) -> Result<Value, PeerError> {
+        self.control_get("/stats")
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // EOF on stdin makes the peer shut down (and its KDC with it).
+        drop(self.stdin.take());
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Points this process's GSSAPI at the peer's realm: KRB5_CONFIG and
+/// KRB5CCNAME=FILE:<ccache> (which holds a TGT for the test user).
+pub fn set_kerberos_env(info: &PeerInfo) {
+    std::env::set_var("KRB5_CONFIG", &info.krb5_config);
+    std::env::set_var("KRB5CCNAME", format!("FILE:{}", info.ccache.display()));
+}
