@@ -192,7 +192,11 @@ pub struct SecureString {
 
 impl fmt::Debug for SecureString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecureString(<{} encrypted bytes>)", self.ciphertext.len())
+        write!(
+            f,
+            "SecureString(<{} encrypted bytes>)",
+            self.ciphertext.len()
+        )
     }
 }
 
