@@ -1,0 +1,234 @@
+//! Command parameters from the command line: `-p Name=value` (string),
+//! `--param-json Name=<json>`, `-s Switch`, `--params <json object>` (where
+//! null means a switch, as in the Airflow PSRP operator), and positional
+//! `--arg` values.
+
+use psrp_core::clixml::{Collection, PsObject, PsValue, TypeNames};
+use thiserror::Error;
+
+/// One parameter for the command being invoked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// `-Name value`
+    Named(String, PsValue),
+    /// `-Name` with no value.
+    Switch(String),
+    /// A positional argument.
+    Positional(PsValue),
+}
+
+/// A parameter given on the command line that cannot be used.
+#[derive(Debug, Error, PartialEq)]
+pub enum ParamError {
+    /// `-p`/`--param-json` without `=`.
+    #[error("parameter '{0}' must be written Name=value")]
+    MissingEquals(String),
+    /// An empty or badly formed name.
+    #[error(
+        "parameter name '{0}' is not valid: use letters, digits, '_' or '-', without a leading '-'"
+    )]
+    BadName(String),
+    /// The JSON of `--param-json` or `--params` does not parse.
+    #[error("parameter '{name}': invalid JSON: {message}")]
+    BadJson {
+        /// Which parameter.
+        name: String,
+        /// What serde_json said.
+        message: String,
+    },
+    /// `--params` is not a JSON object.
+    #[error("--params must be a JSON object of parameter names to values (null for a switch)")]
+    ParamsNotObject,
+}
+
+fn check_name(name: &str) -> Result<String, ParamError> {
+    let name = name.strip_prefix('-').unwrap_or(name);
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '?');
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(ParamError::BadName(name.to_owned()))
+    }
+}
+
+fn split_assignment(spec: &str) -> Result<(String, &str), ParamError> {
+    let (name, value) = spec
+        .split_once('=')
+        .ok_or_else(|| ParamError::MissingEquals(spec.to_owned()))?;
+    Ok((check_name(name)?, value))
+}
+
+/// `-p Name=value`: the value is a string, taken verbatim.
+pub fn parse_string_param(spec: &str) -> Result<Param, ParamError> {
+    let (name, value) = split_assignment(spec)?;
+    Ok(Param::Named(name, PsValue::String(value.to_owned())))
+}
+
+/// `--param-json Name=<json>`: numbers, strings, booleans, lists, objects
+/// (sent as hashtables) and null.
+pub fn parse_json_param(spec: &str) -> Result<Param, ParamError> {
+    let (name, text) = split_assignment(spec)?;
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| ParamError::BadJson {
+        name: name.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(Param::Named(name, json_to_ps(&json)))
+}
+
+/// `-s Switch`.
+pub fn parse_switch(spec: &str) -> Result<Param, ParamError> {
+    Ok(Param::Switch(check_name(spec)?))
+}
+
+/// `--params '{"Name": "x", "Force": null}'`: null means a switch, as the
+/// Airflow PSRP operator does.
+pub fn parse_params_object(text: &str) -> Result<Vec<Param>, ParamError> {
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| ParamError::BadJson {
+        name: "--params".to_owned(),
+        message: e.to_string(),
+    })?;
+    let serde_json::Value::Object(map) = json else {
+        return Err(ParamError::ParamsNotObject);
+    };
+    map.iter()
+        .map(|(name, value)| {
+            let name = check_name(name)?;
+            Ok(match value {
+                serde_json::Value::Null => Param::Switch(name),
+                v => Param::Named(name, json_to_ps(v)),
+            })
+        })
+        .collect()
+}
+
+/// Converts JSON to the PowerShell value a user means: integers as Int32 when
+/// they fit (Int64 or UInt64 otherwise), other numbers as Double, arrays as
+/// `System.Object[]`, objects as `System.Collections.Hashtable`.
+pub fn json_to_ps(json: &serde_json::Value) -> PsValue {
+    use serde_json::Value;
+    match json {
+        Value::Null => PsValue::Null,
+        Value::Bool(b) => PsValue::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i32::try_from(i).map_or(PsValue::I64(i), PsValue::I32)
+            } else if let Some(u) = n.as_u64() {
+                PsValue::U64(u)
+            } else {
+                PsValue::Double(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => PsValue::String(s.clone()),
+        Value::Array(items) => PsValue::object(PsObject {
+            type_names: Some(TypeNames::new([
+                "System.Object[]",
+                "System.Array",
+                "System.Object",
+            ])),
+            collection: Some(Collection::List(items.iter().map(json_to_ps).collect())),
+            ..PsObject::default()
+        }),
+        Value::Object(map) => PsValue::object(PsObject {
+            type_names: Some(TypeNames::new([
+                "System.Collections.Hashtable",
+                "System.Object",
+            ])),
+            collection: Some(Collection::Dictionary(
+                map.iter()
+                    .map(|(k, v)| (PsValue::String(k.clone()), json_to_ps(v)))
+                    .collect(),
+            )),
+            ..PsObject::default()
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_param_keeps_text_verbatim() {
+        assert_eq!(
+            parse_string_param("Path=C:\\Temp=x").unwrap(),
+            Param::Named("Path".into(), PsValue::String("C:\\Temp=x".into()))
+        );
+        assert_eq!(
+            parse_string_param("-Name=").unwrap(),
+            Param::Named("Name".into(), PsValue::String(String::new()))
+        );
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_the_reason() {
+        assert_eq!(
+            parse_string_param("Path"),
+            Err(ParamError::MissingEquals("Path".into()))
+        );
+        assert_eq!(
+            parse_string_param("=x"),
+            Err(ParamError::BadName(String::new()))
+        );
+        assert!(matches!(
+            parse_json_param("Count=[1,"),
+            Err(ParamError::BadJson { name, .. }) if name == "Count"
+        ));
+        assert_eq!(parse_params_object("[1]"), Err(ParamError::ParamsNotObject));
+        assert_eq!(parse_switch("a b"), Err(ParamError::BadName("a b".into())));
+    }
+
+    #[test]
+    fn json_numbers_take_the_narrowest_powershell_type() {
+        let p = |s: &str| match parse_json_param(s).unwrap() {
+            Param::Named(_, v) => v,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(p("N=42"), PsValue::I32(42));
+        assert_eq!(p("N=-2147483649"), PsValue::I64(-2_147_483_649));
+        assert_eq!(p("N=18446744073709551615"), PsValue::U64(u64::MAX));
+        assert_eq!(p("N=1.5"), PsValue::Double(1.5));
+        assert_eq!(p("N=null"), PsValue::Null);
+        assert_eq!(p("N=true"), PsValue::Bool(true));
+    }
+
+    #[test]
+    fn json_lists_and_objects_become_arrays_and_hashtables() {
+        let Param::Named(_, v) = parse_json_param(r#"X={"a":[1,"two"],"b":{}}"#).unwrap() else {
+            panic!("not named")
+        };
+        let obj = v.as_object().unwrap();
+        assert!(obj
+            .type_names
+            .as_ref()
+            .unwrap()
+            .contains("System.Collections.Hashtable"));
+        let Some(Collection::Dictionary(entries)) = &obj.collection else {
+            panic!("not a dictionary")
+        };
+        assert_eq!(entries[0].0, PsValue::String("a".into()));
+        let list = entries[0].1.as_object().unwrap();
+        assert_eq!(
+            list.collection,
+            Some(Collection::List(vec![
+                PsValue::I32(1),
+                PsValue::String("two".into())
+            ]))
+        );
+    }
+
+    #[test]
+    fn params_object_null_is_a_switch() {
+        let params = parse_params_object(r#"{"Name":"x","Force":null,"Count":3}"#).unwrap();
+        assert_eq!(
+            params,
+            vec![
+                Param::Named("Name".into(), PsValue::String("x".into())),
+                Param::Switch("Force".into()),
+                Param::Named("Count".into(), PsValue::I32(3)),
+            ]
+        );
+    }
+}
