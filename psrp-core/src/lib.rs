@@ -6,9 +6,13 @@
 //! - [`command`]: commands, pipelines and the CREATE_PIPELINE message.
 //! - [`host`]: the client host as PSRP sees it: HostInfo, host calls and responses.
 //! - [`pool`] and [`pipeline`]: the sans-IO runspace pool and pipeline state machines.
+//! - `client` (feature `client`, default): the async client on tokio that
+//!   drives them over WS-Management.
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod clixml;
 pub mod command;
 pub mod fragment;

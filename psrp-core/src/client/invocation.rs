@@ -1,0 +1,309 @@
+//! A running pipeline: a task receives its output and passes events
+//! through a bounded channel (so a slow consumer stops the Receives), and a
+//! handle reads them, collects them, or stops the pipeline.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use uuid::Uuid;
+use wsman::ReceiveOutcome;
+
+use crate::pipeline::PipelineEvent;
+use crate::pool::{PoolEvent, Target};
+
+use super::error::ClientError;
+use super::events::{Completion, Event, InvocationResult};
+use super::shared::Shared;
+
+/// What the receive task passes to the handle.
+enum Item {
+    Event(Event),
+    Done(Box<Completion>),
+    Failed(ClientError),
+}
+
+/// A running pipeline. Read its events with [`Invocation::next`] (or all
+/// at once with [`Invocation::collect`]); stop it with
+/// [`Invocation::stop`] or a [`StopHandle`] from another task.
+///
+/// Events wait in a bounded buffer ([`super::PoolOptions::event_buffer`]);
+/// when it is full, no further output is requested from the server until
+/// the consumer catches up. Dropping the handle releases the command on
+/// the server (the pipeline is stopped if still running).
+#[derive(Debug)]
+pub struct Invocation {
+    id: Uuid,
+    command: String,
+    rx: mpsc::Receiver<Item>,
+    completion: Option<Completion>,
+    ended: bool,
+    stop: StopHandle,
+}
+
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Item::Event(e) => f.debug_tuple("Event").field(&e.stream()).finish(),
+            Item::Done(c) => f.debug_tuple("Done").field(&c.state).finish(),
+            Item::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl Invocation {
+    /// The pipeline id (also its WS-Man CommandId).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// What runs, as text.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// The next event; `Ok(None)` once the pipeline has ended (then
+    /// [`Invocation::completion`] says how). An error ends the invocation.
+    pub async fn next(&mut self) -> Result<Option<Event>, ClientError> {
+        if self.ended {
+            return Ok(None);
+        }
+        match self.rx.recv().await {
+            Some(Item::Event(e)) => Ok(Some(e)),
+            Some(Item::Done(c)) => {
+                self.completion = Some(*c);
+                self.ended = true;
+                Ok(None)
+            }
+            Some(Item::Failed(e)) => {
+                self.ended = true;
+                Err(e)
+            }
+            None => {
+                self.ended = true;
+                Err(ClientError::UnexpectedResponse {
+                    operation: "receiving pipeline output",
+                    detail: "the receive task ended without a result (was the runtime shut down?)"
+                        .to_owned(),
+                })
+            }
+        }
+    }
+
+    /// How the pipeline ended, once [`Invocation::next`] returned `Ok(None)`.
+    pub fn completion(&self) -> Option<&Completion> {
+        self.completion.as_ref()
+    }
+
+    /// Reads every remaining event and files it by stream.
+    pub async fn collect(mut self) -> Result<InvocationResult, ClientError> {
+        let mut result = InvocationResult::new(self.command.clone());
+        while let Some(event) = self.next().await? {
+            result.push(event);
+        }
+        if let Some(c) = self.completion.take() {
+            result.finish(c);
+        }
+        Ok(result)
+    }
+
+    /// A handle that can stop this pipeline from another task.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Stops the pipeline; see [`StopHandle::stop`]. Keep reading events:
+    /// the pipeline then ends Stopped.
+    pub async fn stop(&self) -> Result<(), ClientError> {
+        self.stop.stop().await
+    }
+}
+
+/// Stops a running pipeline; cheap to clone and usable from any task (a
+/// Ctrl-C handler, a timeout).
+#[derive(Clone)]
+pub struct StopHandle {
+    shared: Arc<Shared>,
+    id: Uuid,
+    command_id: String,
+    done: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StopHandle")
+            .field("pipeline", &self.id)
+            .field("done", &*self.done.borrow())
+            .finish()
+    }
+}
+
+impl StopHandle {
+    /// Whether the pipeline has ended and its command was released.
+    pub fn is_done(&self) -> bool {
+        *self.done.borrow()
+    }
+
+    /// Asks the server to stop the pipeline (WS-Man Signal
+    /// `powershell/signal/crtl_c`) and waits until it has ended, at most
+    /// [`super::PoolOptions::stop_timeout`]. Past that bound the command is
+    /// released by force (Signal terminate) and the result is
+    /// [`ClientError::Timeout`]. Stopping an ended pipeline does nothing.
+    pub async fn stop(&self) -> Result<(), ClientError> {
+        if self.is_done() {
+            return Ok(());
+        }
+        if self.shared.is_closed() {
+            return Err(ClientError::Closed);
+        }
+        let _ = self.shared.core().begin_stop(self.id);
+        let signal = self.shared.client.signal(
+            &self.shared.shell,
+            &self.command_id,
+            wsman::shell::signal::PS_CTRL_C,
+        );
+        if let Err(e) = signal.await {
+            if self.is_done() {
+                return Ok(());
+            }
+            return Err(self
+                .shared
+                .error("stopping the pipeline (WS-Man Signal)", e));
+        }
+        let bound = self.shared.limits.stop_timeout;
+        let mut done = self.done.clone();
+        // An Err from wait_for means the task is gone: ended as well.
+        let ended = tokio::time::timeout(bound, done.wait_for(|d| *d))
+            .await
+            .is_ok();
+        if ended {
+            return Ok(());
+        }
+        self.shared.release_command(&self.command_id).await;
+        Err(ClientError::Timeout {
+            what: "stopping the pipeline",
+            after: bound,
+        })
+    }
+}
+
+/// Starts the receive task of a pipeline whose Command went through.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    id: Uuid,
+    command_id: String,
+    command: String,
+    permit: OwnedSemaphorePermit,
+) -> Invocation {
+    let (tx, rx) = mpsc::channel(shared.limits.event_buffer.max(1));
+    let (done_tx, done_rx) = watch::channel(false);
+    let stop = StopHandle {
+        shared: shared.clone(),
+        id,
+        command_id: command_id.clone(),
+        done: done_rx,
+    };
+    tokio::spawn(drive(shared, id, command_id, tx, done_tx, permit));
+    Invocation {
+        id,
+        command,
+        rx,
+        completion: None,
+        ended: false,
+        stop,
+    }
+}
+
+async fn drive(
+    shared: Arc<Shared>,
+    id: Uuid,
+    command_id: String,
+    tx: mpsc::Sender<Item>,
+    done: watch::Sender<bool>,
+    permit: OwnedSemaphorePermit,
+) {
+    let outcome = receive_loop(&shared, id, &command_id, &tx).await;
+    // Release the command before reporting the end, so that when a caller
+    // sees the result nothing of the pipeline is left on the server.
+    shared.release_command(&command_id).await;
+    shared.forget_pipeline(id);
+    let _ = done.send(true);
+    drop(permit);
+    match outcome {
+        Ok(Some(completion)) => {
+            let _ = tx.send(Item::Done(Box::new(completion))).await;
+        }
+        Ok(None) => tracing::debug!(pipeline = %id, "consumer gone; command released"),
+        Err(e) => {
+            let _ = tx.send(Item::Failed(e)).await;
+        }
+    }
+}
+
+/// Receives until the pipeline's final state. `Ok(None)`: the consumer
+/// dropped its handle.
+async fn receive_loop(
+    shared: &Shared,
+    id: Uuid,
+    command_id: &str,
+    tx: &mpsc::Sender<Item>,
+) -> Result<Option<Completion>, ClientError> {
+    loop {
+        let received = tokio::select! {
+            r = shared.client.receive(&shared.shell, Some(command_id)) => r,
+            _ = tx.closed() => return Ok(None),
+        };
+        let data = match received {
+            Ok(ReceiveOutcome::TimedOut) => continue,
+            Ok(ReceiveOutcome::Data(d)) => d,
+            Err(e) => {
+                return Err(shared.error("receiving pipeline output (WS-Man Receive)", e));
+            }
+        };
+        let events = shared.feed(
+            Target::Pipeline(id),
+            &data.stream_bytes("stdout"),
+            "reading pipeline output",
+        )?;
+        let mut completion = None;
+        for event in events {
+            let PoolEvent::Pipeline(pid, event) = event else {
+                tracing::debug!(pipeline = %id, ?event, "pool event on a pipeline Receive ignored");
+                continue;
+            };
+            if pid != id {
+                continue;
+            }
+            let event = match event {
+                PipelineEvent::StateChanged { state, error } => {
+                    if state.is_terminal() {
+                        completion = Some(Completion { state, error });
+                    }
+                    continue;
+                }
+                PipelineEvent::HostCall(call) => {
+                    if call.needs_response() {
+                        shared.answer_host_call(Target::Pipeline(id), &call).await?;
+                    }
+                    Event::HostCall(call)
+                }
+                other => match Event::from_pipeline(other) {
+                    Some(e) => e,
+                    None => continue,
+                },
+            };
+            if tx.send(Item::Event(event)).await.is_err() {
+                return Ok(None);
+            }
+        }
+        if completion.is_some() {
+            return Ok(completion);
+        }
+        if data.is_done() {
+            return Err(ClientError::UnexpectedResponse {
+                operation: "receiving pipeline output",
+                detail: "the server reported the command done without a final pipeline state"
+                    .to_owned(),
+            });
+        }
+    }
+}

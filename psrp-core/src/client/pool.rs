@@ -1,0 +1,618 @@
+//! The async runspace pool: opens a shell on the session configuration,
+//! runs pipelines on it, and deletes it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+use wsman::{CommandRequest, CreateShell, ReceiveOutcome, Shell, WsmanClient};
+
+use crate::clixml::{to_json, PsValue, Version};
+use crate::command::{Command, CreatePipeline, PowerShell};
+use crate::message::{ApplicationPrivateData, RunspacePoolState, SessionCapability};
+use crate::pool::{PoolEvent, RunspacePool as CorePool, RunspacePoolConfig, Target};
+
+use super::error::ClientError;
+use super::events::InvocationResult;
+use super::host::{Host, NonInteractiveHost};
+use super::invocation::{self, Invocation};
+use super::options::ConnectionOptions;
+use super::shared::{id_text, Limits, Shared, ShellGuard};
+
+/// What can be run as a pipeline: a [`Command`], a [`PowerShell`]
+/// (pipes, statements, scripts) or a complete [`CreatePipeline`].
+pub trait IntoPipeline {
+    /// The CREATE_PIPELINE message for it.
+    fn into_pipeline(self) -> CreatePipeline;
+}
+
+impl IntoPipeline for Command {
+    fn into_pipeline(self) -> CreatePipeline {
+        CreatePipeline::new(PowerShell::new(self))
+    }
+}
+
+impl IntoPipeline for PowerShell {
+    fn into_pipeline(self) -> CreatePipeline {
+        CreatePipeline::new(self)
+    }
+}
+
+impl IntoPipeline for CreatePipeline {
+    fn into_pipeline(self) -> CreatePipeline {
+        self
+    }
+}
+
+/// A pipeline as one line of text, for messages: `Get-Item -Path … | Select-Object; Get-Date`.
+pub fn describe_pipeline(powershell: &PowerShell) -> String {
+    let statement = |cmds: &Vec<Command>| {
+        cmds.iter()
+            .map(|c| {
+                if c.is_script {
+                    let first = c.name.lines().next().unwrap_or_default();
+                    let mut s: String = first.chars().take(60).collect();
+                    if s.len() < c.name.len() {
+                        s.push('…');
+                    }
+                    format!("{{{s}}}")
+                } else {
+                    let mut s = c.name.clone();
+                    for p in &c.parameters {
+                        if let Some(n) = &p.name {
+                            s.push_str(" -");
+                            s.push_str(n);
+                        }
+                    }
+                    s
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    powershell
+        .statements
+        .iter()
+        .map(statement)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// How the runspace pool is opened and run (a builder).
+///
+/// ```
+/// use std::time::Duration;
+/// use psrp_core::client::{Command, PoolOptions};
+///
+/// let options = PoolOptions::new()
+///     .max_runspaces(2)
+///     // Runs right after the pool opens, in the same runspace as the
+///     // pipelines that follow (with one runspace; see `session_init`).
+///     .session_init(Command::new("Set-PSDebug").param("Trace", 1))
+///     .stop_timeout(Duration::from_secs(5));
+/// # let _ = options;
+/// ```
+#[derive(Clone)]
+pub struct PoolOptions {
+    min_runspaces: i32,
+    max_runspaces: i32,
+    host: Arc<dyn Host>,
+    application_arguments: Option<Vec<(String, PsValue)>>,
+    session_init: Vec<CreatePipeline>,
+    event_buffer: usize,
+    open_timeout: Duration,
+    stop_timeout: Duration,
+    cleanup_timeout: Duration,
+    idle_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for PoolOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolOptions")
+            .field("min_runspaces", &self.min_runspaces)
+            .field("max_runspaces", &self.max_runspaces)
+            .field("session_init", &self.session_init.len())
+            .field("event_buffer", &self.event_buffer)
+            .field("open_timeout", &self.open_timeout)
+            .field("stop_timeout", &self.stop_timeout)
+            .field("cleanup_timeout", &self.cleanup_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            min_runspaces: 1,
+            max_runspaces: 1,
+            host: Arc::new(NonInteractiveHost),
+            application_arguments: None,
+            session_init: Vec::new(),
+            event_buffer: 1024,
+            open_timeout: Duration::from_secs(120),
+            stop_timeout: Duration::from_secs(30),
+            cleanup_timeout: Duration::from_secs(30),
+            idle_timeout: None,
+        }
+    }
+}
+
+impl PoolOptions {
+    /// The defaults: one runspace, the non-interactive host, a buffer of
+    /// 1024 events, opening bounded by 120 s, stopping and clean-up by 30 s.
+    pub fn new() -> Self {
+        PoolOptions::default()
+    }
+
+    /// Minimum runspaces (default 1).
+    pub fn min_runspaces(mut self, count: u16) -> Self {
+        self.min_runspaces = i32::from(count.max(1));
+        self
+    }
+
+    /// Maximum runspaces: how many pipelines run at the same time (default
+    /// 1; further pipelines wait for a free one).
+    pub fn max_runspaces(mut self, count: u16) -> Self {
+        self.max_runspaces = i32::from(count.max(1));
+        self
+    }
+
+    /// The host that answers host calls (default [`NonInteractiveHost`]).
+    pub fn host(mut self, host: impl Host) -> Self {
+        self.host = Arc::new(host);
+        self
+    }
+
+    /// `$PSSenderInfo.ApplicationArguments` on the server.
+    pub fn application_arguments(mut self, arguments: Vec<(String, PsValue)>) -> Self {
+        self.application_arguments = Some(arguments);
+        self
+    }
+
+    /// A command to run right after the pool opens, before any other
+    /// pipeline (repeatable; they run in order, and opening fails if one
+    /// does not complete). Its effects (`Set-PSDebug -Trace 1`, preference
+    /// variables...) last for the runspace it ran in: with one runspace
+    /// (the default) that is every later pipeline.
+    pub fn session_init(mut self, pipeline: impl IntoPipeline) -> Self {
+        self.session_init.push(pipeline.into_pipeline());
+        self
+    }
+
+    /// How many events wait for the consumer before Receives pause
+    /// (default 1024).
+    pub fn event_buffer(mut self, events: usize) -> Self {
+        self.event_buffer = events.max(1);
+        self
+    }
+
+    /// Bound on opening the pool, session init excluded (default 120 s).
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
+        self
+    }
+
+    /// Bound on waiting for a stopped pipeline to end (default 30 s).
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// Bound on each clean-up request: releasing a command, deleting the
+    /// shell (default 30 s).
+    pub fn cleanup_timeout(mut self, timeout: Duration) -> Self {
+        self.cleanup_timeout = timeout;
+        self
+    }
+
+    /// The shell's idle timeout on the server (`rsp:IdleTimeOut`; default:
+    /// the server's).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+}
+
+/// A runspace pool on a remote session configuration (a WS-Man shell).
+///
+/// Pipelines run one after another or at the same time (up to the maximum
+/// runspaces; more wait for a free runspace). The shell is deleted by
+/// [`RunspacePool::close`], on errors while opening, and, when the pool,
+/// its invocations and their tasks are all dropped without `close`, by a
+/// task spawned on the current runtime (bounded by the clean-up timeout).
+///
+/// ```no_run
+/// use psrp_core::client::{AuthMethod, Command, ConnectionOptions, RunspacePool};
+///
+/// # async fn run() -> Result<(), psrp_core::client::ClientError> {
+/// let options = ConnectionOptions::new("win01.example.com")
+///     .auth(AuthMethod::Kerberos)
+///     .configuration_name("JEA.Maintenance");
+/// let pool = RunspacePool::open(options).await?;
+/// let result = pool
+///     .invoke(Command::new("Get-ChildItem").param("Path", "C:\\Temp").switch("Force"))
+///     .await?;
+/// for item in result.output_json() {
+///     println!("{item}");
+/// }
+/// for error in &result.errors {
+///     eprintln!("error: {}", error.message);
+/// }
+/// pool.close().await?;
+/// # Ok(()) }
+/// ```
+pub struct RunspacePool {
+    shared: Arc<Shared>,
+    endpoint: String,
+    init_results: Vec<InvocationResult>,
+}
+
+impl std::fmt::Debug for RunspacePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunspacePool")
+            .field("endpoint", &self.endpoint)
+            .field("configuration", &self.shared.configuration)
+            .field("shell_id", &self.shared.shell.id)
+            .field("closed", &self.shared.is_closed())
+            .finish()
+    }
+}
+
+impl RunspacePool {
+    /// Opens a pool with the default [`PoolOptions`].
+    pub async fn open(options: ConnectionOptions) -> Result<RunspacePool, ClientError> {
+        RunspacePool::open_with(options, PoolOptions::default()).await
+    }
+
+    /// Opens a pool: WS-Man Create with the opening messages, Receive
+    /// until the server reports it Opened (Broken gives
+    /// [`ClientError::PoolBroken`] with the server's error record), then
+    /// the session-init commands. On any failure after Create the shell
+    /// is deleted before the error is returned.
+    pub async fn open_with(
+        connection: ConnectionOptions,
+        options: PoolOptions,
+    ) -> Result<RunspacePool, ClientError> {
+        let max_runspaces = usize::try_from(options.max_runspaces).unwrap_or(1);
+        let config = connection.to_wsman_config(max_runspaces)?;
+        let endpoint = connection.endpoint();
+        let client = WsmanClient::new(config)
+            .map_err(|e| ClientError::wsman("creating the WS-Man client", e))?;
+        let limits = Limits {
+            event_buffer: options.event_buffer,
+            stop_timeout: options.stop_timeout,
+            cleanup_timeout: options.cleanup_timeout,
+        };
+        let id = Uuid::new_v4();
+        let mut core = CorePool::new(RunspacePoolConfig {
+            id,
+            min_runspaces: options.min_runspaces,
+            max_runspaces: options.max_runspaces.max(options.min_runspaces),
+            host_info: options.host.host_info(),
+            application_arguments: options.application_arguments.clone(),
+            ..RunspacePoolConfig::default()
+        });
+        let max_payload = client.max_payload_size();
+        let creation_xml = core
+            .open(max_payload)
+            .map_err(|e| ClientError::pool("opening the runspace pool", e))?;
+        let mut create = CreateShell::powershell(connection.configuration())
+            .with_shell_id(id_text(id))
+            .with_creation_xml(creation_xml);
+        create.resource_uri = connection.resource_uri();
+        if let Some(t) = options.idle_timeout {
+            create = create.with_idle_timeout(t);
+        }
+        // From here on the shell may exist on the server: a dropped future
+        // deletes it.
+        let mut guard = ShellGuard {
+            client: client.clone(),
+            shell: Shell::new(id_text(id), connection.resource_uri()),
+            timeout: limits.cleanup_timeout,
+            armed: true,
+        };
+        let shell = match client.create_shell(create).await {
+            Ok(shell) => shell,
+            Err(e) => {
+                // A refused Create (fault, credentials, TLS) created nothing.
+                let err = ClientError::wsman("opening the runspace pool (WS-Man Create)", e);
+                // A connection lost while waiting for the answer may not have.
+                if err.kind() != super::ErrorKind::Connection {
+                    guard.armed = false;
+                }
+                return Err(err);
+            }
+        };
+        guard.armed = false;
+        let shared = Arc::new(Shared::new(
+            client,
+            shell,
+            connection.configuration().to_owned(),
+            core,
+            max_payload,
+            options.host.clone(),
+            max_runspaces,
+            limits,
+        ));
+        let mut pool = RunspacePool {
+            shared,
+            endpoint,
+            init_results: Vec::new(),
+        };
+        let opened = tokio::time::timeout(options.open_timeout, pool.wait_opened()).await;
+        let opened = match opened {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Timeout {
+                what: "opening the runspace pool",
+                after: options.open_timeout,
+            }),
+        };
+        if let Err(e) = opened {
+            pool.cleanup_after_error().await;
+            return Err(e);
+        }
+        for (index, spec) in options.session_init.iter().enumerate() {
+            let command = describe_pipeline(&spec.powershell);
+            let result = match pool.invoke(spec.clone()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    pool.cleanup_after_error().await;
+                    return Err(e);
+                }
+            };
+            if !result.succeeded() {
+                pool.cleanup_after_error().await;
+                return Err(ClientError::SessionInit {
+                    index,
+                    command,
+                    state: result.state,
+                    error: result.terminating_error.map(Box::new),
+                });
+            }
+            pool.init_results.push(result);
+        }
+        Ok(pool)
+    }
+
+    async fn cleanup_after_error(&self) {
+        if let Err(e) = self.shared.shutdown().await {
+            tracing::warn!("deleting the shell after a failed open: {e}");
+        }
+    }
+
+    /// Sends the rest of the opening messages and receives on the pool
+    /// until it is Opened.
+    async fn wait_opened(&self) -> Result<(), ClientError> {
+        const OP: &str = "opening the runspace pool (WS-Man Receive)";
+        let shared = &self.shared;
+        shared.flush().await?;
+        loop {
+            let data = match shared.client.receive(&shared.shell, None).await {
+                Ok(ReceiveOutcome::TimedOut) => continue,
+                Ok(ReceiveOutcome::Data(d)) => d,
+                Err(e) => return Err(shared.error(OP, e)),
+            };
+            let events = shared.feed(
+                Target::Pool,
+                &data.stream_bytes("stdout"),
+                "opening the runspace pool",
+            )?;
+            for event in events {
+                match event {
+                    PoolEvent::StateChanged {
+                        state: RunspacePoolState::Opened,
+                        ..
+                    } => return Ok(()),
+                    PoolEvent::StateChanged {
+                        state: RunspacePoolState::Broken | RunspacePoolState::Closed,
+                        error,
+                    } => {
+                        return Err(ClientError::PoolBroken {
+                            configuration: shared.configuration.clone(),
+                            error: error.map(Box::new),
+                        })
+                    }
+                    PoolEvent::HostCall(call) if call.needs_response() => {
+                        shared.answer_host_call(Target::Pool, &call).await?;
+                    }
+                    other => tracing::debug!(?other, "while opening the runspace pool"),
+                }
+            }
+        }
+    }
+
+    /// The runspace pool id (also the WS-Man ShellId).
+    pub fn id(&self) -> Uuid {
+        self.shared.core().id()
+    }
+
+    /// The WS-Man ShellId the server confirmed.
+    pub fn shell_id(&self) -> &str {
+        &self.shared.shell.id
+    }
+
+    /// The endpoint URL.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The session configuration name.
+    pub fn configuration_name(&self) -> &str {
+        &self.shared.configuration
+    }
+
+    /// The PSRP protocol version both sides speak.
+    pub fn protocol_version(&self) -> Version {
+        self.shared.core().protocol_version()
+    }
+
+    /// The server's SESSION_CAPABILITY (protocol, PowerShell and
+    /// serialization versions).
+    pub fn server_capability(&self) -> Option<SessionCapability> {
+        self.shared.core().server_capability().cloned()
+    }
+
+    /// The server's APPLICATION_PRIVATE_DATA.
+    pub fn application_private_data(&self) -> Option<ApplicationPrivateData> {
+        self.shared.core().application_private_data().cloned()
+    }
+
+    /// The server's `$PSVersionTable` (from APPLICATION_PRIVATE_DATA) as
+    /// JSON, e.g. `{"PSVersion": "5.1.17763.1", "PSEdition": "Desktop", …}`.
+    pub fn ps_version_table(&self) -> Option<serde_json::Value> {
+        let data = self.application_private_data()?;
+        data.get("PSVersionTable").map(to_json)
+    }
+
+    /// Results of the session-init commands, in order.
+    pub fn session_init_results(&self) -> &[InvocationResult] {
+        &self.init_results
+    }
+
+    /// Whether [`RunspacePool::close`] was called (or the pool failed).
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// Starts a pipeline (waiting for a free runspace first) and returns
+    /// its handle; read the events from it.
+    ///
+    /// ```no_run
+    /// use psrp_core::client::{Command, Event, RunspacePool};
+    /// use psrp_core::clixml::to_json;
+    ///
+    /// # async fn run(pool: &RunspacePool) -> Result<(), psrp_core::client::ClientError> {
+    /// let mut run = pool.start(Command::new("Get-LargeOutput").param("Count", 100_000)).await?;
+    /// let stop = run.stop_handle(); // e.g. for a Ctrl-C handler task
+    /// while let Some(event) = run.next().await? {
+    ///     match event {
+    ///         Event::Output(v) => println!("{}", to_json(&v)),
+    ///         Event::Warning(w) => eprintln!("WARNING: {}", w.message),
+    ///         other => eprintln!("{}: {other:?}", other.stream()),
+    ///     }
+    /// }
+    /// println!("ended {:?}", run.completion().map(|c| c.state));
+    /// # let _ = stop;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start(&self, pipeline: impl IntoPipeline) -> Result<Invocation, ClientError> {
+        self.start_spec(pipeline.into_pipeline(), None).await
+    }
+
+    /// Starts a pipeline and sends it `input` as pipeline input (what
+    /// `$input` or a pipeline-bound parameter receives).
+    pub async fn start_with_input(
+        &self,
+        pipeline: impl IntoPipeline,
+        input: impl IntoIterator<Item = PsValue>,
+    ) -> Result<Invocation, ClientError> {
+        let mut spec = pipeline.into_pipeline();
+        spec.no_input = false;
+        self.start_spec(spec, Some(input.into_iter().collect()))
+            .await
+    }
+
+    /// Runs a pipeline to its end and collects everything it produced. A
+    /// Failed pipeline is an `Ok` result with its terminating error (see
+    /// [`InvocationResult::into_result`]); `Err` means the pipeline could
+    /// not be run or followed.
+    pub async fn invoke(
+        &self,
+        pipeline: impl IntoPipeline,
+    ) -> Result<InvocationResult, ClientError> {
+        self.start(pipeline).await?.collect().await
+    }
+
+    async fn start_spec(
+        &self,
+        spec: CreatePipeline,
+        input: Option<Vec<PsValue>>,
+    ) -> Result<Invocation, ClientError> {
+        let shared = &self.shared;
+        if shared.is_closed() {
+            return Err(ClientError::Closed);
+        }
+        let command = describe_pipeline(&spec.powershell);
+        let permit = shared
+            .runspaces
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        // Nothing of this pipeline may go out before its Command.
+        let sending = shared.send_lock.lock().await;
+        let new = shared
+            .core()
+            .create_pipeline(spec, shared.max_payload)
+            .map_err(|e| ClientError::pool("creating the pipeline", e))?;
+        let id = new.id;
+        // Until the receive task owns it, a failure or a dropped future
+        // releases the command.
+        let mut pending = PendingCommand {
+            shared: shared.clone(),
+            id,
+            command_id: None,
+        };
+        let command_id = shared
+            .client
+            .command(
+                &shared.shell,
+                CommandRequest::psrp(id_text(id), &new.command_arguments),
+            )
+            .await
+            .map_err(|e| shared.error("starting the pipeline (WS-Man Command)", e))?;
+        pending.command_id = Some(command_id.clone());
+        shared.set_command_id(id, command_id.clone());
+        if let Some(values) = input {
+            let mut core = shared.core();
+            for v in values {
+                core.send_input(id, v)
+                    .map_err(|e| ClientError::pool("sending pipeline input", e))?;
+            }
+            core.end_input(id)
+                .map_err(|e| ClientError::pool("sending pipeline input", e))?;
+        }
+        shared.flush_locked().await?;
+        drop(sending);
+        pending.command_id = None;
+        pending.id = Uuid::nil();
+        Ok(invocation::spawn(
+            shared.clone(),
+            id,
+            command_id,
+            command,
+            permit,
+        ))
+    }
+
+    /// Deletes the shell (WS-Man Delete, bounded by the clean-up timeout):
+    /// the server stops and removes everything of this pool. Pipelines
+    /// still running end with [`ClientError::Closed`].
+    pub async fn close(self) -> Result<(), ClientError> {
+        self.shared.shutdown().await
+    }
+}
+
+/// A pipeline created locally whose receive task does not exist yet.
+struct PendingCommand {
+    shared: Arc<Shared>,
+    id: Uuid,
+    command_id: Option<String>,
+}
+
+impl Drop for PendingCommand {
+    fn drop(&mut self) {
+        if self.id.is_nil() {
+            return;
+        }
+        self.shared.forget_pipeline(self.id);
+        let Some(command_id) = self.command_id.take() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { shared.release_command(&command_id).await });
+        }
+    }
+}
