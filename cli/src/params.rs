@@ -1,9 +1,13 @@
 //! Command parameters from the command line: `-p Name=value` (string),
 //! `--param-json Name=<json>`, `-s Switch`, `--params <json object>` (where
 //! null means a switch, as in the Airflow PSRP operator), and positional
-//! `--arg` values.
+//! arguments. JSON values map to PowerShell types with
+//! [`psrp_core::command::json_to_value`].
 
-use psrp_core::clixml::{Collection, PsObject, PsValue, TypeNames};
+use psrp_core::clixml::PsValue;
+use psrp_core::command::{json_to_value, Command};
+
+use crate::args::ParamArgs;
 use thiserror::Error;
 
 /// One parameter for the command being invoked.
@@ -39,6 +43,9 @@ pub enum ParamError {
     /// `--params` is not a JSON object.
     #[error("--params must be a JSON object of parameter names to values (null for a switch)")]
     ParamsNotObject,
+    /// The same parameter given twice (PowerShell would refuse it).
+    #[error("parameter '{0}' is given more than once")]
+    Duplicate(String),
 }
 
 fn check_name(name: &str) -> Result<String, ParamError> {
@@ -75,7 +82,7 @@ pub fn parse_json_param(spec: &str) -> Result<Param, ParamError> {
         name: name.clone(),
         message: e.to_string(),
     })?;
-    Ok(Param::Named(name, json_to_ps(&json)))
+    Ok(Param::Named(name, json_to_value(&json)))
 }
 
 /// `-s Switch`.
@@ -98,57 +105,59 @@ pub fn parse_params_object(text: &str) -> Result<Vec<Param>, ParamError> {
             let name = check_name(name)?;
             Ok(match value {
                 serde_json::Value::Null => Param::Switch(name),
-                v => Param::Named(name, json_to_ps(v)),
+                v => Param::Named(name, json_to_value(v)),
             })
         })
         .collect()
 }
 
-/// Converts JSON to the PowerShell value a user means: integers as Int32 when
-/// they fit (Int64 or UInt64 otherwise), other numbers as Double, arrays as
-/// `System.Object[]`, objects as `System.Collections.Hashtable`.
-pub fn json_to_ps(json: &serde_json::Value) -> PsValue {
-    use serde_json::Value;
-    match json {
-        Value::Null => PsValue::Null,
-        Value::Bool(b) => PsValue::Bool(*b),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i32::try_from(i).map_or(PsValue::I64(i), PsValue::I32)
-            } else if let Some(u) = n.as_u64() {
-                PsValue::U64(u)
-            } else {
-                PsValue::Double(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        Value::String(s) => PsValue::String(s.clone()),
-        Value::Array(items) => PsValue::object(PsObject {
-            type_names: Some(TypeNames::new([
-                "System.Object[]",
-                "System.Array",
-                "System.Object",
-            ])),
-            collection: Some(Collection::List(items.iter().map(json_to_ps).collect())),
-            ..PsObject::default()
-        }),
-        Value::Object(map) => PsValue::object(PsObject {
-            type_names: Some(TypeNames::new([
-                "System.Collections.Hashtable",
-                "System.Object",
-            ])),
-            collection: Some(Collection::Dictionary(
-                map.iter()
-                    .map(|(k, v)| (PsValue::String(k.clone()), json_to_ps(v)))
-                    .collect(),
-            )),
-            ..PsObject::default()
-        }),
+/// All parameters from the command line: `--params` first, then `-p`,
+/// `--param-json`, `-s`, then the positional arguments (strings).
+pub fn collect(args: &ParamArgs, positional: &[String]) -> Result<Vec<Param>, ParamError> {
+    let mut params = match &args.params {
+        Some(text) => parse_params_object(text)?,
+        None => Vec::new(),
+    };
+    for p in &args.param {
+        params.push(parse_string_param(p)?);
     }
+    for p in &args.param_json {
+        params.push(parse_json_param(p)?);
+    }
+    for p in &args.switch {
+        params.push(parse_switch(p)?);
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for p in &params {
+        if let Param::Named(name, _) | Param::Switch(name) = p {
+            let key = name.to_lowercase();
+            if seen.contains(&key) {
+                return Err(ParamError::Duplicate(name.clone()));
+            }
+            seen.push(key);
+        }
+    }
+    params.extend(
+        positional
+            .iter()
+            .map(|a| Param::Positional(PsValue::String(a.clone()))),
+    );
+    Ok(params)
+}
+
+/// Adds the parameters to a command.
+pub fn apply(command: Command, params: &[Param]) -> Command {
+    params.iter().fold(command, |c, p| match p {
+        Param::Named(name, value) => c.param(name.clone(), value.clone()),
+        Param::Switch(name) => c.switch(name.clone()),
+        Param::Positional(value) => c.arg(value.clone()),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use psrp_core::clixml::Collection;
 
     #[test]
     fn string_param_keeps_text_verbatim() {
@@ -229,6 +238,39 @@ mod tests {
                 Param::Switch("Force".into()),
                 Param::Named("Count".into(), PsValue::I32(3)),
             ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod collect_tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_in_order_and_duplicates_refused() {
+        let args = ParamArgs {
+            param: vec!["Name=x".into()],
+            param_json: vec!["Count=3".into()],
+            switch: vec!["Force".into()],
+            params: Some(r#"{"Tags": ["a"], "WhatIf": null}"#.into()),
+        };
+        let params = collect(&args, &["pos".into()]).unwrap();
+        assert_eq!(params.len(), 6);
+        assert_eq!(params[1], Param::Switch("WhatIf".into()));
+        assert_eq!(params[5], Param::Positional(PsValue::String("pos".into())));
+        let cmd = apply(Command::new("X"), &params);
+        assert_eq!(cmd.parameters.len(), 6);
+        assert_eq!(cmd.parameters[1].value, PsValue::Bool(true));
+        assert_eq!(cmd.parameters[5].name, None);
+
+        let dup = ParamArgs {
+            param: vec!["name=x".into()],
+            switch: vec!["Name".into()],
+            ..ParamArgs::default()
+        };
+        assert_eq!(
+            collect(&dup, &[]),
+            Err(ParamError::Duplicate("Name".into()))
         );
     }
 }

@@ -1,0 +1,266 @@
+//! The command-line interface: subcommands, flags and their environment
+//! variables, and the help text (which documents the exit status).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Printed at the end of `--help`.
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0    success
+  1    the pipeline ran but wrote errors (non-terminating error records)
+  2    the pipeline failed (terminating error, command not found or not
+       visible in the JEA endpoint, timeout while running)
+  3    connection, authentication or transport failure
+  64   usage or configuration error (bad flags, parameters, profile)
+  65   `psrp clixml`: the input is not valid CLIXML
+  130  interrupted by SIGINT (143: SIGTERM); the pipeline was stopped and
+       the shell deleted
+With several hosts the exit status is the worst of the hosts' statuses.
+
+Precedence: command-line flags, then PSRP_* environment variables, then the
+profile (--profile / PSRP_PROFILE) from the config file (--config /
+PSRP_CONFIG, default ~/.config/psrp/config.toml), then defaults.
+The password is never a flag: PSRP_PASSWORD, --password-stdin, the profile's
+password_env, or a prompt when stdin is a terminal.";
+
+/// Run PowerShell commands on Windows hosts over WinRM (PSRP), with output as
+/// JSON on stdout and every other PowerShell stream as log lines on stderr.
+#[derive(Debug, Parser)]
+#[command(name = "psrp", version, after_long_help = EXIT_STATUS_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Invoke one command (cmdlet, function) with parameters; works on JEA
+    /// (NoLanguage) endpoints.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Invoke(InvokeArgs),
+    /// Run a PowerShell script from a file, or from stdin with `-` (needs an
+    /// endpoint that allows the language; JEA endpoints usually do not).
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Script(ScriptArgs),
+    /// Convert CLIXML (an Export-Clixml file, `#< CLIXML` stderr text, or one
+    /// PSRP message payload) to JSON, without PowerShell.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Clixml(ClixmlArgs),
+}
+
+/// `psrp invoke`.
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// The command to invoke, e.g. Get-ChildItem.
+    pub command: String,
+    /// Positional arguments (strings; put them after `--` when they start
+    /// with a dash).
+    pub args: Vec<String>,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `psrp script`.
+#[derive(Debug, Args)]
+pub struct ScriptArgs {
+    /// The script file, or `-` to read the script from stdin.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `psrp clixml`.
+#[derive(Debug, Args)]
+pub struct ClixmlArgs {
+    /// The CLIXML file, or `-` (the default) for stdin.
+    #[arg(default_value = "-")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Parameters of the invoked command.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Parameters")]
+pub struct ParamArgs {
+    /// A string parameter, `-p Path=C:\Temp` (the value is taken verbatim).
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub param: Vec<String>,
+    /// A parameter with a JSON value: numbers, booleans, lists, objects (sent
+    /// as hashtables), null: `--param-json Count=3`.
+    #[arg(long = "param-json", value_name = "NAME=JSON")]
+    pub param_json: Vec<String>,
+    /// A switch parameter, `-s Force`.
+    #[arg(short = 's', long = "switch", value_name = "NAME")]
+    pub switch: Vec<String>,
+    /// All parameters as one JSON object; null means a switch (as in the
+    /// Airflow PSRP operator): `--params '{"Force": null, "Count": 3}'`.
+    #[arg(long = "params", value_name = "JSON")]
+    pub params: Option<String>,
+}
+
+/// `--scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scheme {
+    /// HTTP (port 5985); NTLM/Kerberos/Negotiate encrypt every message.
+    Http,
+    /// HTTPS (port 5986).
+    Https,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthKind {
+    /// HTTP Basic (local accounts; HTTPS only unless --allow-unencrypted).
+    Basic,
+    /// NTLMv2.
+    Ntlm,
+    /// Kerberos (the ticket cache from kinit, or username + password).
+    Kerberos,
+    /// Kerberos when possible, else NTLM.
+    Negotiate,
+}
+
+/// How to reach the host(s) and authenticate.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectionArgs {
+    /// Host name(s), comma separated: `-H a,b,c` (each may carry `:port`).
+    #[arg(short = 'H', long = "host", env = "PSRP_HOST", value_name = "HOSTS")]
+    pub host: Option<String>,
+    /// A file with one host per line (`#` starts a comment).
+    #[arg(long = "hosts-file", env = "PSRP_HOSTS_FILE", value_name = "PATH")]
+    pub hosts_file: Option<PathBuf>,
+    /// How many hosts at once (like Invoke-Command -ThrottleLimit).
+    #[arg(long, env = "PSRP_THROTTLE", value_name = "N")]
+    pub throttle: Option<usize>,
+    /// Port (default 5985 for http, 5986 for https).
+    #[arg(long, env = "PSRP_PORT")]
+    pub port: Option<u16>,
+    /// http or https (default http).
+    #[arg(long, env = "PSRP_SCHEME", value_enum)]
+    pub scheme: Option<Scheme>,
+    /// URL path of the WinRM endpoint (default wsman).
+    #[arg(long, env = "PSRP_PATH")]
+    pub path: Option<String>,
+    /// Authentication (default negotiate).
+    #[arg(short = 'a', long, env = "PSRP_AUTH", value_enum)]
+    pub auth: Option<AuthKind>,
+    /// User name (DOMAIN\user, user@REALM). Omit for Kerberos with a ticket
+    /// cache.
+    #[arg(short = 'u', long, env = "PSRP_USERNAME")]
+    pub username: Option<String>,
+    /// Read the password from the first line of stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Kerberos service principal (default HTTP/<host>).
+    #[arg(long, env = "PSRP_SPN")]
+    pub spn: Option<String>,
+    /// PEM file of CA certificates to trust for HTTPS.
+    #[arg(long, env = "PSRP_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// DANGEROUS: accept any HTTPS certificate (expired, self-signed, wrong
+    /// host), so anyone on the path can read the session.
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+    /// DANGEROUS: allow Basic over plain HTTP (password in clear text), for
+    /// servers with AllowUnencrypted=true.
+    #[arg(long)]
+    pub allow_unencrypted: bool,
+    /// Session configuration (JEA endpoint), default Microsoft.PowerShell.
+    #[arg(
+        short = 'c',
+        long,
+        env = "PSRP_CONFIGURATION_NAME",
+        value_name = "NAME"
+    )]
+    pub configuration_name: Option<String>,
+    /// A command run in the same runspace before the main command, e.g.
+    /// "Set-PSDebug -Trace 1" (repeatable; replaces the profile's list).
+    #[arg(long = "session-init", value_name = "COMMAND")]
+    pub session_init: Vec<String>,
+    /// Overall time limit per host in seconds (connect, run, close).
+    #[arg(long, env = "PSRP_TIMEOUT", value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// TCP and TLS connect timeout in seconds (default 30).
+    #[arg(long, env = "PSRP_CONNECT_TIMEOUT", value_name = "SECONDS")]
+    pub connect_timeout: Option<f64>,
+    /// WS-Man OperationTimeout in seconds (default 20).
+    #[arg(long, env = "PSRP_OPERATION_TIMEOUT", value_name = "SECONDS")]
+    pub operation_timeout: Option<f64>,
+    /// Maximum WS-Man envelope size in bytes.
+    #[arg(long, env = "PSRP_MAX_ENVELOPE_SIZE", value_name = "BYTES")]
+    pub max_envelope_size: Option<u32>,
+    /// Locale for the remote session (default en-US).
+    #[arg(long, env = "PSRP_LOCALE")]
+    pub locale: Option<String>,
+    /// Named profile from the config file.
+    #[arg(short = 'P', long, env = "PSRP_PROFILE")]
+    pub profile: Option<String>,
+    /// Config file (default $XDG_CONFIG_HOME/psrp/config.toml).
+    #[arg(long, env = "PSRP_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// One JSON array, written as objects arrive.
+    #[default]
+    Json,
+    /// One JSON value per line.
+    Ndjson,
+    /// An <Objs> CLIXML document (for debugging; one host only).
+    Clixml,
+}
+
+/// `--log-level`: the least severe stream shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Default)]
+pub enum LogLevel {
+    /// Nothing but psrp's own errors.
+    None,
+    /// Error records.
+    Error,
+    /// And warnings.
+    Warning,
+    /// And information records (Write-Information, Write-Host).
+    Information,
+    /// And progress.
+    Progress,
+    /// And verbose records.
+    Verbose,
+    /// Everything, including debug records (the default).
+    #[default]
+    Debug,
+}
+
+/// Where and how results and streams are written.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Output format on stdout.
+    #[arg(short = 'o', long, value_enum, default_value_t, env = "PSRP_OUTPUT")]
+    pub output: OutputFormat,
+    /// Nesting depth of objects in JSON; deeper objects become their ToString.
+    #[arg(long, default_value_t = 8)]
+    pub depth: usize,
+    /// Write enums as numbers instead of names.
+    #[arg(long)]
+    pub enums_as_numbers: bool,
+    /// Least severe stream shown on stderr (error, warning, information,
+    /// progress, verbose, debug; none hides all).
+    #[arg(short = 'l', long, value_enum, default_value_t, env = "PSRP_LOG_LEVEL")]
+    pub log_level: LogLevel,
+}

@@ -1,0 +1,270 @@
+//! Output objects on stdout: a JSON array, NDJSON or a CLIXML `<Objs>`
+//! document, written as objects arrive.
+//!
+//! Each object is formatted where it is produced (spreading the work over
+//! the hosts' tasks) and handed to one writer thread through a bounded
+//! channel, so a slow reader of stdout slows the pipelines down instead of
+//! filling memory. Memory stays flat in the number of objects.
+//!
+//! With several hosts, each object is wrapped as
+//! `{"host": "<host>", "value": <object>}`, which keeps every value (also
+//! strings and numbers) whole and tagged the same way.
+
+use std::io::{self, Write};
+use std::thread::JoinHandle;
+
+use psrp_core::clixml::{self, JsonOptions, PsValue};
+use tokio::sync::mpsc;
+
+use crate::args::OutputFormat;
+
+const OBJS_START: &str =
+    r#"<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">"#;
+
+/// Objects in flight between the producers and the writer thread.
+const CHANNEL_CAPACITY: usize = 512;
+
+/// Turns one output object into the bytes of one item.
+#[derive(Debug, Clone)]
+pub struct Formatter {
+    format: OutputFormat,
+    json: JsonOptions,
+    tag_hosts: bool,
+}
+
+impl Formatter {
+    /// A formatter; `tag_hosts` wraps JSON items with their host.
+    pub fn new(format: OutputFormat, json: JsonOptions, tag_hosts: bool) -> Self {
+        Formatter {
+            format,
+            json,
+            tag_hosts,
+        }
+    }
+
+    /// The bytes of one item (no separator, no newline).
+    pub fn item(&self, host: &str, value: &PsValue) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(256);
+        match self.format {
+            OutputFormat::Clixml => buf.extend_from_slice(clixml::encode(value).as_bytes()),
+            OutputFormat::Json | OutputFormat::Ndjson => {
+                let view = clixml::JsonView::new(value, &self.json);
+                // Writing to a Vec cannot fail and every map key is a string.
+                let _ = if self.tag_hosts {
+                    serde_json::to_writer(&mut buf, &Tagged { host, value: view })
+                } else {
+                    serde_json::to_writer(&mut buf, &view)
+                };
+            }
+        }
+        buf
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Tagged<'a> {
+    host: &'a str,
+    value: clixml::JsonView<'a>,
+}
+
+/// The sending side, cloned into every host's task.
+#[derive(Clone)]
+pub struct OutputSender {
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+/// stdout has gone away (e.g. the reading end of a pipe closed).
+#[derive(Debug)]
+pub struct OutputClosed;
+
+impl OutputSender {
+    /// Queues one formatted item; waits while the writer is behind.
+    pub async fn send(&self, item: Vec<u8>) -> Result<(), OutputClosed> {
+        self.tx.send(item).await.map_err(|_| OutputClosed)
+    }
+
+    /// Queues one item from blocking code (no runtime needed).
+    pub fn blocking_send(&self, item: Vec<u8>) -> Result<(), OutputClosed> {
+        self.tx.blocking_send(item).map_err(|_| OutputClosed)
+    }
+}
+
+/// The writer thread.
+pub struct OutputWriter {
+    thread: JoinHandle<io::Result<()>>,
+}
+
+impl OutputWriter {
+    /// Starts the writer on `out` (stdout in the binary).
+    pub fn start<W: Write + Send + 'static>(
+        format: OutputFormat,
+        out: W,
+    ) -> (OutputSender, OutputWriter) {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let thread = std::thread::Builder::new()
+            .name("psrp-output".into())
+            .spawn(move || write_all(format, out, rx))
+            .expect("spawning the output thread");
+        (OutputSender { tx }, OutputWriter { thread })
+    }
+
+    /// Waits until every item is written and the document is closed. Call
+    /// after every [`OutputSender`] is dropped.
+    pub fn finish(self) -> io::Result<()> {
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the output thread panicked")))
+    }
+}
+
+fn write_all<W: Write>(
+    format: OutputFormat,
+    out: W,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(64 << 10, out);
+    let result = (|| {
+        match format {
+            OutputFormat::Json => out.write_all(b"[")?,
+            OutputFormat::Clixml => out.write_all(OBJS_START.as_bytes())?,
+            OutputFormat::Ndjson => {}
+        }
+        out.flush()?;
+        let mut count = 0u64;
+        loop {
+            // Flush only when nothing is waiting: one write per batch when
+            // busy, no delay when objects trickle in.
+            let item = match rx.try_recv() {
+                Ok(item) => item,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    out.flush()?;
+                    match rx.blocking_recv() {
+                        Some(item) => item,
+                        None => break,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            };
+            match format {
+                OutputFormat::Json => {
+                    out.write_all(if count == 0 { b"\n" } else { b",\n" })?;
+                    out.write_all(&item)?;
+                }
+                OutputFormat::Ndjson => {
+                    out.write_all(&item)?;
+                    out.write_all(b"\n")?;
+                }
+                OutputFormat::Clixml => out.write_all(&item)?,
+            }
+            count += 1;
+        }
+        match format {
+            OutputFormat::Json => out.write_all(if count == 0 { b"]\n" } else { b"\n]\n" })?,
+            OutputFormat::Clixml => out.write_all(b"</Objs>\n")?,
+            OutputFormat::Ndjson => {}
+        }
+        out.flush()
+    })();
+    // Dropping the receiver makes later sends fail fast.
+    drop(rx);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn run(format: OutputFormat, tag: bool, values: &[PsValue]) -> String {
+        let sink = Shared::default();
+        let (tx, writer) = OutputWriter::start(format, sink.clone());
+        let f = Formatter::new(format, JsonOptions::default(), tag);
+        for v in values {
+            tx.blocking_send(f.item("h1", v)).unwrap();
+        }
+        drop(tx);
+        writer.finish().unwrap();
+        let bytes = sink.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn json_array_is_valid_for_zero_one_and_many() {
+        assert_eq!(run(OutputFormat::Json, false, &[]), "[]\n");
+        let text = run(OutputFormat::Json, false, &[PsValue::I32(1)]);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            serde_json::json!([1])
+        );
+        let text = run(
+            OutputFormat::Json,
+            true,
+            &[PsValue::from("a"), PsValue::Null],
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            serde_json::json!([{"host": "h1", "value": "a"}, {"host": "h1", "value": null}])
+        );
+    }
+
+    #[test]
+    fn ndjson_is_one_value_per_line() {
+        let text = run(
+            OutputFormat::Ndjson,
+            false,
+            &[PsValue::from("x\ny"), PsValue::I64(2)],
+        );
+        assert_eq!(text, "\"x\\ny\"\n2\n");
+    }
+
+    #[test]
+    fn clixml_document_reads_back() {
+        let text = run(
+            OutputFormat::Clixml,
+            false,
+            &[PsValue::from("s"), PsValue::I32(7)],
+        );
+        let items: Vec<_> = clixml::ObjsReader::new(text.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].value, PsValue::I32(7));
+    }
+
+    #[test]
+    fn a_closed_writer_fails_sends() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+        }
+        let (tx, writer) = OutputWriter::start(OutputFormat::Ndjson, Broken);
+        let mut failed = false;
+        for _ in 0..(CHANNEL_CAPACITY * 4) {
+            if tx.blocking_send(b"1".to_vec()).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed, "sends kept succeeding after stdout broke");
+        drop(tx);
+        assert!(writer.finish().is_err());
+    }
+}

@@ -1,0 +1,597 @@
+//! `psrp invoke` and `psrp script`: one runspace pool per host, the
+//! session-init commands, then the command with its events streamed to
+//! stdout (output) and stderr (every other stream); several hosts at once
+//! up to the throttle; Ctrl-C and `--timeout` stop the pipeline and delete
+//! the shell before the process exits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use psrp_core::client::{
+    AuthMethod, ClientError, ConnectionOptions, ErrorKind, Event, HostCall, HostMethodId,
+    Invocation, PipelineState, PoolOptions, PowerShell, RunspacePool, Scheme,
+};
+use psrp_core::clixml::PsValue;
+use psrp_core::command::Command;
+use psrp_core::message::ErrorRecord;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::args::{self, AuthKind};
+use crate::exit::Status;
+use crate::hosts::HostSpec;
+use crate::logging::{format_error_record, Level, Logger};
+use crate::output::{Formatter, OutputSender};
+use crate::params::{self, Param};
+use crate::settings::Settings;
+
+/// How long a stopped pipeline may take to wind down (events drained,
+/// command released) before the pool is closed anyway.
+const STOP_GRACE: Duration = Duration::from_secs(35);
+/// How long an interrupted open may still take, so that its shell can be
+/// deleted properly.
+const OPEN_GRACE: Duration = Duration::from_secs(10);
+/// Bound on deleting the shell.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a run was cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+impl Cancel {
+    fn status(self) -> Status {
+        match self {
+            Cancel::Interrupt => Status::Interrupted,
+            Cancel::Terminate => Status::Terminated,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Cancel::Interrupt => "interrupted (SIGINT)",
+            Cancel::Terminate => "terminated (SIGTERM)",
+        }
+    }
+}
+
+/// What to run on each host.
+pub struct Job {
+    /// The pipeline.
+    pub pipeline: PowerShell,
+    /// How messages name it: the command, or "the script".
+    pub name: String,
+    /// The settings.
+    pub settings: Settings,
+    /// Formats output objects.
+    pub formatter: Formatter,
+    /// Where output goes.
+    pub output: OutputSender,
+    /// Where streams go.
+    pub log: Arc<Logger>,
+}
+
+/// The pipeline of `psrp invoke`.
+pub fn invoke_pipeline(command: &str, params: &[Param]) -> PowerShell {
+    PowerShell::new(params::apply(Command::new(command), params))
+}
+
+/// The pipeline of `psrp script`.
+pub fn script_pipeline(text: String, params: &[Param]) -> PowerShell {
+    PowerShell::new(params::apply(Command::script(text), params))
+}
+
+/// One host's outcome, for the summary.
+struct Outcome {
+    host: String,
+    status: Status,
+    objects: u64,
+    errors: u64,
+    elapsed: Duration,
+}
+
+/// Runs the job on every host (at most `throttle` at once) and returns the
+/// worst status. `cancel` turns `Some` on SIGINT/SIGTERM.
+pub async fn run_all(job: Job, cancel: watch::Receiver<Option<Cancel>>) -> Status {
+    let job = Arc::new(job);
+    for w in job.settings.warnings() {
+        job.log.psrp("", &format!("WARNING: {w}"));
+    }
+    let throttle = Arc::new(Semaphore::new(job.settings.throttle));
+    let mut tasks = JoinSet::new();
+    for (index, host) in job.settings.hosts.iter().enumerate() {
+        let job = job.clone();
+        let host = host.clone();
+        let throttle = throttle.clone();
+        let mut cancel = cancel.clone();
+        tasks.spawn(async move {
+            let label = host.label();
+            let started = Instant::now();
+            // Waiting for a slot ends early on a signal: the host is skipped.
+            let permit = tokio::select! {
+                p = throttle.acquire_owned() => p.ok(),
+                c = wait_cancel(&mut cancel) => {
+                    return (index, Outcome { host: label, status: c.status(), objects: 0, errors: 0, elapsed: Duration::ZERO });
+                }
+            };
+            let mut counts = Counts::default();
+            let status = run_host(&job, &host, &label, cancel, &mut counts).await;
+            drop(permit);
+            (
+                index,
+                Outcome {
+                    host: label,
+                    status,
+                    objects: counts.objects,
+                    errors: counts.errors,
+                    elapsed: started.elapsed(),
+                },
+            )
+        });
+    }
+    let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(o) => outcomes.push(o),
+            Err(e) => job
+                .log
+                .psrp("", &format!("internal error in a host task: {e}")),
+        }
+    }
+    outcomes.sort_by_key(|(i, _)| *i);
+    job.log.clear_progress();
+    let worst = outcomes
+        .iter()
+        .map(|(_, o)| o.status)
+        .max()
+        .unwrap_or(Status::Success);
+    if job.settings.tag_hosts {
+        summary(&job.log, &outcomes);
+    }
+    worst
+}
+
+fn summary(log: &Logger, outcomes: &[(usize, Outcome)]) {
+    let mut counts: Vec<(Status, usize)> = Vec::new();
+    for (_, o) in outcomes {
+        match counts.iter_mut().find(|(s, _)| *s == o.status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((o.status, 1)),
+        }
+        log.psrp(
+            "",
+            &format!(
+                "summary: {}: {} (exit {}; {} objects, {} errors, {:.1}s)",
+                o.host,
+                o.status.label(),
+                o.status.code(),
+                o.objects,
+                o.errors,
+                o.elapsed.as_secs_f64()
+            ),
+        );
+    }
+    counts.sort();
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.label()))
+        .collect();
+    log.psrp(
+        "",
+        &format!("summary: {} hosts: {}", outcomes.len(), parts.join(", ")),
+    );
+}
+
+async fn wait_cancel(cancel: &mut watch::Receiver<Option<Cancel>>) -> Cancel {
+    loop {
+        if let Some(c) = *cancel.borrow_and_update() {
+            return c;
+        }
+        if cancel.changed().await.is_err() {
+            // The sender is gone: no signal can come any more.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOptions {
+    let mut o = ConnectionOptions::new(host.name.clone())
+        .scheme(match s.scheme {
+            args::Scheme::Http => Scheme::Http,
+            args::Scheme::Https => Scheme::Https,
+        })
+        .path(s.path.clone())
+        .auth(match s.auth {
+            AuthKind::Basic => AuthMethod::Basic,
+            AuthKind::Ntlm => AuthMethod::Ntlm,
+            AuthKind::Kerberos => AuthMethod::Kerberos,
+            AuthKind::Negotiate => AuthMethod::Negotiate,
+        })
+        .configuration_name(s.configuration_name.clone())
+        .danger_accept_invalid_certs(s.insecure_skip_tls_verify)
+        .allow_unencrypted(s.allow_unencrypted);
+    if let Some(p) = host.port.or(s.port) {
+        o = o.port(p);
+    }
+    if let Some(u) = &s.username {
+        o = o.username(u.clone());
+    }
+    if let Some(p) = &s.password {
+        o = o.password(p.clone());
+    }
+    if let Some(spn) = &s.spn {
+        o = o.spn(spn.clone());
+    }
+    if let Some(ca) = &s.ca_file {
+        o = o.ca_file(ca.clone());
+    }
+    if let Some(t) = s.connect_timeout {
+        o = o.connect_timeout(t);
+    }
+    if let Some(t) = s.operation_timeout {
+        o = o.operation_timeout(t);
+    }
+    if let Some(n) = s.max_envelope_size {
+        o = o.max_envelope_size(n as usize);
+    }
+    if let Some(l) = &s.locale {
+        o = o.locale(l.clone());
+    }
+    o
+}
+
+/// The exit status for a client error.
+fn error_status(e: &ClientError) -> Status {
+    match e.kind() {
+        ErrorKind::Config => Status::Usage,
+        ErrorKind::SessionInit | ErrorKind::PipelineFailed | ErrorKind::InvalidCommand => {
+            Status::Failed
+        }
+        _ => Status::Connection,
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    objects: u64,
+    errors: u64,
+}
+
+/// What ended the wait for an event (a short-lived value on the stack, so
+/// its size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Event(Result<Option<Event>, ClientError>),
+    Cancelled(Cancel),
+    TimedOut,
+}
+
+/// How a pipeline run ended.
+enum Ended {
+    /// Ran to a final state.
+    Done(Option<PipelineState>, Option<Box<ErrorRecord>>),
+    /// The client failed while following it.
+    Error(ClientError),
+    /// Stopped on a signal or the timeout.
+    Cut(Status, String),
+    /// stdout went away.
+    OutputClosed,
+}
+
+async fn run_host(
+    job: &Job,
+    host: &HostSpec,
+    label: &str,
+    mut cancel: watch::Receiver<Option<Cancel>>,
+    counts: &mut Counts,
+) -> Status {
+    let log = &job.log;
+    let s = &job.settings;
+    let deadline = s.timeout.map(|t| tokio::time::Instant::now() + t);
+    let options = connection_options(s, host);
+    let pool_options = PoolOptions::new().cleanup_timeout(CLEANUP_TIMEOUT);
+    let open = RunspacePool::open_with(options, pool_options);
+    tokio::pin!(open);
+    let opened = tokio::select! {
+        r = &mut open => r,
+        c = wait_cancel(&mut cancel) => {
+            // Let a nearly-open pool finish so that its shell is deleted
+            // by close() rather than by a task nobody waits for.
+            if let Ok(Ok(pool)) = tokio::time::timeout(OPEN_GRACE, &mut open).await {
+                close(log, label, pool).await;
+            }
+            log.psrp(label, &format!("{} while connecting", c.name()));
+            return c.status();
+        }
+        _ = sleep_until(deadline) => {
+            log.psrp(label, &format!("timed out after {} while connecting", secs(s.timeout)));
+            return Status::Connection;
+        }
+    };
+    let pool = match opened {
+        Ok(pool) => pool,
+        Err(e) => {
+            log.psrp(label, &format!("cannot connect: {e}"));
+            return error_status(&e);
+        }
+    };
+    let mut status = Status::Success;
+    for (index, init) in s.session_init.iter().enumerate() {
+        let pipeline =
+            PowerShell::new(params::apply(Command::new(init.name.clone()), &init.params));
+        let what = format!("session-init command {} ({})", index + 1, init.name);
+
+        match run_pipeline(
+            job,
+            &pool,
+            pipeline,
+            label,
+            &mut cancel,
+            deadline,
+            counts,
+            false,
+        )
+        .await
+        {
+            Ended::Done(Some(PipelineState::Completed), _) => {}
+            Ended::Done(state, error) => {
+                report_failure(log, label, &what, state, error.as_deref());
+                close(log, label, pool).await;
+                return Status::Failed;
+            }
+            other => {
+                let st = report_end(log, label, &what, other);
+                close(log, label, pool).await;
+                return st;
+            }
+        }
+    }
+    if counts.errors > 0 {
+        status = Status::HadErrors;
+    }
+    let ended = run_pipeline(
+        job,
+        &pool,
+        job.pipeline.clone(),
+        label,
+        &mut cancel,
+        deadline,
+        counts,
+        true,
+    )
+    .await;
+    let what = job.name.clone();
+    status = match ended {
+        Ended::Done(Some(PipelineState::Completed), _) => {
+            if counts.errors > 0 {
+                Status::HadErrors
+            } else {
+                status
+            }
+        }
+        Ended::Done(state, error) => {
+            report_failure(log, label, &what, state, error.as_deref());
+            Status::Failed
+        }
+        other => report_end(log, label, &what, other),
+    };
+    close(log, label, pool).await;
+    status
+}
+
+fn secs(d: Option<Duration>) -> String {
+    d.map(|d| format!("{}s", d.as_secs_f64()))
+        .unwrap_or_default()
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn report_failure(
+    log: &Logger,
+    label: &str,
+    what: &str,
+    state: Option<PipelineState>,
+    error: Option<&ErrorRecord>,
+) {
+    let how = match state {
+        Some(PipelineState::Stopped) => "was stopped by the server".to_owned(),
+        Some(PipelineState::Failed) => "failed".to_owned(),
+        Some(other) => format!("ended {}", other.name()),
+        None => "ended without a final state".to_owned(),
+    };
+    match error {
+        Some(r) => log.psrp(label, &format!("{what} {how}: {}", format_error_record(r))),
+        None => log.psrp(label, &format!("{what} {how}")),
+    }
+}
+
+fn report_end(log: &Logger, label: &str, what: &str, ended: Ended) -> Status {
+    match ended {
+        Ended::Done(..) => Status::Success,
+        Ended::Error(e) => {
+            log.psrp(label, &format!("{what}: {e}"));
+            error_status(&e).max(Status::Failed)
+        }
+        Ended::Cut(status, why) => {
+            log.psrp(label, &format!("{what}: {why}"));
+            status
+        }
+        Ended::OutputClosed => {
+            log.psrp(label, "stdout was closed; the pipeline was stopped");
+            Status::Failed
+        }
+    }
+}
+
+/// Deletes the shell; a failure is reported (the server drops the shell
+/// after its idle timeout) but does not change the status.
+async fn close(log: &Logger, label: &str, pool: RunspacePool) {
+    if let Err(e) = pool.close().await {
+        log.psrp(label, &format!("could not delete the shell: {e}"));
+    }
+}
+
+/// Runs one pipeline, streaming its events; stops it on a signal or the
+/// deadline and waits (bounded) for it to wind down.
+#[allow(clippy::too_many_arguments)]
+async fn run_pipeline(
+    job: &Job,
+    pool: &RunspacePool,
+    pipeline: PowerShell,
+    label: &str,
+    cancel: &mut watch::Receiver<Option<Cancel>>,
+    deadline: Option<tokio::time::Instant>,
+    counts: &mut Counts,
+    main: bool,
+) -> Ended {
+    let start = tokio::select! {
+        r = pool.start(pipeline) => r,
+        c = wait_cancel(cancel) => return Ended::Cut(c.status(), format!("{} before it started", c.name())),
+        _ = sleep_until(deadline) => return Ended::Cut(Status::Failed, format!("timed out after {} before it started", secs(job.settings.timeout))),
+    };
+    let mut inv = match start {
+        Ok(inv) => inv,
+        Err(e) => return Ended::Error(e),
+    };
+    loop {
+        let step = tokio::select! {
+            e = inv.next() => Step::Event(e),
+            c = wait_cancel(cancel) => Step::Cancelled(c),
+            _ = sleep_until(deadline) => Step::TimedOut,
+        };
+        let (status, why) = match step {
+            Step::Event(Ok(Some(event))) => {
+                if handle_event(job, label, event, counts, main).await.is_err() {
+                    let _ = wind_down(job, inv, label, counts, false).await;
+                    return Ended::OutputClosed;
+                }
+                continue;
+            }
+            Step::Event(Ok(None)) => {
+                let c = inv.completion().cloned();
+                return Ended::Done(
+                    c.as_ref().map(|c| c.state),
+                    c.and_then(|c| c.error).map(Box::new),
+                );
+            }
+            Step::Event(Err(e)) => return Ended::Error(e),
+            Step::Cancelled(c) => (
+                c.status(),
+                format!("{}; the pipeline was stopped", c.name()),
+            ),
+            Step::TimedOut => (
+                Status::Failed,
+                format!(
+                    "timed out after {}; the pipeline was stopped",
+                    secs(job.settings.timeout)
+                ),
+            ),
+        };
+        wind_down(job, inv, label, counts, main).await;
+        return Ended::Cut(status, why);
+    }
+}
+
+/// Stops the pipeline and keeps reading its events (the receive task
+/// waits for room to pass them on) until it ends, at most [`STOP_GRACE`].
+async fn wind_down(job: &Job, mut inv: Invocation, label: &str, counts: &mut Counts, main: bool) {
+    let stop = inv.stop_handle();
+    let stopping = tokio::spawn(async move { stop.stop().await });
+    let drain = async {
+        while let Ok(Some(event)) = inv.next().await {
+            if handle_event(job, label, event, counts, main).await.is_err() {
+                // Output is gone: drop the rest.
+                while let Ok(Some(_)) = inv.next().await {}
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout(STOP_GRACE, drain).await.is_err() {
+        job.log
+            .psrp(label, "the pipeline did not end after the stop request");
+    }
+    match stopping.await {
+        Ok(Err(e)) if e.kind() != ErrorKind::Closed => {
+            job.log.psrp(label, &format!("stopping the pipeline: {e}"))
+        }
+        _ => {}
+    }
+}
+
+/// Passes one event on: output to stdout, the rest to the log.
+async fn handle_event(
+    job: &Job,
+    label: &str,
+    event: Event,
+    counts: &mut Counts,
+    main: bool,
+) -> Result<(), crate::output::OutputClosed> {
+    let log = &job.log;
+    match event {
+        Event::Output(v) => {
+            if main {
+                counts.objects += 1;
+                job.output.send(job.formatter.item(label, &v)).await?;
+            } else if log.enabled(Level::Debug) {
+                // Session-init output is not the command's output.
+                log.line(
+                    label,
+                    Level::Debug,
+                    &format!("session-init output: {}", text_of(&v)),
+                );
+            }
+        }
+        Event::Error(r) => {
+            counts.errors += 1;
+            log.error_record(label, &r);
+        }
+        Event::Warning(r) => log.informational(label, Level::Warning, &r),
+        Event::Verbose(r) => log.informational(label, Level::Verbose, &r),
+        Event::Debug(r) => log.informational(label, Level::Debug, &r),
+        Event::Information(r) => log.information(label, &r),
+        Event::Progress(r) => log.progress(label, &r),
+        Event::HostCall(call) => host_call(log, label, &call),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn text_of(v: &PsValue) -> String {
+    match psrp_core::clixml::to_json(v) {
+        serde_json::Value::String(s) => s,
+        j => j.to_string(),
+    }
+}
+
+/// Host calls that write text become log lines; the rest were answered
+/// (refused) by the non-interactive host.
+fn host_call(log: &Logger, label: &str, call: &HostCall) {
+    let text = || {
+        call.parameters
+            .last()
+            .and_then(PsValue::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match call.method {
+        HostMethodId::Write1
+        | HostMethodId::Write2
+        | HostMethodId::WriteLine1
+        | HostMethodId::WriteLine2
+        | HostMethodId::WriteLine3 => log.line(label, Level::Information, &text()),
+        HostMethodId::WriteErrorLine => log.line(label, Level::Error, &text()),
+        HostMethodId::WriteWarningLine => log.line(label, Level::Warning, &text()),
+        HostMethodId::WriteVerboseLine => log.line(label, Level::Verbose, &text()),
+        HostMethodId::WriteDebugLine => log.line(label, Level::Debug, &text()),
+        _ => {}
+    }
+}

@@ -1,0 +1,282 @@
+//! Connection settings resolved from flags, `PSRP_*` environment variables
+//! (both through clap), the named profile and defaults, in that order.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+use wsman::Secret;
+
+use crate::args::{AuthKind, ConnectionArgs, Scheme};
+use crate::command_line::{self, CommandLine, CommandLineError};
+use crate::config::{self, ConfigError, Profile};
+use crate::hosts::{self, HostError, HostSpec};
+use crate::password::{self, PasswordError};
+
+/// Invoke-Command's default -ThrottleLimit.
+pub const DEFAULT_THROTTLE: usize = 32;
+
+/// Everything needed to connect to each host.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The hosts, in the order given, without repeats.
+    pub hosts: Vec<HostSpec>,
+    /// Whether output and log lines carry the host (several hosts, or a
+    /// hosts file).
+    pub tag_hosts: bool,
+    /// Hosts run at once.
+    pub throttle: usize,
+    /// http or https.
+    pub scheme: Scheme,
+    /// Port for hosts given without one (None: 5985/5986).
+    pub port: Option<u16>,
+    /// URL path.
+    pub path: String,
+    /// Auth method.
+    pub auth: AuthKind,
+    /// User name.
+    pub username: Option<String>,
+    /// Password (never printed).
+    pub password: Option<Secret>,
+    /// Kerberos SPN override.
+    pub spn: Option<String>,
+    /// CA bundle for HTTPS.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate.
+    pub insecure_skip_tls_verify: bool,
+    /// Allow unencrypted HTTP.
+    pub allow_unencrypted: bool,
+    /// Session configuration name.
+    pub configuration_name: String,
+    /// Session-init commands, parsed.
+    pub session_init: Vec<CommandLine>,
+    /// Overall time limit per host.
+    pub timeout: Option<Duration>,
+    /// Connect timeout.
+    pub connect_timeout: Option<Duration>,
+    /// WS-Man OperationTimeout.
+    pub operation_timeout: Option<Duration>,
+    /// MaxEnvelopeSize.
+    pub max_envelope_size: Option<u32>,
+    /// Locale.
+    pub locale: Option<String>,
+}
+
+/// Settings that cannot be used (exit status 64).
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    /// Config file or profile problem.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Host list problem.
+    #[error(transparent)]
+    Hosts(#[from] HostError),
+    /// Password problem.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// A bad `--session-init` command.
+    #[error("--session-init '{command}': {source}")]
+    SessionInit {
+        /// The command as given.
+        command: String,
+        /// Why it does not parse.
+        source: CommandLineError,
+    },
+    /// A value out of range or unknown.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn seconds(what: &str, v: Option<f64>) -> Result<Option<Duration>, SettingsError> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(SettingsError::Invalid(format!(
+            "{what} must be a positive number of seconds, not {s}"
+        ))),
+    }
+}
+
+fn profile_enum<T: clap::ValueEnum>(
+    what: &str,
+    v: Option<&str>,
+) -> Result<Option<T>, SettingsError> {
+    v.map(|s| {
+        T::from_str(s, true).map_err(|_| {
+            let names: Vec<String> = T::value_variants()
+                .iter()
+                .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
+                .collect();
+            SettingsError::Invalid(format!(
+                "profile: {what} '{s}' is not one of {}",
+                names.join(", ")
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// Loads the profile named by `--profile`/`PSRP_PROFILE`, if any.
+fn load_profile(args: &ConnectionArgs) -> Result<Profile, SettingsError> {
+    let Some(name) = &args.profile else {
+        return Ok(Profile::default());
+    };
+    let path = match args.config.clone().or_else(config::default_path) {
+        Some(p) => p,
+        None => {
+            return Err(SettingsError::Invalid(format!(
+                "--profile {name}: no config file (set --config or PSRP_CONFIG)"
+            )))
+        }
+    };
+    Ok(config::load_profile(&path, name)?)
+}
+
+impl Settings {
+    /// Resolves the settings; `stdin_taken` says stdin carries the script,
+    /// so the password cannot come from it.
+    pub fn resolve(args: &ConnectionArgs, stdin_taken: bool) -> Result<Settings, SettingsError> {
+        let profile = load_profile(args)?;
+        let mut host_list = Vec::new();
+        let mut from_file = false;
+        if let Some(h) = args.host.as_deref().or(profile.host.as_deref()) {
+            host_list.extend(hosts::parse_list(h)?);
+        }
+        if let Some(f) = &args.hosts_file {
+            host_list.extend(hosts::read_file(f)?);
+            from_file = true;
+        }
+        let host_list = hosts::dedup(host_list);
+        if host_list.is_empty() {
+            return Err(HostError::None.into());
+        }
+        let throttle = args.throttle.unwrap_or(DEFAULT_THROTTLE);
+        if throttle == 0 {
+            return Err(SettingsError::Invalid(
+                "--throttle must be at least 1".into(),
+            ));
+        }
+        let scheme = match args.scheme {
+            Some(s) => s,
+            None => profile_enum("scheme", profile.scheme.as_deref())?.unwrap_or(Scheme::Http),
+        };
+        let auth = match args.auth {
+            Some(a) => a,
+            None => profile_enum("auth", profile.auth.as_deref())?.unwrap_or(AuthKind::Negotiate),
+        };
+        let username = args.username.clone().or(profile.username.clone());
+        if args.password_stdin && stdin_taken {
+            return Err(SettingsError::Invalid(
+                "--password-stdin cannot be used when the script is read from stdin".into(),
+            ));
+        }
+        let mut password = password::from_sources(&password::Sources {
+            stdin: args.password_stdin,
+            profile_env: profile.password_env.as_deref(),
+        })?;
+        let needs_password = match auth {
+            AuthKind::Basic | AuthKind::Ntlm => true,
+            AuthKind::Negotiate => username.is_some(),
+            // Kerberos uses the ticket cache without one.
+            AuthKind::Kerberos => false,
+        };
+        if password.is_none() && needs_password {
+            let kind = auth_name(auth);
+            let Some(user) = username.as_deref() else {
+                return Err(SettingsError::Invalid(format!(
+                    "{kind} authentication needs a user name: -u/--username or PSRP_USERNAME"
+                )));
+            };
+            password = Some(password::prompt(kind, user)?);
+        }
+        let session_init_text = if args.session_init.is_empty() {
+            profile.session_init.clone().unwrap_or_default()
+        } else {
+            args.session_init.clone()
+        };
+        let session_init = session_init_text
+            .iter()
+            .map(|c| {
+                command_line::parse(c).map_err(|source| SettingsError::SessionInit {
+                    command: c.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let timeout = seconds(
+            "--timeout",
+            args.timeout.or(profile.timeout.map(|t| t as f64)),
+        )?;
+        let connect_timeout = seconds(
+            "--connect-timeout",
+            args.connect_timeout
+                .or(profile.connect_timeout.map(|t| t as f64)),
+        )?;
+        let operation_timeout = seconds(
+            "--operation-timeout",
+            args.operation_timeout
+                .or(profile.operation_timeout.map(|t| t as f64)),
+        )?;
+        Ok(Settings {
+            tag_hosts: host_list.len() > 1 || from_file,
+            hosts: host_list,
+            throttle,
+            scheme,
+            port: args.port.or(profile.port),
+            path: args
+                .path
+                .clone()
+                .or(profile.path.clone())
+                .unwrap_or_else(|| "wsman".to_owned()),
+            auth,
+            username,
+            password,
+            spn: args.spn.clone().or(profile.spn.clone()),
+            ca_file: args.ca_file.clone().or(profile.ca_file.clone()),
+            insecure_skip_tls_verify: args.insecure_skip_tls_verify
+                || profile.insecure_skip_tls_verify.unwrap_or(false),
+            allow_unencrypted: args.allow_unencrypted || profile.allow_unencrypted.unwrap_or(false),
+            configuration_name: args
+                .configuration_name
+                .clone()
+                .or(profile.configuration_name.clone())
+                .unwrap_or_else(|| "Microsoft.PowerShell".to_owned()),
+            session_init,
+            timeout,
+            connect_timeout,
+            operation_timeout,
+            max_envelope_size: args.max_envelope_size.or(profile.max_envelope_size),
+            locale: args.locale.clone().or(profile.locale.clone()),
+        })
+    }
+
+    /// Loud warnings for the dangerous options, printed before connecting.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.insecure_skip_tls_verify {
+            w.push(
+                "--insecure-skip-tls-verify: server certificates are NOT checked; anyone on the \
+                 network path can impersonate the host and read the session"
+                    .to_owned(),
+            );
+        }
+        if self.allow_unencrypted {
+            w.push(
+                "--allow-unencrypted: messages may travel in clear text over HTTP; anyone on the \
+                 network path can read and change them"
+                    .to_owned(),
+            );
+        }
+        w
+    }
+}
+
+/// `basic`, `ntlm`, `kerberos` or `negotiate`.
+pub fn auth_name(auth: AuthKind) -> &'static str {
+    match auth {
+        AuthKind::Basic => "basic",
+        AuthKind::Ntlm => "ntlm",
+        AuthKind::Kerberos => "kerberos",
+        AuthKind::Negotiate => "negotiate",
+    }
+}
