@@ -104,9 +104,11 @@ pub struct InvocationResult {
 }
 
 impl InvocationResult {
-    pub(crate) fn new(command: String) -> Self {
+    /// An empty result (state NotStarted), to fill with
+    /// [`InvocationResult::push`] from a stream of events.
+    pub fn new(command: impl Into<String>) -> Self {
         InvocationResult {
-            command,
+            command: command.into(),
             output: Vec::new(),
             errors: Vec::new(),
             warnings: Vec::new(),
@@ -172,7 +174,8 @@ impl InvocationResult {
         }
     }
 
-    pub(crate) fn finish(&mut self, completion: Completion) {
+    /// Records how the pipeline ended.
+    pub fn finish(&mut self, completion: Completion) {
         self.state = completion.state;
         self.terminating_error = completion.error;
     }
@@ -185,7 +188,7 @@ mod tests {
 
     #[test]
     fn events_are_filed_by_stream_and_errors_count() {
-        let mut r = InvocationResult::new("Get-Thing".into());
+        let mut r = InvocationResult::new("Get-Thing");
         r.push(Event::Output(PsValue::I32(1)));
         r.push(Event::Output(PsValue::from("two")));
         r.finish(Completion {

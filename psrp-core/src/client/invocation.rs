@@ -259,11 +259,7 @@ async fn receive_loop(
                 return Err(shared.error("receiving pipeline output (WS-Man Receive)", e));
             }
         };
-        let events = shared.feed(
-            Target::Pipeline(id),
-            &data.stream_bytes("stdout"),
-            "reading pipeline output",
-        )?;
+        let events = shared.feed(Target::Pipeline(id), &data, "reading pipeline output")?;
         let mut completion = None;
         for event in events {
             let PoolEvent::Pipeline(pid, event) = event else {

@@ -393,11 +393,7 @@ impl RunspacePool {
                 Ok(ReceiveOutcome::Data(d)) => d,
                 Err(e) => return Err(shared.error(OP, e)),
             };
-            let events = shared.feed(
-                Target::Pool,
-                &data.stream_bytes("stdout"),
-                "opening the runspace pool",
-            )?;
+            let events = shared.feed(Target::Pool, &data, "opening the runspace pool")?;
             for event in events {
                 match event {
                     PoolEvent::StateChanged {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use uuid::Uuid;
-use wsman::{Shell, WsmanClient};
+use wsman::{ReceiveResponse, Shell, WsmanClient};
 
 use crate::host::HostCall;
 use crate::pool::{PoolEvent, RunspacePool as CorePool, Target};
@@ -174,16 +174,20 @@ impl Shared {
             .remove(&id);
     }
 
-    /// Feeds received bytes to the state machine and returns the events.
+    /// Feeds the `stdout` streams of a Receive response to the state
+    /// machine and returns the events.
     pub(crate) fn feed(
         &self,
         target: Target,
-        data: &[u8],
+        response: &ReceiveResponse,
         operation: &'static str,
     ) -> Result<Vec<PoolEvent>, ClientError> {
         let mut core = self.core();
-        core.receive(target, data)
-            .map_err(|e| ClientError::pool(operation, e))?;
+        // Stream by stream: no copy into one buffer first.
+        for stream in response.streams.iter().filter(|s| s.name == "stdout") {
+            core.receive(target, &stream.data)
+                .map_err(|e| ClientError::pool(operation, e))?;
+        }
         let mut events = Vec::new();
         let mut first_error = None;
         // Drain everything even after an error, so no message is left for
