@@ -28,7 +28,7 @@ password_env, or a prompt when stdin is a terminal.";
 /// Run PowerShell commands on Windows hosts over WinRM (PSRP), with output as
 /// JSON on stdout and every other PowerShell stream as log lines on stderr.
 #[derive(Debug, Parser)]
-#[command(name = "psrp", version, after_long_help = EXIT_STATUS_HELP)]
+#[command(name = "psrp", version, after_long_help = EXIT_STATUS_HELP, args_override_self = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -40,15 +40,18 @@ pub struct Cli {
 pub enum Commands {
     /// Invoke one command (cmdlet, function) with parameters; works on JEA
     /// (NoLanguage) endpoints.
-    #[command(after_long_help = EXIT_STATUS_HELP)]
+    // A later flag replaces an earlier one (for aliases and wrappers).
+    #[command(after_long_help = EXIT_STATUS_HELP, args_override_self = true)]
     Invoke(InvokeArgs),
     /// Run a PowerShell script from a file, or from stdin with `-` (needs an
     /// endpoint that allows the language; JEA endpoints usually do not).
-    #[command(after_long_help = EXIT_STATUS_HELP)]
+    // A later flag replaces an earlier one (for aliases and wrappers).
+    #[command(after_long_help = EXIT_STATUS_HELP, args_override_self = true)]
     Script(ScriptArgs),
     /// Convert CLIXML (an Export-Clixml file, `#< CLIXML` stderr text, or one
     /// PSRP message payload) to JSON, without PowerShell.
-    #[command(after_long_help = EXIT_STATUS_HELP)]
+    // A later flag replaces an earlier one (for aliases and wrappers).
+    #[command(after_long_help = EXIT_STATUS_HELP, args_override_self = true)]
     Clixml(ClixmlArgs),
 }
 

@@ -29,25 +29,34 @@ enum Kind {
     Binary,
 }
 
-/// Converts `path` (`-` for stdin). Returns the exit status.
-pub fn run(path: &Path, formatter: &Formatter, out: &OutputSender, log: &Logger) -> Status {
-    let name = if path == Path::new("-") {
-        "stdin".to_owned()
-    } else {
-        path.display().to_string()
-    };
-    let input: Box<dyn Read> = if path == Path::new("-") {
-        Box::new(io::stdin().lock())
-    } else {
-        match std::fs::File::open(path) {
-            Ok(f) => Box::new(f),
-            Err(e) => {
-                log.psrp("", &format!("cannot read {name}: {e}"));
-                return Status::Usage;
-            }
-        }
-    };
-    match convert(input, formatter, out, log) {
+/// The input to convert: a name for messages and the bytes.
+pub struct Input {
+    name: String,
+    reader: Box<dyn Read>,
+}
+
+/// Opens `path` (`-` for stdin).
+pub fn open(path: &Path) -> Result<Input, String> {
+    if path == Path::new("-") {
+        return Ok(Input {
+            name: "stdin".to_owned(),
+            reader: Box::new(io::stdin().lock()),
+        });
+    }
+    let name = path.display().to_string();
+    match std::fs::File::open(path) {
+        Ok(f) => Ok(Input {
+            name,
+            reader: Box::new(f),
+        }),
+        Err(e) => Err(format!("cannot read {name}: {e}")),
+    }
+}
+
+/// Converts the input. Returns the exit status.
+pub fn run(input: Input, formatter: &Formatter, out: &OutputSender, log: &Logger) -> Status {
+    let name = input.name;
+    match convert(input.reader, formatter, out, log) {
         Ok(()) => Status::Success,
         Err(Failure::Closed) => Status::Failed,
         Err(Failure::Io(e)) => {
@@ -218,7 +227,11 @@ fn log_stream_item(log: &Logger, stream: &str, value: &PsValue) {
             }
         }
     }
-    log.line("", level, &plain_text(value));
+    let text = plain_text(value);
+    // stderr CLIXML ends records with a line holding only a space.
+    if !text.trim().is_empty() {
+        log.line("", level, &text);
+    }
 }
 
 fn plain_text(value: &PsValue) -> String {

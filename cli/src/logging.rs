@@ -199,13 +199,10 @@ impl Logger {
         }
         let text = progress_text(record, true);
         let mut last = self.last_progress.lock().unwrap_or_else(|e| e.into_inner());
-        if completed {
-            last.remove(&key);
-        } else if last.get(&key) == Some(&text) {
+        if last.get(&key) == Some(&text) {
             return;
-        } else {
-            last.insert(key, text.clone());
         }
+        last.insert(key, text.clone());
         drop(last);
         self.line(host, Level::Progress, &text);
     }

@@ -62,12 +62,17 @@ fn main() {
                 a.command.clone(),
                 &a.connection,
                 &a.output,
-                false,
             ),
             Err(e) => usage(&e.to_string()),
         },
         Commands::Script(a) => {
             let from_stdin = a.file == Path::new("-");
+            if from_stdin && a.connection.password_stdin {
+                std::process::exit(
+                    usage("--password-stdin cannot be used when the script is read from stdin")
+                        .code(),
+                );
+            }
             let text = if from_stdin {
                 let mut t = String::new();
                 std::io::stdin().read_to_string(&mut t).map(|_| t)
@@ -86,7 +91,6 @@ fn main() {
                     "the script".to_owned(),
                     &a.connection,
                     &a.output,
-                    from_stdin,
                 ),
             }
         }
@@ -96,10 +100,14 @@ fn main() {
 
 /// `psrp clixml`.
 fn clixml(file: &Path, o: &OutputArgs) -> Status {
+    let input = match clixml_cmd::open(file) {
+        Ok(i) => i,
+        Err(e) => return usage(&e),
+    };
     let log = Logger::new(o.log_level, false);
     let formatter = Formatter::new(o.output, json_options(o), false);
     let (tx, writer) = OutputWriter::start(o.output, std::io::stdout());
-    let status = clixml_cmd::run(file, &formatter, &tx, &log);
+    let status = clixml_cmd::run(input, &formatter, &tx, &log);
     drop(tx);
     log.clear_progress();
     finish_output(&log, writer, status)
@@ -123,9 +131,8 @@ fn remote(
     name: String,
     connection: &ConnectionArgs,
     o: &OutputArgs,
-    stdin_taken: bool,
 ) -> Status {
-    let settings = match Settings::resolve(connection, stdin_taken) {
+    let settings = match Settings::resolve(connection) {
         Ok(s) => s,
         Err(e) => return usage(&e.to_string()),
     };

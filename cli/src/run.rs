@@ -453,9 +453,11 @@ async fn run_pipeline(
     counts: &mut Counts,
     main: bool,
 ) -> Ended {
+    // Starting is not cut short by a signal: a half-sent Command would be
+    // released without being stopped. It is bounded by the transport's
+    // timeouts; the signal is seen right after.
     let start = tokio::select! {
         r = pool.start(pipeline) => r,
-        c = wait_cancel(cancel) => return Ended::Cut(c.status(), format!("{} before it started", c.name())),
         _ = sleep_until(deadline) => return Ended::Cut(Status::Failed, format!("timed out after {} before it started", secs(job.settings.timeout))),
     };
     let mut inv = match start {

@@ -133,9 +133,9 @@ fn load_profile(args: &ConnectionArgs) -> Result<Profile, SettingsError> {
 }
 
 impl Settings {
-    /// Resolves the settings; `stdin_taken` says stdin carries the script,
-    /// so the password cannot come from it.
-    pub fn resolve(args: &ConnectionArgs, stdin_taken: bool) -> Result<Settings, SettingsError> {
+    /// Resolves the settings (reads the password, maybe from stdin or a
+    /// prompt).
+    pub fn resolve(args: &ConnectionArgs) -> Result<Settings, SettingsError> {
         let profile = load_profile(args)?;
         let mut host_list = Vec::new();
         let mut from_file = false;
@@ -165,11 +165,6 @@ impl Settings {
             None => profile_enum("auth", profile.auth.as_deref())?.unwrap_or(AuthKind::Negotiate),
         };
         let username = args.username.clone().or(profile.username.clone());
-        if args.password_stdin && stdin_taken {
-            return Err(SettingsError::Invalid(
-                "--password-stdin cannot be used when the script is read from stdin".into(),
-            ));
-        }
         let mut password = password::from_sources(&password::Sources {
             stdin: args.password_stdin,
             profile_env: profile.password_env.as_deref(),

@@ -1,0 +1,309 @@
+//! Authentication, TLS and connection failures through the `psrp` binary:
+//! exit status 3 with a message that says what to check, passwords never
+//! printed; the password sources; HTTPS with a CA file; the loud insecure
+//! options.
+
+mod cli_support;
+
+use cli_support::{Peer, PeerOptions, Psrp, Run};
+use serde_json::json;
+
+/// Neither output mentions `secret`.
+#[track_caller]
+fn assert_not_printed(run: &Run, secret: &str) {
+    assert!(
+        !run.stdout.contains(secret) && !run.stderr.contains(secret),
+        "the password was printed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+#[test]
+fn wrong_password_exits_3_without_printing_it() {
+    let peer = Peer::shared();
+    let wrong = "Wr0ng-Pa55word-7f3a";
+    for auth in ["ntlm", "negotiate", "basic-https"] {
+        let mut p = Psrp::peer(peer);
+        match auth {
+            "basic-https" => {
+                let info = peer.info();
+                p.conn([
+                    "--scheme",
+                    "https",
+                    "--port",
+                    &info.https_port.to_string(),
+                    "--ca-file",
+                    info.ca_file.to_str().unwrap(),
+                    "-a",
+                    "basic",
+                ]);
+            }
+            other => {
+                p.conn(["-a", other]);
+            }
+        }
+        let run = p
+            .conn(["-u", &peer.info().user])
+            .env("PSRP_PASSWORD", wrong)
+            // No Kerberos ticket: Negotiate must fall back to NTLM.
+            .env("KRB5CCNAME", "FILE:/nonexistent/ccache")
+            .args(["invoke", "Get-Date"])
+            .run();
+        run.expect_code(3);
+        assert!(
+            run.stderr.contains("psrp: cannot connect:")
+                && run.stderr.contains("the server rejected"),
+            "{auth}: {}",
+            run.stderr
+        );
+        assert_not_printed(&run, wrong);
+        assert_eq!(run.stdout, "[]\n");
+    }
+}
+
+#[test]
+fn password_sources_stdin_env_and_profile() {
+    let peer = Peer::shared();
+    let info = peer.info();
+    let password = info.password.clone();
+    // --password-stdin.
+    let run = Psrp::peer(peer)
+        .conn(["-a", "ntlm", "-u", &info.user, "--password-stdin"])
+        .args(["invoke", "Write-Output", "-p", "InputObject=stdin ok"])
+        .stdin(format!("{password}\n"))
+        .run();
+    run.expect_code(0);
+    assert_eq!(run.json(), json!(["stdin ok"]));
+    assert_not_printed(&run, &password);
+
+    // PSRP_PASSWORD.
+    let run = Psrp::peer(peer)
+        .conn(["-a", "ntlm", "-u", &info.user])
+        .env("PSRP_PASSWORD", &password)
+        .args(["invoke", "Write-Output", "-p", "InputObject=env ok"])
+        .run();
+    run.expect_code(0);
+    assert_eq!(run.json(), json!(["env ok"]));
+
+    // A profile naming the variable that holds the password.
+    let mut p = Psrp::new();
+    let cfg = p.home().join("psrp.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[profiles.lab]\nhost = \"localhost\"\nport = {}\nauth = \"ntlm\"\nlogin = \"{}\"\npassword_env = \"LAB_PW\"\n",
+            info.http_port, info.user
+        ),
+    )
+    .unwrap();
+    let run = p
+        .env("LAB_PW", &password)
+        .conn(["--config", cfg.to_str().unwrap(), "--profile", "lab"])
+        .args(["invoke", "Write-Output", "-p", "InputObject=profile ok"])
+        .run();
+    run.expect_code(0);
+    assert_eq!(run.json(), json!(["profile ok"]));
+}
+
+#[test]
+fn https_needs_a_trusted_certificate() {
+    let peer = Peer::shared();
+    let info = peer.info();
+    let https = |extra: &[&str]| {
+        let mut p = Psrp::peer(peer);
+        p.conn([
+            "--scheme",
+            "https",
+            "--port",
+            &info.https_port.to_string(),
+            "-a",
+            "basic",
+            "-u",
+            &info.user,
+        ])
+        .conn(extra)
+        .env("PSRP_PASSWORD", &info.password)
+        .args(["invoke", "Write-Output", "-p", "InputObject=tls ok"]);
+        p.run()
+    };
+    let run = https(&["--ca-file", info.ca_file.to_str().unwrap()]);
+    run.expect_code(0);
+    assert_eq!(run.json(), json!(["tls ok"]));
+    assert_eq!(run.stderr, "", "nothing to warn about");
+
+    // The peer's CA is not in the system store.
+    let run = https(&[]);
+    run.expect_code(3);
+    assert!(
+        run.stderr.contains("certificate"),
+        "the message must name the certificate:\n{}",
+        run.stderr
+    );
+
+    // Accepting any certificate works, loudly.
+    let run = https(&["--insecure-skip-tls-verify"]);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains(
+            "psrp: WARNING: --insecure-skip-tls-verify: server certificates are NOT checked"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn basic_over_http_needs_the_loud_opt_in() {
+    let shared = Peer::shared();
+    let user = shared.info().user.clone();
+    let password = shared.info().password.clone();
+    let run = Psrp::peer(shared)
+        .conn(["-a", "basic", "-u", &user])
+        .env("PSRP_PASSWORD", &password)
+        .args(["invoke", "Get-Date"])
+        .run();
+    run.expect_code(64);
+    assert!(run.stderr.contains("clear text"), "{}", run.stderr);
+    assert_not_printed(&run, &password);
+
+    let open = Peer::start(&PeerOptions {
+        allow_unencrypted: true,
+        ..PeerOptions::default()
+    })
+    .unwrap();
+    let run = Psrp::peer(&open)
+        .conn(["-a", "basic", "-u", &user, "--allow-unencrypted"])
+        .env("PSRP_PASSWORD", &password)
+        .args(["invoke", "Write-Output", "-p", "InputObject=clear"])
+        .run();
+    run.expect_code(0);
+    assert_eq!(run.json(), json!(["clear"]));
+    assert!(
+        run.stderr
+            .contains("psrp: WARNING: --allow-unencrypted: messages may travel in clear text"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn connection_failures_exit_3_and_say_what_to_check() {
+    let peer = Peer::shared();
+    // An unknown session configuration.
+    let run = Psrp::peer(peer)
+        .conn(["-a", "kerberos", "-c", "No.Such.Endpoint"])
+        .args(["invoke", "Get-Date"])
+        .run();
+    run.expect_code(3);
+    assert!(
+        run.stderr.contains("check the configuration name"),
+        "{}",
+        run.stderr
+    );
+
+    // Nothing listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let run = Psrp::new()
+        .conn([
+            "-H",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "-a",
+            "kerberos",
+        ])
+        .args(["invoke", "Get-Date"])
+        .run();
+    run.expect_code(3);
+    assert!(
+        run.stderr.contains("check the host, port and scheme"),
+        "{}",
+        run.stderr
+    );
+
+    // No Kerberos ticket.
+    let run = Psrp::peer(peer)
+        .conn(["-a", "kerberos"])
+        .env("KRB5CCNAME", "FILE:/nonexistent/ccache")
+        .args(["invoke", "Get-Date"])
+        .run();
+    run.expect_code(3);
+    assert!(run.stderr.contains("kinit"), "{}", run.stderr);
+}
+
+#[test]
+fn environment_and_profile_settings_with_precedence() {
+    let peer = Peer::shared();
+    let info = peer.info();
+    // Everything from the environment: the JEA endpoint hides Get-Process.
+    let env_run = |extra_env: &[(&str, &str)], extra_args: &[&str]| {
+        let mut p = Psrp::new();
+        p.env("KRB5_CONFIG", info.krb5_config.as_os_str())
+            .env("KRB5CCNAME", format!("FILE:{}", info.ccache.display()))
+            .env("PSRP_HOST", "localhost")
+            .env("PSRP_PORT", info.http_port.to_string())
+            .env("PSRP_AUTH", "kerberos")
+            .env("PSRP_CONFIGURATION_NAME", "JEA.Maintenance");
+        for (k, v) in extra_env {
+            p.env(k, v);
+        }
+        p.conn(extra_args)
+            .args(["invoke", "Get-Process", "-o", "ndjson"]);
+        p.run()
+    };
+    env_run(&[], &[]).expect_code(2);
+    // A flag beats the environment.
+    let run = env_run(&[], &["-c", "Microsoft.PowerShell"]);
+    run.expect_code(0);
+    assert!(!run.ndjson().is_empty());
+
+    // A profile supplies what the environment does not; the environment
+    // beats the profile.
+    let mut p = Psrp::new();
+    let dir = p.home().join(".config/psrp");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[profiles.jea]\nhost = \"localhost\"\nport = {}\nauth = \"kerberos\"\n\
+             configuration_name = \"JEA.Maintenance\"\nsession_init = [\"Set-PSDebug -Trace 1\"]\n",
+            info.http_port
+        ),
+    )
+    .unwrap();
+    let run = p
+        .env("KRB5_CONFIG", info.krb5_config.as_os_str())
+        .env("KRB5CCNAME", format!("FILE:{}", info.ccache.display()))
+        .env("PSRP_PROFILE", "jea")
+        .args(["invoke", "Get-Date"])
+        .run();
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("DEBUG:     1+  >>>> Get-Date"),
+        "the profile's session_init ran:\n{}",
+        run.stderr
+    );
+    let mut p = Psrp::new();
+    let dir = p.home().join(".config/psrp");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[profiles.jea]\nhost = \"localhost\"\nport = {}\nauth = \"kerberos\"\n\
+             configuration_name = \"JEA.Maintenance\"\n",
+            info.http_port
+        ),
+    )
+    .unwrap();
+    let run = p
+        .env("KRB5_CONFIG", info.krb5_config.as_os_str())
+        .env("KRB5CCNAME", format!("FILE:{}", info.ccache.display()))
+        .env("PSRP_CONFIGURATION_NAME", "Microsoft.PowerShell")
+        .conn(["--profile", "jea"])
+        .args(["invoke", "Get-Process", "-o", "ndjson"])
+        .run();
+    run.expect_code(0);
+}

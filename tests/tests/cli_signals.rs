@@ -1,0 +1,145 @@
+//! Ctrl-C (SIGINT), SIGTERM and `--timeout` stop the running pipeline
+//! (WS-Man Signal ctrl_c) and delete the shell before psrp exits: nothing is
+//! left open on the peer, and stdout is still a complete JSON array.
+
+mod cli_support;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cli_support::{finish, operations_of, shell_ids, signal, wait_for, Peer, Psrp};
+
+/// These tests count the peer's shells: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// PowerShell's stop signal (sic); the peer logs the code as sent.
+const CTRL_C: &str = "powershell/signal/crtl_c";
+
+/// The id of the one shell running a command, once there is one.
+fn running_shell(peer: &Peer) -> String {
+    let mut id = None;
+    let found = wait_for(Duration::from_secs(30), || {
+        let shells = peer.control_get("/shells").unwrap();
+        id = shells["shells"].as_array().and_then(|a| {
+            a.iter()
+                .find(|s| {
+                    s["commands"]
+                        .as_array()
+                        .is_some_and(|c| c.iter().any(|c| c["state"] == "Running"))
+                })
+                .and_then(|s| s["shell_id"].as_str().map(str::to_uppercase))
+        });
+        id.is_some()
+    });
+    assert!(found, "no running command on the peer");
+    id.unwrap()
+}
+
+/// The shell was stopped with ctrl_c, then deleted, and is gone.
+fn assert_stopped_and_deleted(peer: &Peer, shell: &str) {
+    assert!(
+        !shell_ids(peer).contains(&shell.to_string()),
+        "shell {shell} is still open"
+    );
+    let ops = operations_of(peer, shell);
+    let actions: Vec<(&str, &str)> = ops
+        .iter()
+        .map(|o| {
+            (
+                o["action"].as_str().unwrap_or(""),
+                o["signal_code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let stop = actions
+        .iter()
+        .position(|(a, code)| *a == "Signal" && code.ends_with(CTRL_C));
+    let delete = actions.iter().position(|(a, _)| *a == "Delete");
+    assert!(
+        matches!((stop, delete), (Some(s), Some(d)) if s < d),
+        "expected Signal ctrl_c then Delete: {actions:?}"
+    );
+    assert_eq!(ops.last().map(|o| o["status"].clone()), Some(200.into()));
+}
+
+fn interrupted_sleep(sig: &str, code: i32, name: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let peer = Peer::shared();
+    let child = Psrp::jea(peer)
+        .args(["invoke", "Start-Sleep", "--param-json", "Seconds=120"])
+        .spawn();
+    let shell = running_shell(peer);
+    signal(&child, sig);
+    let run = finish(child, Duration::from_secs(60));
+    run.expect_code(code);
+    assert_eq!(run.stdout, "[]\n", "stdout must stay a complete JSON array");
+    assert!(
+        run.stderr.contains(&format!(
+            "psrp: Start-Sleep: {name}; the pipeline was stopped"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_stopped_and_deleted(peer, &shell);
+}
+
+#[test]
+fn sigint_stops_the_pipeline_and_deletes_the_shell() {
+    interrupted_sleep("INT", 130, "interrupted (SIGINT)");
+}
+
+#[test]
+fn sigterm_stops_the_pipeline_and_deletes_the_shell() {
+    interrupted_sleep("TERM", 143, "terminated (SIGTERM)");
+}
+
+#[test]
+fn timeout_stops_the_pipeline_and_deletes_the_shell() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let peer = Peer::shared();
+    let before = peer.log().unwrap().len();
+    let run = Psrp::jea(peer)
+        .args([
+            "invoke",
+            "Start-Sleep",
+            "--param-json",
+            "Seconds=120",
+            "--timeout",
+            "3",
+        ])
+        .run();
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("psrp: Start-Sleep: timed out after 3s; the pipeline was stopped"),
+        "{}",
+        run.stderr
+    );
+    let log = peer.log().unwrap();
+    let shell = log[before..]
+        .iter()
+        .find(|e| e["action"] == "Create")
+        .and_then(|e| e["shell_id"].as_str())
+        .expect("a Create in the log")
+        .to_uppercase();
+    assert_stopped_and_deleted(peer, &shell);
+}
+
+#[test]
+fn output_before_the_interrupt_is_kept() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let peer = Peer::shared();
+    let child = Psrp::peer(peer)
+        .conn(["-a", "kerberos", "-o", "ndjson"])
+        .args(["script", "-"])
+        .stdin("Write-Output 'one'\nStart-Sleep -Seconds 120\nWrite-Output 'two'\n")
+        .spawn();
+    let shell = running_shell(peer);
+    // The first object has been written before the signal.
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "INT");
+    let run = finish(child, Duration::from_secs(60));
+    run.expect_code(130);
+    assert_eq!(run.stdout, "\"one\"\n");
+    assert_stopped_and_deleted(peer, &shell);
+}
