@@ -391,11 +391,15 @@ async fn a_large_output_arrives_whole_and_in_order() {
     assert_eq!(json["Length"], 4096);
     assert_eq!(json["LastWriteTime"], "2024-03-09T08:00:00+01:00");
     // The many Receives it took all belong to this shell and were encrypted.
-    let receives = operations_of(p, pool.shell_id())
-        .into_iter()
+    let ops = operations_of(p, pool.shell_id());
+    let receives = ops
+        .iter()
         .filter(|o| o["action"] == "Receive" && o["command_id"].is_string())
         .count();
     assert!(receives > 10, "{receives} Receives for {count} objects");
+    // None of them failed (no Receive after the command was done or released).
+    let faults: Vec<_> = ops.iter().filter(|o| o["status"] != 200).collect();
+    assert!(faults.is_empty(), "{faults:?}");
     close(p, pool).await;
 }
 

@@ -93,6 +93,36 @@ async fn stopping_a_sleeping_pipeline_ends_it_stopped_and_leaves_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_from_the_reading_task_keeps_the_output_so_far() {
+    let p = peer();
+    tokio::time::timeout(BOUND, async {
+        let options = PoolOptions::new().event_buffer(4);
+        let pool = RunspacePool::open_with(kerberos_jea(p), options)
+            .await
+            .unwrap();
+        let count = 20_000;
+        let mut run = pool
+            .start(Command::new("Get-LargeOutput").param("Count", count))
+            .await
+            .unwrap();
+        assert!(matches!(run.next().await.unwrap(), Some(Event::Output(_))));
+        // Returns once the server has the request, although nothing is read.
+        run.stop().await.unwrap();
+        let mut outputs = 1;
+        while let Some(event) = run.next().await.unwrap() {
+            assert!(matches!(event, Event::Output(_)), "{event:?}");
+            outputs += 1;
+        }
+        assert_eq!(run.completion().unwrap().state, PipelineState::Stopped);
+        assert!(outputs < count, "{outputs} of {count} after the stop");
+        assert!(wait_no_commands(p, pool.shell_id()).await);
+        close(p, pool).await;
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_a_finished_pipeline_does_nothing() {
     let p = peer();
     let pool = open(p, kerberos_jea(p)).await;

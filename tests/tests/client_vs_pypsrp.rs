@@ -140,13 +140,12 @@ fn powershell_of(statements: &Value) -> PowerShell {
 
 /// psrp's result in the form the pypsrp script writes.
 fn summary(name: &str, r: &InvocationResult) -> Value {
-    let mut errors: Vec<Value> = r
+    let errors: Vec<Value> = r
         .errors
         .iter()
         .chain(r.terminating_error.iter())
         .map(|e| json!({"message": e.exception_message(), "id": e.fully_qualified_error_id}))
         .collect();
-    errors.shrink_to_fit();
     json!({
         "name": name,
         "state": r.state.name(),

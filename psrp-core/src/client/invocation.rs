@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use uuid::Uuid;
-use wsman::ReceiveOutcome;
+use wsman::{ReceiveOutcome, ReceiveResponse};
 
 use crate::pipeline::PipelineEvent;
 use crate::pool::{PoolEvent, Target};
@@ -24,7 +24,8 @@ enum Item {
 
 /// A running pipeline. Read its events with [`Invocation::next`] (or all
 /// at once with [`Invocation::collect`]); stop it with
-/// [`Invocation::stop`] or a [`StopHandle`] from another task.
+/// [`Invocation::stop`], or with a [`StopHandle`] from another task (a
+/// Ctrl-C handler).
 ///
 /// Events wait in a bounded buffer ([`super::PoolOptions::event_buffer`]);
 /// when it is full, no further output is requested from the server until
@@ -111,10 +112,11 @@ impl Invocation {
         self.stop.clone()
     }
 
-    /// Stops the pipeline; see [`StopHandle::stop`]. Keep reading events:
-    /// the pipeline then ends Stopped.
+    /// Asks the server to stop the pipeline ([`StopHandle::request_stop`])
+    /// and returns; keep reading events: the pipeline then ends Stopped.
+    /// (To wait for the end from another task, use [`StopHandle::stop`].)
     pub async fn stop(&self) -> Result<(), ClientError> {
-        self.stop.stop().await
+        self.stop.request_stop().await
     }
 }
 
@@ -144,11 +146,10 @@ impl StopHandle {
     }
 
     /// Asks the server to stop the pipeline (WS-Man Signal
-    /// `powershell/signal/crtl_c`) and waits until it has ended, at most
-    /// [`super::PoolOptions::stop_timeout`]. Past that bound the command is
-    /// released by force (Signal terminate) and the result is
-    /// [`ClientError::Timeout`]. Stopping an ended pipeline does nothing.
-    pub async fn stop(&self) -> Result<(), ClientError> {
+    /// `powershell/signal/crtl_c`) and returns once the server took the
+    /// request; the pipeline then ends Stopped (its output so far is still
+    /// delivered). Does nothing for an ended pipeline.
+    pub async fn request_stop(&self) -> Result<(), ClientError> {
         if self.is_done() {
             return Ok(());
         }
@@ -161,14 +162,24 @@ impl StopHandle {
             &self.command_id,
             wsman::shell::signal::PS_CTRL_C,
         );
-        if let Err(e) = signal.await {
-            if self.is_done() {
-                return Ok(());
-            }
-            return Err(self
+        match signal.await {
+            Ok(()) => Ok(()),
+            // It ended meanwhile.
+            Err(_) if self.is_done() => Ok(()),
+            Err(e) => Err(self
                 .shared
-                .error("stopping the pipeline (WS-Man Signal)", e));
+                .error("stopping the pipeline (WS-Man Signal)", e)),
         }
+    }
+
+    /// [`StopHandle::request_stop`], then waits until the pipeline has
+    /// ended and its command was released, at most
+    /// [`super::PoolOptions::stop_timeout`]; meanwhile the invocation's
+    /// consumer must keep reading events. Past the bound the command is
+    /// released by force (Signal terminate) and the result is
+    /// [`ClientError::Timeout`].
+    pub async fn stop(&self) -> Result<(), ClientError> {
+        self.request_stop().await?;
         let bound = self.shared.limits.stop_timeout;
         let mut done = self.done.clone();
         // An Err from wait_for means the task is gone: ended as well.
@@ -221,7 +232,27 @@ async fn drive(
     done: watch::Sender<bool>,
     permit: OwnedSemaphorePermit,
 ) {
-    let outcome = receive_loop(&shared, id, &command_id, &tx).await;
+    // Receives run in their own task, one response ahead of the decoding:
+    // the next Receive (and its decryption) overlaps with decoding this
+    // one. The channel between them holds one response, so a consumer that
+    // does not read stops both.
+    let (raw_tx, mut raw_rx) = mpsc::channel(1);
+    let mut receiver = tokio::spawn(receive_responses(
+        shared.clone(),
+        command_id.clone(),
+        raw_tx,
+    ));
+    let outcome = decode_loop(&shared, id, &mut raw_rx, &tx).await;
+    drop(raw_rx);
+    // A Receive still in flight after the final state returns at once (the
+    // command is done); if it does not, it is abandoned.
+    let bound = shared.limits.stop_timeout;
+    if outcome.is_err()
+        || matches!(outcome, Ok(None))
+        || tokio::time::timeout(bound, &mut receiver).await.is_err()
+    {
+        receiver.abort();
+    }
     // Release the command before reporting the end, so that when a caller
     // sees the result nothing of the pipeline is left on the server.
     shared.release_command(&command_id).await;
@@ -239,24 +270,57 @@ async fn drive(
     }
 }
 
-/// Receives until the pipeline's final state. `Ok(None)`: the consumer
-/// dropped its handle.
-async fn receive_loop(
+/// Issues Receives for a command one after another and passes the
+/// responses on, until the server reports the command done, an error, or
+/// the decoding side is gone.
+async fn receive_responses(
+    shared: Arc<Shared>,
+    command_id: String,
+    out: mpsc::Sender<Result<ReceiveResponse, ClientError>>,
+) {
+    loop {
+        let received = tokio::select! {
+            r = shared.client.receive(&shared.shell, Some(&command_id)) => r,
+            _ = out.closed() => return,
+        };
+        match received {
+            Ok(ReceiveOutcome::TimedOut) => continue,
+            Ok(ReceiveOutcome::Data(d)) => {
+                let last = d.is_done();
+                if out.send(Ok(d)).await.is_err() || last {
+                    return;
+                }
+            }
+            Err(e) => {
+                let e = shared.error("receiving pipeline output (WS-Man Receive)", e);
+                let _ = out.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Decodes responses until the pipeline's final state. `Ok(None)`: the
+/// consumer dropped its handle.
+async fn decode_loop(
     shared: &Shared,
     id: Uuid,
-    command_id: &str,
+    responses: &mut mpsc::Receiver<Result<ReceiveResponse, ClientError>>,
     tx: &mpsc::Sender<Item>,
 ) -> Result<Option<Completion>, ClientError> {
     loop {
         let received = tokio::select! {
-            r = shared.client.receive(&shared.shell, Some(command_id)) => r,
+            r = responses.recv() => r,
             _ = tx.closed() => return Ok(None),
         };
         let data = match received {
-            Ok(ReceiveOutcome::TimedOut) => continue,
-            Ok(ReceiveOutcome::Data(d)) => d,
-            Err(e) => {
-                return Err(shared.error("receiving pipeline output (WS-Man Receive)", e));
+            Some(r) => r?,
+            None => {
+                return Err(ClientError::UnexpectedResponse {
+                    operation: "receiving pipeline output",
+                    detail: "the server reported the command done without a final pipeline state"
+                        .to_owned(),
+                })
             }
         };
         let events = shared.feed(Target::Pipeline(id), &data, "reading pipeline output")?;
@@ -277,6 +341,7 @@ async fn receive_loop(
                     continue;
                 }
                 PipelineEvent::HostCall(call) => {
+                    tracing::debug!(pipeline = %id, method = call.method.name(), "host call");
                     if call.needs_response() {
                         shared.answer_host_call(Target::Pipeline(id), &call).await?;
                     }
@@ -293,13 +358,6 @@ async fn receive_loop(
         }
         if completion.is_some() {
             return Ok(completion);
-        }
-        if data.is_done() {
-            return Err(ClientError::UnexpectedResponse {
-                operation: "receiving pipeline output",
-                detail: "the server reported the command done without a final pipeline state"
-                    .to_owned(),
-            });
         }
     }
 }

@@ -221,6 +221,12 @@ impl PoolOptions {
 /// [`RunspacePool::close`], on errors while opening, and, when the pool,
 /// its invocations and their tasks are all dropped without `close`, by a
 /// task spawned on the current runtime (bounded by the clean-up timeout).
+/// A program about to exit should `close().await`: a runtime that stops
+/// right after the drop cancels that task.
+///
+/// Only pipelines receive after the pool is open (no pool-level Receive
+/// stays pending): a pool the server breaks later shows as failing
+/// pipelines.
 ///
 /// ```no_run
 /// use psrp_core::client::{AuthMethod, Command, ConnectionOptions, RunspacePool};
