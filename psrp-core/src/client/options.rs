@@ -255,7 +255,7 @@ impl ConnectionOptions {
     }
 
     /// The session configuration (default `Microsoft.PowerShell`; JEA
-    /// endpoints have their own names).
+    /// endpoints have their own names). A full resource URI is used as is.
     pub fn configuration_name(mut self, name: impl Into<String>) -> Self {
         self.configuration_name = name.into();
         self
@@ -344,8 +344,12 @@ impl ConnectionOptions {
     }
 
     /// The ResourceURI of the configuration:
-    /// `http://schemas.microsoft.com/powershell/<name>`.
+    /// `http://schemas.microsoft.com/powershell/<name>`, or the name itself
+    /// when it is already a URI.
     pub fn resource_uri(&self) -> String {
+        if self.configuration_name.contains("://") {
+            return self.configuration_name.clone();
+        }
         format!(
             "{}{}",
             wsman::shell::POWERSHELL_RESOURCE_PREFIX,
@@ -391,12 +395,14 @@ impl ConnectionOptions {
         if self.host.trim().is_empty() {
             return Err(ClientError::Config("no host given".to_owned()));
         }
-        if self.configuration_name.is_empty()
-            || self
-                .configuration_name
-                .chars()
-                .any(|c| c.is_whitespace() || c == '/' || c == '?' || c == '#')
-        {
+        let name = &self.configuration_name;
+        let bad_char = |c: char| c.is_whitespace() || c == '?' || c == '#';
+        let valid = if name.contains("://") {
+            !name.chars().any(bad_char)
+        } else {
+            !name.is_empty() && !name.chars().any(|c| bad_char(c) || c == '/')
+        };
+        if !valid {
             return Err(ClientError::Config(format!(
                 "configuration name {:?} is not a session configuration name",
                 self.configuration_name
@@ -473,6 +479,17 @@ mod tests {
             .configuration_name("a b")
             .to_wsman_config(1)
             .is_err());
+        assert!(ConnectionOptions::new("h")
+            .configuration_name("a/b")
+            .to_wsman_config(1)
+            .is_err());
+        let uri = ConnectionOptions::new("h")
+            .configuration_name("http://schemas.microsoft.com/powershell/Custom.Endpoint");
+        assert!(uri.to_wsman_config(1).is_ok());
+        assert_eq!(
+            uri.resource_uri(),
+            "http://schemas.microsoft.com/powershell/Custom.Endpoint"
+        );
         assert!(ConnectionOptions::new("").to_wsman_config(1).is_err());
     }
 

@@ -590,8 +590,9 @@ impl RunspacePool {
 
     /// Deletes the shell (WS-Man Delete, bounded by the clean-up timeout):
     /// the server stops and removes everything of this pool. Pipelines
-    /// still running end with [`ClientError::Closed`].
-    pub async fn close(self) -> Result<(), ClientError> {
+    /// still running end with [`ClientError::Closed`], later calls fail
+    /// with it; closing again does nothing.
+    pub async fn close(&self) -> Result<(), ClientError> {
         self.shared.shutdown().await
     }
 }
@@ -616,5 +617,43 @@ impl Drop for PendingCommand {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move { shared.release_command(&command_id).await });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::list;
+
+    #[test]
+    fn pipelines_are_described_in_one_line() {
+        let ps = PowerShell::new(
+            Command::new("Get-ChildItem")
+                .param("Path", "C:\\")
+                .switch("Force")
+                .arg("x"),
+        )
+        .pipe(Command::new("Select-Object").param("First", list([1])))
+        .statement(Command::script("Get-Date\nmore lines"));
+        assert_eq!(
+            describe_pipeline(&ps),
+            "Get-ChildItem -Path -Force | Select-Object -First; {Get-Date…}"
+        );
+        let spec = Command::new("Get-Date").into_pipeline();
+        assert!(spec.no_input);
+        assert_eq!(describe_pipeline(&spec.powershell), "Get-Date");
+    }
+
+    /// Compiles only if the client's futures can move between threads
+    /// (tokio::spawn, JoinSet).
+    #[allow(dead_code)]
+    fn futures_are_send(pool: &RunspacePool, run: &mut Invocation) {
+        fn send<T: Send>(_: T) {}
+        send(RunspacePool::open(ConnectionOptions::new("h")));
+        send(pool.invoke(Command::new("Get-Date")));
+        send(pool.start_with_input(Command::new("Write-Output"), [PsValue::Null]));
+        send(pool.close());
+        send(run.next());
+        send(run.stop_handle().stop());
     }
 }
