@@ -146,7 +146,7 @@ pub struct ConnectionArgs {
     /// A file with one host per line (`#` starts a comment).
     #[arg(long = "hosts-file", env = "PSRP_HOSTS_FILE", value_name = "PATH")]
     pub hosts_file: Option<PathBuf>,
-    /// How many hosts at once (like Invoke-Command -ThrottleLimit).
+    /// How many hosts at once (default 32, like Invoke-Command -ThrottleLimit).
     #[arg(long, env = "PSRP_THROTTLE", value_name = "N")]
     pub throttle: Option<usize>,
     /// Port (default 5985 for http, 5986 for https).
