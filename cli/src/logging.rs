@@ -182,19 +182,30 @@ impl Logger {
             }
             let prefix = self.prefix(host);
             let Bars { multi, bars } = &mut *bars;
-            let bar = bars.entry(key).or_insert_with(|| {
-                let bar = multi.add(ProgressBar::new(100));
-                bar.set_style(
-                    ProgressStyle::with_template("{prefix}{msg} [{bar:30}] {pos:>3}%")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-                bar.enable_steady_tick(Duration::from_millis(200));
-                bar
-            });
-            bar.set_prefix(prefix);
-            bar.set_message(progress_text(record, false));
-            bar.set_position(u64::try_from(record.percent_complete.clamp(0, 100)).unwrap_or(0));
+            let message = progress_text(record, false);
+            let position = u64::try_from(record.percent_complete.clamp(0, 100)).unwrap_or(0);
+            match bars.get(&key) {
+                Some(bar) => {
+                    bar.set_message(message);
+                    bar.set_position(position);
+                }
+                None => {
+                    // Filled in before it is first drawn.
+                    let bar = ProgressBar::hidden();
+                    bar.set_style(
+                        ProgressStyle::with_template("{prefix}{msg} [{bar:30}] {pos:>3}%")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                    bar.set_length(100);
+                    bar.set_prefix(prefix);
+                    bar.set_message(message);
+                    bar.set_position(position);
+                    let bar = multi.add(bar);
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                    bars.insert(key, bar);
+                }
+            }
             return;
         }
         let text = progress_text(record, true);

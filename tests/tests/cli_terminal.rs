@@ -1,0 +1,136 @@
+//! psrp on a terminal (a pseudo-terminal from util-linux `script`): the
+//! password prompt, and progress as a progress bar instead of log lines.
+
+mod cli_support;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cli_support::{psrp_bin, Peer};
+
+/// `script -qec <command>`: the command runs on a new pseudo-terminal whose
+/// input is our stdin and whose output is our stdout.
+fn on_terminal(peer: &Peer, args: &str) -> std::process::Child {
+    let info = peer.info();
+    let command = format!(
+        "'{}' {args} -H localhost --port {}",
+        psrp_bin().display(),
+        info.http_port
+    );
+    Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", std::env::temp_dir())
+        .env("TERM", "xterm")
+        .env("KRB5_CONFIG", &info.krb5_config)
+        .env("KRB5CCNAME", format!("FILE:{}", info.ccache.display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("util-linux `script` runs (Debian package bsdutils)")
+}
+
+/// Reads the child's output in a thread, chunk by chunk.
+fn output_of(child: &mut std::process::Child) -> mpsc::Receiver<Vec<u8>> {
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Collects output until `needle` appears (or the child ends / time runs out).
+fn read_until(rx: &mpsc::Receiver<Vec<u8>>, seen: &mut Vec<u8>, needle: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if String::from_utf8_lossy(seen).contains(needle) {
+            return true;
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(chunk) => seen.extend_from_slice(&chunk),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    String::from_utf8_lossy(seen).contains(needle)
+}
+
+fn wait(child: &mut std::process::Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("psrp on the terminal did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_password_is_asked_on_the_terminal_without_echo() {
+    let peer = Peer::shared();
+    let user = &peer.info().user;
+    let mut child = on_terminal(
+        peer,
+        &format!("invoke Write-Output -p InputObject=prompted -a ntlm -u {user}"),
+    );
+    let rx = output_of(&mut child);
+    let mut seen = Vec::new();
+    assert!(
+        read_until(&rx, &mut seen, &format!("Password for {user}: ")),
+        "no prompt: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    let password = peer.info().password.clone();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    let code = wait(&mut child);
+    drop(stdin);
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(2)) {
+        seen.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("\"prompted\""), "{text}");
+    assert!(!text.contains(&password), "the password was echoed: {text}");
+}
+
+#[test]
+fn progress_is_a_bar_on_a_terminal() {
+    let peer = Peer::shared();
+    let mut child = on_terminal(
+        peer,
+        "invoke Write-Progress -p Activity=Copying -p Status=half --param-json PercentComplete=50 \
+         -a kerberos -c JEA.Maintenance",
+    );
+    drop(child.stdin.take());
+    let rx = output_of(&mut child);
+    let code = wait(&mut child);
+    let mut seen = Vec::new();
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(2)) {
+        seen.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("Copying: half [") && text.contains(" 50%"),
+        "no progress bar: {text:?}"
+    );
+    assert!(
+        !text.contains("PROGRESS:"),
+        "log lines instead of a bar: {text:?}"
+    );
+}
