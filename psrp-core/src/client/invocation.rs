@@ -197,6 +197,10 @@ impl StopHandle {
     }
 }
 
+/// How long a pipeline's last Receive, issued before its final state was
+/// decoded, may take to come back before it is abandoned.
+const SPECULATIVE_RECEIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Starts the receive task of a pipeline whose Command went through.
 pub(crate) fn spawn(
     shared: Arc<Shared>,
@@ -243,16 +247,18 @@ async fn drive(
         raw_tx,
     ));
     let outcome = decode_loop(&shared, id, &mut raw_rx, &tx).await;
-    drop(raw_rx);
-    // A Receive still in flight after the final state returns at once (the
-    // command is done); if it does not, it is abandoned.
-    let bound = shared.limits.stop_timeout;
-    if outcome.is_err()
-        || matches!(outcome, Ok(None))
-        || tokio::time::timeout(bound, &mut receiver).await.is_err()
+    // A Receive issued before the final state was decoded returns at once
+    // (the command is done): let it finish, so its connection is reused.
+    // One that does not is abandoned (its connection is then discarded).
+    let normal_end = matches!(outcome, Ok(Some(_)));
+    if !normal_end
+        || tokio::time::timeout(SPECULATIVE_RECEIVE_WAIT, &mut receiver)
+            .await
+            .is_err()
     {
         receiver.abort();
     }
+    drop(raw_rx);
     // Release the command before reporting the end, so that when a caller
     // sees the result nothing of the pipeline is left on the server.
     shared.release_command(&command_id).await;
