@@ -280,7 +280,8 @@ impl RunspacePool {
         connection: ConnectionOptions,
         options: PoolOptions,
     ) -> Result<RunspacePool, ClientError> {
-        let max_runspaces = usize::try_from(options.max_runspaces).unwrap_or(1);
+        let runspaces = options.max_runspaces.max(options.min_runspaces);
+        let max_runspaces = usize::try_from(runspaces).unwrap_or(1);
         let config = connection.to_wsman_config(max_runspaces)?;
         let endpoint = connection.endpoint();
         let client = WsmanClient::new(config)
@@ -294,7 +295,7 @@ impl RunspacePool {
         let mut core = CorePool::new(RunspacePoolConfig {
             id,
             min_runspaces: options.min_runspaces,
-            max_runspaces: options.max_runspaces.max(options.min_runspaces),
+            max_runspaces: runspaces,
             host_info: options.host.host_info(),
             application_arguments: options.application_arguments.clone(),
             ..RunspacePoolConfig::default()
