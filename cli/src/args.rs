@@ -194,7 +194,9 @@ pub struct ConnectionArgs {
     /// "Set-PSDebug -Trace 1" (repeatable; replaces the profile's list).
     #[arg(long = "session-init", value_name = "COMMAND")]
     pub session_init: Vec<String>,
-    /// Overall time limit per host in seconds (connect, run, close).
+    /// Time limit per host in seconds for connecting and running; then the
+    /// pipeline is stopped and the shell deleted (exit status 2, or 3 while
+    /// connecting).
     #[arg(long, env = "PSRP_TIMEOUT", value_name = "SECONDS")]
     pub timeout: Option<f64>,
     /// TCP and TLS connect timeout in seconds (default 30).

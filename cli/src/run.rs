@@ -473,7 +473,7 @@ async fn run_pipeline(
         let (status, why) = match step {
             Step::Event(Ok(Some(event))) => {
                 if handle_event(job, label, event, counts, main).await.is_err() {
-                    let _ = wind_down(job, inv, label, counts, false).await;
+                    wind_down(job, inv, label, counts, None).await;
                     return Ended::OutputClosed;
                 }
                 continue;
@@ -498,22 +498,31 @@ async fn run_pipeline(
                 ),
             ),
         };
-        wind_down(job, inv, label, counts, main).await;
+        wind_down(job, inv, label, counts, Some(main)).await;
         return Ended::Cut(status, why);
     }
 }
 
 /// Stops the pipeline and keeps reading its events (the receive task
 /// waits for room to pass them on) until it ends, at most [`STOP_GRACE`].
-async fn wind_down(job: &Job, mut inv: Invocation, label: &str, counts: &mut Counts, main: bool) {
+/// The events are passed on as usual (`Some(main)`), or dropped (`None`,
+/// when stdout is gone).
+async fn wind_down(
+    job: &Job,
+    mut inv: Invocation,
+    label: &str,
+    counts: &mut Counts,
+    pass_on: Option<bool>,
+) {
     let stop = inv.stop_handle();
     let stopping = tokio::spawn(async move { stop.stop().await });
     let drain = async {
+        let mut pass_on = pass_on;
         while let Ok(Some(event)) = inv.next().await {
-            if handle_event(job, label, event, counts, main).await.is_err() {
-                // Output is gone: drop the rest.
-                while let Ok(Some(_)) = inv.next().await {}
-                break;
+            if let Some(main) = pass_on {
+                if handle_event(job, label, event, counts, main).await.is_err() {
+                    pass_on = None;
+                }
             }
         }
     };

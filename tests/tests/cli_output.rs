@@ -166,3 +166,40 @@ fn empty_output_is_an_empty_array_or_nothing() {
     run.expect_code(0);
     assert_eq!(run.stdout, "");
 }
+
+#[test]
+fn a_closed_stdout_stops_the_pipeline() {
+    use std::io::{BufRead, BufReader, Read};
+    let peer = Peer::shared();
+    let mut child = Psrp::jea(peer)
+        .args([
+            "invoke",
+            "Get-LargeOutput",
+            "--param-json",
+            "Count=100000",
+            "-o",
+            "ndjson",
+        ])
+        .spawn();
+    // Read one object, then close the pipe, as `| head -1` does.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    check_large(0, &serde_json::from_str(&first).unwrap());
+    drop(stdout);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("psrp: stdout was closed; the pipeline was stopped"),
+        "{stderr}"
+    );
+    // The remaining objects were dropped, not logged.
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
 pub use psrp_tests::{Fault, FaultRule, Peer, PeerOptions};
@@ -17,33 +17,24 @@ use serde_json::Value;
 /// Bound on one psrp run in the tests.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
-fn newest_source(dir: &Path, newest: &mut SystemTime) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+/// The source files cargo built `bin` from (its `.d` dep-info file).
+fn sources_of(bin: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(bin.with_extension("d")) else {
+        return Vec::new();
     };
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            newest_source(&path, newest);
-        } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
-            if m > *newest {
-                *newest = m;
-            }
-        }
-    }
+    let deps = text.split_once(": ").map_or("", |(_, d)| d);
+    // Paths are separated by spaces; a space inside a path is escaped.
+    deps.replace("\\ ", "\0")
+        .split_whitespace()
+        .map(|p| PathBuf::from(p.replace('\0', " ")))
+        .collect()
 }
 
 /// The `psrp` binary of this build (`target/<profile>/psrp`, beside this
 /// test's `deps` directory; `PSRP_BIN` overrides). `cargo test --workspace`
-/// builds it (the cli crate has integration tests); a missing or stale
-/// binary fails loudly instead of testing old code.
+/// builds it (the cli crate has integration tests); a missing binary, or
+/// one older than a source it was built from, fails loudly instead of
+/// testing old code.
 pub fn psrp_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -64,13 +55,19 @@ pub fn psrp_bin() -> &'static Path {
                     bin.display()
                 )
             });
-        let mut newest = SystemTime::UNIX_EPOCH;
-        for dir in ["cli/src", "psrp-core/src", "wsman/src"] {
-            newest_source(&repo_root().join(dir), &mut newest);
-        }
+        // Stale: a source of the binary changed after it was built (e.g.
+        // `cargo test -p psrp-tests` without building psrp-cli).
+        let changed: Vec<PathBuf> = sources_of(&bin)
+            .into_iter()
+            .filter(|p| {
+                std::fs::metadata(p)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|m| m > built)
+            })
+            .collect();
         assert!(
-            built >= newest,
-            "{} is older than the sources; rebuild it: cargo build -p psrp-cli",
+            changed.is_empty(),
+            "{} is older than its sources {changed:?}; rebuild it: cargo build -p psrp-cli",
             bin.display()
         );
         bin
