@@ -240,10 +240,8 @@ fn environment_and_profile_settings_with_precedence() {
     let info = peer.info();
     // Everything from the environment: the JEA endpoint hides Get-Process.
     let env_run = |extra_env: &[(&str, &str)], extra_args: &[&str]| {
-        let mut p = Psrp::new();
-        p.env("KRB5_CONFIG", info.krb5_config.as_os_str())
-            .env("KRB5CCNAME", format!("FILE:{}", info.ccache.display()))
-            .env("PSRP_HOST", "localhost")
+        let mut p = Psrp::kerberos(peer);
+        p.env("PSRP_HOST", "localhost")
             .env("PSRP_PORT", info.http_port.to_string())
             .env("PSRP_AUTH", "kerberos")
             .env("PSRP_CONFIGURATION_NAME", "JEA.Maintenance");
@@ -262,21 +260,22 @@ fn environment_and_profile_settings_with_precedence() {
 
     // A profile supplies what the environment does not; the environment
     // beats the profile.
-    let mut p = Psrp::new();
-    let dir = p.home().join(".config/psrp");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("config.toml"),
-        format!(
-            "[profiles.jea]\nhost = \"localhost\"\nport = {}\nauth = \"kerberos\"\n\
-             configuration_name = \"JEA.Maintenance\"\nsession_init = [\"Set-PSDebug -Trace 1\"]\n",
-            info.http_port
-        ),
-    )
-    .unwrap();
-    let run = p
-        .env("KRB5_CONFIG", info.krb5_config.as_os_str())
-        .env("KRB5CCNAME", format!("FILE:{}", info.ccache.display()))
+    let with_profile = |extra: &str| {
+        let p = Psrp::kerberos(peer);
+        let dir = p.home().join(".config/psrp");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!(
+                "[profiles.jea]\nhost = \"localhost\"\nport = {}\nauth = \"kerberos\"\n\
+                 configuration_name = \"JEA.Maintenance\"\n{extra}",
+                info.http_port
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let run = with_profile("session_init = [\"Set-PSDebug -Trace 1\"]\n")
         .env("PSRP_PROFILE", "jea")
         .args(["invoke", "Get-Date"])
         .run();
@@ -286,21 +285,7 @@ fn environment_and_profile_settings_with_precedence() {
         "the profile's session_init ran:\n{}",
         run.stderr
     );
-    let mut p = Psrp::new();
-    let dir = p.home().join(".config/psrp");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("config.toml"),
-        format!(
-            "[profiles.jea]\nhost = \"localhost\"\nport = {}\nauth = \"kerberos\"\n\
-             configuration_name = \"JEA.Maintenance\"\n",
-            info.http_port
-        ),
-    )
-    .unwrap();
-    let run = p
-        .env("KRB5_CONFIG", info.krb5_config.as_os_str())
-        .env("KRB5CCNAME", format!("FILE:{}", info.ccache.display()))
+    let run = with_profile("")
         .env("PSRP_CONFIGURATION_NAME", "Microsoft.PowerShell")
         .conn(["--profile", "jea"])
         .args(["invoke", "Get-Process", "-o", "ndjson"])

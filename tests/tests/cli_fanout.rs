@@ -16,18 +16,15 @@ fn label(peer: &Peer) -> String {
 
 /// `psrp` with the shared peer's Kerberos environment and `hosts`.
 fn fan_out(hosts: &[String]) -> Psrp {
-    let info = Peer::shared().info();
-    let mut p = Psrp::new();
-    p.env("KRB5_CONFIG", info.krb5_config.as_os_str())
-        .env("KRB5CCNAME", format!("FILE:{}", info.ccache.display()))
-        .conn([
-            "-H",
-            &hosts.join(","),
-            "-a",
-            "kerberos",
-            "-c",
-            "JEA.Maintenance",
-        ]);
+    let mut p = Psrp::kerberos(Peer::shared());
+    p.conn([
+        "-H",
+        &hosts.join(","),
+        "-a",
+        "kerberos",
+        "-c",
+        "JEA.Maintenance",
+    ]);
     p
 }
 
@@ -143,12 +140,7 @@ fn worst_status_and_ndjson_tags() {
     assert!(run.stderr.contains("psrp: summary: 2 hosts: 2 had errors"));
 
     // NDJSON: one tagged line per object.
-    let run = Psrp::new()
-        .env("KRB5_CONFIG", peer.info().krb5_config.as_os_str())
-        .env(
-            "KRB5CCNAME",
-            format!("FILE:{}", peer.info().ccache.display()),
-        )
+    let run = Psrp::kerberos(peer)
         .conn(["-H", &hosts.join(","), "-a", "kerberos", "-o", "ndjson"])
         .args(["invoke", "Get-Date"])
         .run();
@@ -165,12 +157,7 @@ fn a_hosts_file_tags_even_one_host() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hosts.txt");
     std::fs::write(&file, format!("# lab\n{}  # the only one\n\n", label(peer))).unwrap();
-    let run = Psrp::new()
-        .env("KRB5_CONFIG", peer.info().krb5_config.as_os_str())
-        .env(
-            "KRB5CCNAME",
-            format!("FILE:{}", peer.info().ccache.display()),
-        )
+    let run = Psrp::kerberos(peer)
         .conn([
             "--hosts-file",
             file.to_str().unwrap(),

@@ -160,17 +160,23 @@ impl Psrp {
         }
     }
 
-    /// `psrp` pointed at `peer` over HTTP: the Kerberos environment of its
-    /// realm (KRB5_CONFIG, KRB5CCNAME with a TGT) and `-H localhost --port`.
-    pub fn peer(peer: &Peer) -> Psrp {
+    /// `psrp` with the Kerberos environment of `peer`'s realm: KRB5_CONFIG
+    /// and KRB5CCNAME (a ticket cache with a TGT for the test user).
+    pub fn kerberos(peer: &Peer) -> Psrp {
         let info = peer.info();
         let mut p = Psrp::new();
-        p.env("KRB5_CONFIG", info.krb5_config.as_os_str())
-            .env(
-                "KRB5CCNAME",
-                format!("FILE:{}", info.ccache.display()).as_str(),
-            )
-            .conn(["-H", &info.host, "--port", &info.http_port.to_string()]);
+        p.env("KRB5_CONFIG", info.krb5_config.as_os_str()).env(
+            "KRB5CCNAME",
+            format!("FILE:{}", info.ccache.display()).as_str(),
+        );
+        p
+    }
+
+    /// [`Psrp::kerberos`] pointed at `peer` over HTTP: `-H localhost --port`.
+    pub fn peer(peer: &Peer) -> Psrp {
+        let info = peer.info();
+        let mut p = Psrp::kerberos(peer);
+        p.conn(["-H", &info.host, "--port", &info.http_port.to_string()]);
         p
     }
 
