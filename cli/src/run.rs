@@ -94,6 +94,19 @@ struct Outcome {
     elapsed: Duration,
 }
 
+impl Outcome {
+    /// A host that never ran (a signal came while it waited for its turn).
+    fn skipped(host: String, status: Status) -> Outcome {
+        Outcome {
+            host,
+            status,
+            objects: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
 /// Runs the job on every host (at most `throttle` at once) and returns the
 /// worst status. `cancel` turns `Some` on SIGINT/SIGTERM.
 pub async fn run_all(job: Job, cancel: watch::Receiver<Option<Cancel>>) -> Status {
@@ -114,9 +127,7 @@ pub async fn run_all(job: Job, cancel: watch::Receiver<Option<Cancel>>) -> Statu
             // Waiting for a slot ends early on a signal: the host is skipped.
             let permit = tokio::select! {
                 p = throttle.acquire_owned() => p.ok(),
-                c = wait_cancel(&mut cancel) => {
-                    return (index, Outcome { host: label, status: c.status(), objects: 0, errors: 0, elapsed: Duration::ZERO });
-                }
+                c = wait_cancel(&mut cancel) => return (index, Outcome::skipped(label, c.status())),
             };
             let mut counts = Counts::default();
             let status = run_host(&job, &host, &label, cancel, &mut counts).await;
@@ -134,12 +145,15 @@ pub async fn run_all(job: Job, cancel: watch::Receiver<Option<Cancel>>) -> Statu
         });
     }
     let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
+    let mut worst = Status::Success;
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(o) => outcomes.push(o),
-            Err(e) => job
-                .log
-                .psrp("", &format!("internal error in a host task: {e}")),
+            Err(e) => {
+                job.log
+                    .psrp("", &format!("internal error in a host task: {e}"));
+                worst = Status::Failed;
+            }
         }
     }
     outcomes.sort_by_key(|(i, _)| *i);
@@ -147,8 +161,7 @@ pub async fn run_all(job: Job, cancel: watch::Receiver<Option<Cancel>>) -> Statu
     let worst = outcomes
         .iter()
         .map(|(_, o)| o.status)
-        .max()
-        .unwrap_or(Status::Success);
+        .fold(worst, Status::max);
     if job.settings.tag_hosts {
         summary(&job.log, &outcomes);
     }
@@ -319,13 +332,11 @@ async fn run_host(
             return error_status(&e);
         }
     };
-    let mut status = Status::Success;
     for (index, init) in s.session_init.iter().enumerate() {
         let pipeline =
             PowerShell::new(params::apply(Command::new(init.name.clone()), &init.params));
         let what = format!("session-init command {} ({})", index + 1, init.name);
-
-        match run_pipeline(
+        let ended = run_pipeline(
             job,
             &pool,
             pipeline,
@@ -334,24 +345,11 @@ async fn run_host(
             deadline,
             counts,
             false,
-        )
-        .await
-        {
-            Ended::Done(Some(PipelineState::Completed), _) => {}
-            Ended::Done(state, error) => {
-                report_failure(log, label, &what, state, error.as_deref());
-                close(log, label, pool).await;
-                return Status::Failed;
-            }
-            other => {
-                let st = report_end(log, label, &what, other);
-                close(log, label, pool).await;
-                return st;
-            }
+        );
+        if let Err(status) = completed(log, label, &what, ended.await) {
+            close(log, label, pool).await;
+            return status;
         }
-    }
-    if counts.errors > 0 {
-        status = Status::HadErrors;
     }
     let ended = run_pipeline(
         job,
@@ -362,25 +360,15 @@ async fn run_host(
         deadline,
         counts,
         true,
-    )
-    .await;
-    let what = job.name.clone();
-    status = match ended {
-        Ended::Done(Some(PipelineState::Completed), _) => {
-            if counts.errors > 0 {
-                Status::HadErrors
-            } else {
-                status
-            }
-        }
-        Ended::Done(state, error) => {
-            report_failure(log, label, &what, state, error.as_deref());
-            Status::Failed
-        }
-        other => report_end(log, label, &what, other),
-    };
+    );
+    let result = completed(log, label, &job.name, ended.await);
     close(log, label, pool).await;
-    status
+    match result {
+        // Error records of the session-init commands count too.
+        Ok(()) if counts.errors > 0 => Status::HadErrors,
+        Ok(()) => Status::Success,
+        Err(status) => status,
+    }
 }
 
 fn secs(d: Option<Duration>) -> String {
@@ -395,13 +383,25 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn report_failure(
-    log: &Logger,
-    label: &str,
-    what: &str,
-    state: Option<PipelineState>,
-    error: Option<&ErrorRecord>,
-) {
+/// `Ok` when the pipeline completed; otherwise says why (a terminating
+/// error with its record, a stop, a client error) and gives the status.
+fn completed(log: &Logger, label: &str, what: &str, ended: Ended) -> Result<(), Status> {
+    let (state, error) = match ended {
+        Ended::Done(Some(PipelineState::Completed), _) => return Ok(()),
+        Ended::Done(state, error) => (state, error),
+        Ended::Error(e) => {
+            log.psrp(label, &format!("{what}: {e}"));
+            return Err(error_status(&e).max(Status::Failed));
+        }
+        Ended::Cut(status, why) => {
+            log.psrp(label, &format!("{what}: {why}"));
+            return Err(status);
+        }
+        Ended::OutputClosed => {
+            log.psrp(label, "stdout was closed; the pipeline was stopped");
+            return Err(Status::Failed);
+        }
+    };
     let how = match state {
         Some(PipelineState::Stopped) => "was stopped by the server".to_owned(),
         Some(PipelineState::Failed) => "failed".to_owned(),
@@ -409,27 +409,10 @@ fn report_failure(
         None => "ended without a final state".to_owned(),
     };
     match error {
-        Some(r) => log.psrp(label, &format!("{what} {how}: {}", format_error_record(r))),
+        Some(r) => log.psrp(label, &format!("{what} {how}: {}", format_error_record(&r))),
         None => log.psrp(label, &format!("{what} {how}")),
     }
-}
-
-fn report_end(log: &Logger, label: &str, what: &str, ended: Ended) -> Status {
-    match ended {
-        Ended::Done(..) => Status::Success,
-        Ended::Error(e) => {
-            log.psrp(label, &format!("{what}: {e}"));
-            error_status(&e).max(Status::Failed)
-        }
-        Ended::Cut(status, why) => {
-            log.psrp(label, &format!("{what}: {why}"));
-            status
-        }
-        Ended::OutputClosed => {
-            log.psrp(label, "stdout was closed; the pipeline was stopped");
-            Status::Failed
-        }
-    }
+    Err(Status::Failed)
 }
 
 /// Deletes the shell; a failure is reported (the server drops the shell
