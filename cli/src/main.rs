@@ -65,37 +65,39 @@ fn main() {
             ),
             Err(e) => usage(&e.to_string()),
         },
-        Commands::Script(a) => {
-            let from_stdin = a.file == Path::new("-");
-            if from_stdin && a.connection.password_stdin {
-                std::process::exit(
-                    usage("--password-stdin cannot be used when the script is read from stdin")
-                        .code(),
-                );
-            }
-            let text = if from_stdin {
-                let mut t = String::new();
-                std::io::stdin().read_to_string(&mut t).map(|_| t)
-            } else {
-                std::fs::read_to_string(&a.file)
-            };
-            match (text, params::collect(&a.params, &[])) {
-                (Err(e), _) => usage(&format!("cannot read the script {}: {e}", a.file.display())),
-                (_, Err(e)) => usage(&e.to_string()),
-                (Ok(text), Ok(p)) if text.trim().is_empty() => {
-                    let _ = p;
-                    usage(&format!("the script {} is empty", a.file.display()))
-                }
-                (Ok(text), Ok(p)) => remote(
-                    run::script_pipeline(text, &p),
-                    "the script".to_owned(),
-                    &a.connection,
-                    &a.output,
-                ),
-            }
-        }
+        Commands::Script(a) => script(&a),
     };
     std::process::exit(status.code());
+}
+
+/// `psrp script`.
+fn script(a: &args::ScriptArgs) -> Status {
+    let from_stdin = a.file == Path::new("-");
+    if from_stdin && a.connection.password_stdin {
+        return usage("--password-stdin cannot be used when the script is read from stdin");
+    }
+    let text = if from_stdin {
+        let mut t = String::new();
+        std::io::stdin().read_to_string(&mut t).map(|_| t)
+    } else {
+        std::fs::read_to_string(&a.file)
+    };
+    let text = match text {
+        Ok(t) if t.trim().is_empty() => {
+            return usage(&format!("the script {} is empty", a.file.display()))
+        }
+        Ok(t) => t,
+        Err(e) => return usage(&format!("cannot read the script {}: {e}", a.file.display())),
+    };
+    match params::collect(&a.params, &[]) {
+        Ok(p) => remote(
+            run::script_pipeline(text, &p),
+            "the script".to_owned(),
+            &a.connection,
+            &a.output,
+        ),
+        Err(e) => usage(&e.to_string()),
+    }
 }
 
 /// `psrp clixml`.
