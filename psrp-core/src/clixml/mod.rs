@@ -6,6 +6,7 @@ mod encode;
 mod error;
 mod escape;
 mod json;
+mod lexer;
 mod objs;
 mod text;
 mod value;

@@ -11,10 +11,9 @@
 //! - Type-name lists are shared the same way (`<TNRef>` reuse).
 //! - A `<Ref>` to an object that is still being decoded (a cycle, e.g. a
 //!   hashtable that contains itself) cannot be an `Arc` to a finished value;
-//!   it stays a [`PsValue::Ref`] holding the position of that enclosing
-//!   object in the value (0 = the outermost `<Obj>`, counting `<Obj>`
-//!   elements in document order), so it survives re-encoding with new
-//!   RefIds.
+//!   it stays a [`PsValue::Ref`] counting the enclosing objects out to the
+//!   target (0 = the innermost), so it survives re-encoding with new RefIds
+//!   and any order of object members.
 //! - Property order is preserved (vectors, not maps): PowerShell shows
 //!   properties in serialization order and objects have few properties.
 //! - Values without an exact Rust counterpart keep their wire form:
@@ -80,10 +79,10 @@ pub enum PsValue {
     /// `<Obj>`: a complex object (or a primitive with extra type names or members).
     Object(Arc<PsObject>),
     /// `<Ref RefId=".."/>` to an enclosing object that was not finished when
-    /// the reference was read (a cycle). Holds the position of that object
-    /// among the `<Obj>` elements of the value, in document order from 0.
-    /// References to finished objects decode to [`PsValue::Object`] sharing
-    /// the same `Arc`.
+    /// the reference was read (a cycle). Holds which enclosing object, counted
+    /// outward: 0 is the innermost `<Obj>` around the reference, 1 the one
+    /// around that, and so on. References to finished objects decode to
+    /// [`PsValue::Object`] sharing the same `Arc`.
     Ref(u32),
 }
 
