@@ -473,14 +473,18 @@ fn resolve_entity(name: &str) -> Result<char, DecodeErrorKind> {
     c.ok_or_else(|| DecodeErrorKind::Xml(format!("unknown or invalid entity &{};", excerpt(name))))
 }
 
-/// A label for an element in error paths: `Obj[RefId="0"]`.
+/// A label for an element in error paths: `Obj[RefId="0"]`,
+/// `I32[N="Count"]`.
 fn label(t: &StartTag<'_>) -> String {
     let name = excerpt(t.name);
-    let attrs = t.raw_attrs.trim();
+    let attrs: Vec<String> = [("N", t.n), ("RefId", t.ref_id)]
+        .into_iter()
+        .filter_map(|(a, v)| v.map(|v| format!("{a}=\"{}\"", excerpt(v))))
+        .collect();
     if attrs.is_empty() {
         name
     } else {
-        format!("{name}[{}]", excerpt(attrs))
+        format!("{name}[{}]", attrs.join(" "))
     }
 }
 
@@ -620,7 +624,7 @@ impl<'a, 's> Parser<'a, 's> {
                 self.no_content(empty, "<Nil>")?;
                 Ok(PsValue::Null)
             }
-            Tag::S => Ok(PsValue::String(ps_string(self.text(empty)?))),
+            Tag::S => Ok(PsValue::String(self.string(empty)?)),
             Tag::URI => Ok(PsValue::Uri(ps_string(self.text(empty)?))),
             Tag::XD => Ok(PsValue::XmlDocument(ps_string(self.text(empty)?))),
             Tag::SBK => Ok(PsValue::ScriptBlock(ps_string(self.text(empty)?))),
@@ -719,6 +723,9 @@ impl<'a, 's> Parser<'a, 's> {
         if empty {
             return Ok(Cow::Borrowed(""));
         }
+        if let Some(raw) = self.lex.simple_leaf() {
+            return char_data(raw).map_err(|k| self.err(k));
+        }
         let first = match self.next()? {
             Token::End => return Ok(Cow::Borrowed("")),
             Token::Text(raw) => {
@@ -768,6 +775,21 @@ impl<'a, 's> Parser<'a, 's> {
         }
     }
 
+    /// A leaf element's text as a string: one scan in the common case of
+    /// text with nothing to resolve or unescape.
+    #[inline]
+    fn string(&mut self, empty: bool) -> Result<String> {
+        if !empty {
+            if let Some(raw) = self.lex.simple_leaf() {
+                if memchr::memchr3(b'&', b'\r', b'_', raw.as_bytes()).is_none() {
+                    return Ok(raw.to_owned());
+                }
+                return Ok(ps_string(char_data(raw).map_err(|k| self.err(k))?));
+            }
+        }
+        Ok(ps_string(self.text(empty)?))
+    }
+
     /// An element that must have no content but whitespace.
     fn no_content(&mut self, empty: bool, context: &'static str) -> Result<()> {
         let t = self.text(empty)?;
@@ -794,7 +816,7 @@ impl<'a, 's> Parser<'a, 's> {
     }
 
     fn object(&mut self, t: &StartTag<'a>, depth: usize) -> Result<PsValue> {
-        let ref_id = match t.attrs.ref_id {
+        let ref_id = match t.ref_id {
             Some(raw) => Some(parse_ref_id(Some(raw), "Obj").map_err(|k| self.err(k))?),
             None => None,
         };
@@ -877,7 +899,7 @@ impl<'a, 's> Parser<'a, 's> {
     }
 
     fn type_names(&mut self, c: &StartTag<'a>) -> Result<TypeNames> {
-        let id = match c.attrs.ref_id {
+        let id = match c.ref_id {
             Some(raw) => Some(parse_ref_id(Some(raw), "TN").map_err(|k| self.err(k))?),
             None => None,
         };
@@ -945,7 +967,7 @@ impl<'a, 's> Parser<'a, 's> {
     }
 
     fn type_names_ref(&mut self, c: &StartTag<'a>) -> Result<TypeNames> {
-        let id = parse_ref_id(c.attrs.ref_id, "TNRef").map_err(|k| self.err(k))?;
+        let id = parse_ref_id(c.ref_id, "TNRef").map_err(|k| self.err(k))?;
         self.no_content(c.empty, "<TNRef>")?;
         match self.scope.type_names.get(id) {
             Some(tn) => Ok(tn.clone()),
@@ -954,7 +976,7 @@ impl<'a, 's> Parser<'a, 's> {
     }
 
     fn reference(&mut self, t: &StartTag<'a>) -> Result<PsValue> {
-        let id = parse_ref_id(t.attrs.ref_id, "Ref").map_err(|k| self.err(k))?;
+        let id = parse_ref_id(t.ref_id, "Ref").map_err(|k| self.err(k))?;
         self.no_content(t.empty, "<Ref>")?;
         match self.scope.objects.get(id) {
             Some(ObjSlot::Done(obj)) => Ok(PsValue::Object(Arc::clone(obj))),
@@ -971,7 +993,7 @@ impl<'a, 's> Parser<'a, 's> {
         }
         let start = self.props.len();
         while let Some(c) = self.child("a property list")? {
-            let name = match c.attrs.n {
+            let name = match c.n {
                 Some(raw) => attr_text(raw).map_err(|k| self.err(k))?,
                 None => {
                     return Err(self
@@ -1030,7 +1052,7 @@ impl<'a, 's> Parser<'a, 's> {
         let mut value = None;
         if !empty {
             while let Some(c) = self.child("<En>")? {
-                let slot = match c.attrs.n {
+                let slot = match c.n {
                     Some("Key") => &mut key,
                     Some("Value") => &mut value,
                     _ => {

@@ -25,13 +25,15 @@ pub(crate) struct Attrs<'a> {
     pub(crate) s: Option<&'a str>,
 }
 
-/// A start tag (or an empty-element tag when `empty`).
+/// A start tag (or an empty-element tag when `empty`). Kept small: one is
+/// returned for every element. Only the attributes values use are kept
+/// (`S` matters only on `<Objs>` items, which quick-xml frames).
 #[derive(Clone, Copy)]
 pub(crate) struct StartTag<'a> {
     pub(crate) name: &'a str,
-    pub(crate) attrs: Attrs<'a>,
-    /// The attribute text as written, for error messages.
-    pub(crate) raw_attrs: &'a str,
+    /// `N`: property name or dictionary part.
+    pub(crate) n: Option<&'a str>,
+    pub(crate) ref_id: Option<&'a str>,
     pub(crate) empty: bool,
 }
 
@@ -191,6 +193,27 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// The fast path for a leaf element's content: when the rest of the
+    /// element is plain character data followed by its own end tag, consumes
+    /// both and returns the data as written; otherwise consumes nothing.
+    #[inline]
+    pub(crate) fn simple_leaf(&mut self) -> Option<&'a str> {
+        let b = self.src.as_bytes();
+        let start = self.pos;
+        let end = start + memchr(b'<', b.get(start..)?)?;
+        let &(s, e) = self.open.last()?;
+        let close = end + 2 + (e - s);
+        if b.get(end + 1) == Some(&b'/')
+            && b.get(close) == Some(&b'>')
+            && short_eq(&b[end + 2..close], &b[s..e])
+        {
+            self.open.pop();
+            self.pos = close + 1;
+            return Some(&self.src[start..end]);
+        }
+        None
+    }
+
     /// Whether the next bytes are an end tag.
     #[inline]
     pub(crate) fn at_end_tag(&self) -> bool {
@@ -242,7 +265,6 @@ impl<'a> Lexer<'a> {
         if !valid_name(name) {
             return Err(self.malformed("invalid element name"));
         }
-        let attrs_start = i;
         let mut attrs = Attrs::default();
         loop {
             let before = i;
@@ -254,8 +276,8 @@ impl<'a> Lexer<'a> {
                     self.open.push((name_start, name_start + name.len()));
                     return Ok(Token::Start(StartTag {
                         name,
-                        attrs,
-                        raw_attrs: &src[attrs_start..i],
+                        n: attrs.n,
+                        ref_id: attrs.ref_id,
                         empty: false,
                     }));
                 }
@@ -266,8 +288,8 @@ impl<'a> Lexer<'a> {
                     self.pos = i + 2;
                     return Ok(Token::Start(StartTag {
                         name,
-                        attrs,
-                        raw_attrs: &src[attrs_start..i],
+                        n: attrs.n,
+                        ref_id: attrs.ref_id,
                         empty: true,
                     }));
                 }
@@ -354,11 +376,8 @@ mod tests {
                 Ok(Token::Start(t)) => out.push(format!(
                     "<{}{}{}{}>",
                     t.name,
-                    t.attrs.n.map(|n| format!(" N={n}")).unwrap_or_default(),
-                    t.attrs
-                        .ref_id
-                        .map(|n| format!(" RefId={n}"))
-                        .unwrap_or_default(),
+                    t.n.map(|n| format!(" N={n}")).unwrap_or_default(),
+                    t.ref_id.map(|n| format!(" RefId={n}")).unwrap_or_default(),
                     if t.empty { "/" } else { "" }
                 )),
                 Ok(Token::End) => out.push("</>".into()),
