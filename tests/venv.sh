@@ -8,9 +8,17 @@ venv=${PSRP_VENV:-$root/target/venv}
 req=$root/tests/requirements.txt
 stamp=$venv/.requirements.sha256
 want=$(sha256sum "$req" | cut -d' ' -f1)
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    python3 -m venv "$venv" >&2
-    "$venv/bin/pip" install -q -r "$req" >&2
-    echo "$want" > "$stamp"
+up_to_date() { [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; }
+if ! up_to_date; then
+    # Several test binaries may ask at once: one creates, the others wait.
+    mkdir -p "$(dirname "$venv")"
+    exec 9>"$venv.lock"
+    flock 9
+    if ! up_to_date; then
+        python3 -m venv "$venv" >&2
+        "$venv/bin/pip" install -q -r "$req" >&2
+        echo "$want" > "$stamp"
+    fi
+    flock -u 9
 fi
 echo "$venv"

@@ -90,6 +90,11 @@ class Instance:
         shell = shells.Shell(
             self, shell_id, configuration, ctx.principal, ctx.client_ip, uri, runner.SessionState(configuration)
         )
+        return self.add_shell(shell)
+
+    def add_shell(self, shell: typing.Any) -> typing.Any:
+        """Registers a shell (PowerShell or WinRS cmd) under its id; faults if the id is taken."""
+        shell_id = shell.id
         with self.lock:
             key = self._key(shell_id)
             if key in self.shells:

@@ -926,3 +926,24 @@ def test_concurrent_clients(peer: PeerProcess) -> None:
     with concurrent.futures.ThreadPoolExecutor(6) as executor:
         results = list(executor.map(work, range(6)))
     assert results == [[50 + n, 300 + n] for n in range(6)]
+
+
+# ---- WinRS cmd shell (the plain WS-Man shell, no PSRP) ----------------------------------
+
+
+def test_winrs_cmd_shell_with_pypsrp(peer: PeerProcess) -> None:
+    from pypsrp.shell import Process, WinRS
+
+    with WinRS(connect(peer, "ntlm")) as shell:
+        process = Process(shell, "echo", ["hello", "winrs"])
+        process.invoke()
+        assert process.stdout == b"hello winrs\r\n"
+        assert process.stderr == b""
+        assert process.rc == 0
+        failing = Process(shell, "nosuch")
+        failing.invoke()
+        assert failing.rc == 1
+        assert b"'nosuch' is not recognized" in failing.stderr
+        assert peer.control("/shells")["by_configuration"] == {"cmd": 1}
+    actions = [e["action"] for e in peer.log() if e.get("configuration") == "cmd"]
+    assert actions[0] == "Create" and actions[-1] == "Delete"

@@ -1,5 +1,5 @@
 """WinRM shell operations for PowerShell resource URIs: Create, Command, Send, Receive,
-Signal, Delete (MS-WSMV 3.1.4.x, MS-PSRP 3.1.5.3.x)."""
+Signal, Delete (MS-WSMV 3.1.4.x, MS-PSRP 3.1.5.3.x). WinRS cmd shells go to peer.winrs."""
 
 import base64
 import binascii
@@ -7,7 +7,7 @@ import typing
 import uuid
 from xml.sax.saxutils import escape
 
-from peer import runner, shells, soap
+from peer import runner, shells, soap, winrs
 from peer.soap import NS, Request, WSManFault
 
 CTRL_C_POWERSHELL = "powershell/signal/crtl_c"  # sic: PowerShell's stop signal (WSManPlugin.cs)
@@ -49,21 +49,24 @@ def _pipeline_id_of(fragment_data: bytes) -> typing.Optional[uuid.UUID]:
 class Handlers:
     def __init__(self, instance: typing.Any) -> None:
         self.instance = instance
+        self.winrs = winrs.Handlers(instance)
 
     def dispatch(self, req: Request, ctx: Context, record: typing.Dict[str, typing.Any]) -> bytes:
         action = req.action or ""
         record["action"] = req.short_action
+        # A WinRS cmd shell (no PSRP) has its own handlers for everything but Delete.
+        ops: typing.Any = self.winrs if (req.resource_uri or "").lower() == winrs.CMD_RESOURCE_URI else self
         if action == soap.ACTION_CREATE:
-            return self.create(req, ctx, record)
+            return ops.create(req, ctx, record)
         handler = None
         if action == soap.ACTION_DELETE:
             handler = self.delete
         elif action.startswith(soap.SHELL_ACTION_PREFIX):
             handler = {
-                "Command": self.command,
-                "Send": self.send,
-                "Receive": self.receive,
-                "Signal": self.signal,
+                "Command": ops.command,
+                "Send": ops.send,
+                "Receive": ops.receive,
+                "Signal": ops.signal,
             }.get(action[len(soap.SHELL_ACTION_PREFIX) :])
         if handler is None:
             raise WSManFault(

@@ -273,7 +273,7 @@ async fn https_bad_certificates_are_refused() {
             .await
             .unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, Error::Http { .. }), "{err:?}");
+        assert!(matches!(err, Error::Tls { .. }), "{err:?}");
         assert!(text.contains("certificate") && text.contains(why), "{text}");
     }
     // The same untrusted server with verification explicitly disabled works

@@ -10,6 +10,9 @@
 //! `WSMAN_AUTH` is basic, ntlm, kerberos or negotiate; with kerberos and no
 //! user the ticket cache is used (`kinit` first). `WSMAN_CA_BUNDLE` names a
 //! PEM file of trusted CAs for HTTPS.
+//!
+//! `tests/tests/wsman_example.rs` runs [`run`] against the test peer's
+//! emulated cmd shell (tests/peer/winrs.py) over NTLM and Kerberos.
 
 use wsman::{
     shell::signal, Auth, CommandRequest, CreateShell, ReceiveOutcome, Secret, WsmanClient,
@@ -61,34 +64,63 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args = vec!["hostname".into()];
     }
     let command = args.remove(0);
+    let output = run(&client, &command, &args).await?;
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    // Exit codes beyond i32 (Windows uses u32) wrap as the shell would.
+    std::process::exit(output.exit_code as i32);
+}
 
+/// What a finished command produced.
+pub struct CommandOutput {
+    /// Bytes on stdout.
+    pub stdout: Vec<u8>,
+    /// Bytes on stderr.
+    pub stderr: Vec<u8>,
+    /// The process exit code.
+    pub exit_code: i64,
+}
+
+/// Creates a cmd shell, runs `command` with `args` in it until it is done,
+/// releases the command and deletes the shell, also when something fails.
+pub async fn run(
+    client: &WsmanClient,
+    command: &str,
+    args: &[String],
+) -> Result<CommandOutput, wsman::Error> {
     let shell = client.create_shell(CreateShell::cmd()).await?;
     let result = async {
         let id = client
-            .command(&shell, CommandRequest::new(command, args))
+            .command(&shell, CommandRequest::new(command, args.to_vec()))
             .await?;
-        let mut exit_code = None;
-        while exit_code.is_none() {
+        let mut output = CommandOutput {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            exit_code: 0,
+        };
+        loop {
             match client
                 .receive_streams(&shell, Some(&id), "stdout stderr")
                 .await?
             {
                 ReceiveOutcome::TimedOut => continue,
                 ReceiveOutcome::Data(r) => {
-                    print!("{}", String::from_utf8_lossy(&r.stream_bytes("stdout")));
-                    eprint!("{}", String::from_utf8_lossy(&r.stream_bytes("stderr")));
+                    output.stdout.extend(r.stream_bytes("stdout"));
+                    output.stderr.extend(r.stream_bytes("stderr"));
                     if r.is_done() {
-                        exit_code = Some(r.command_state.and_then(|s| s.exit_code).unwrap_or(0));
+                        output.exit_code = r.command_state.and_then(|s| s.exit_code).unwrap_or(0);
+                        break;
                     }
                 }
             }
         }
         client.signal(&shell, &id, signal::TERMINATE).await?;
-        Ok::<_, wsman::Error>(exit_code.unwrap_or(0))
+        Ok::<_, wsman::Error>(output)
     }
     .await;
     // Always release the shell on the server, also after an error.
-    client.delete_shell(&shell).await?;
-    let code = result?;
-    std::process::exit(code as i32);
+    let deleted = client.delete_shell(&shell).await;
+    let output = result?;
+    deleted?;
+    Ok(output)
 }

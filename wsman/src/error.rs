@@ -25,7 +25,17 @@ pub enum Error {
         reason: String,
     },
 
-    /// Connecting, TLS or the HTTP exchange failed (includes certificate errors).
+    /// The TLS handshake failed: the certificate is not trusted (check the CA
+    /// bundle) or not for this host name, or no common protocol.
+    #[error("TLS with {endpoint} failed: {reason}")]
+    Tls {
+        /// Endpoint URL.
+        endpoint: String,
+        /// What the TLS layer said.
+        reason: String,
+    },
+
+    /// Connecting or the HTTP exchange failed.
     #[error("HTTP request to {endpoint} failed: {reason}")]
     Http {
         /// Endpoint URL.

@@ -224,12 +224,7 @@ fn classify(e: &wsman::Error) -> ErrorKind {
         E::Config(_) => ErrorKind::Config,
         E::Auth { .. } | E::Ntlm(_) | E::Gss(_) => ErrorKind::Auth,
         E::HttpStatus { status: 401, .. } => ErrorKind::Auth,
-        // wsman reports handshake and certificate failures as HTTP errors
-        // whose reason names TLS.
-        E::Http { reason, .. } if reason.contains("TLS") || reason.contains("certificate") => {
-            ErrorKind::Tls
-        }
-        E::ChannelBinding(_) => ErrorKind::Tls,
+        E::Tls { .. } | E::ChannelBinding(_) => ErrorKind::Tls,
         E::Http { .. } | E::HttpStatus { .. } => ErrorKind::Connection,
         E::Fault { .. } => ErrorKind::Fault,
         E::Response { .. } | E::Encryption { .. } => ErrorKind::Protocol,
@@ -316,10 +311,9 @@ mod tests {
 
         let tls = ClientError::wsman(
             "x",
-            wsman::Error::Http {
+            wsman::Error::Tls {
                 endpoint: "https://h/wsman".into(),
                 reason: "TLS handshake with h:5986: invalid peer certificate: UnknownIssuer".into(),
-                timed_out: false,
             },
         );
         assert_eq!(tls.kind(), ErrorKind::Tls);

@@ -1,5 +1,5 @@
-//! The streaming CLIXML decoder: quick-xml events (borrowed from the input,
-//! no DOM) straight into [`PsValue`]s.
+//! The streaming CLIXML decoder: tokens borrowed from the input (no DOM,
+//! see [`lexer`](super::lexer)) straight into [`PsValue`]s.
 //!
 //! Recursion follows element nesting and is bounded by
 //! [`Limits::max_depth`]. Memory is linear in the input: `<Ref>` shares the
@@ -11,11 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
-use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::Reader;
 
 use super::error::{excerpt, DecodeError, DecodeErrorKind};
 use super::escape::{has_escape, unescape_string};
+use super::lexer::{Attrs, Lexer, StartTag, Token};
 use super::text;
 use super::value::{Collection, Property, PsObject, PsValue, SecureString, TypeNames};
 
@@ -96,8 +95,7 @@ pub(crate) fn decode_in_scope(
     scope: &mut Scope,
 ) -> Result<PsValue, DecodeError> {
     let xml = xml.strip_prefix('\u{FEFF}').unwrap_or(xml);
-    // `PsValue::Ref` numbers objects from the start of each item.
-    scope.next_ordinal = 0;
+    scope.open_objects = 0;
     let mut parser = Parser::new(xml, scope, limits);
     parser.document()
 }
@@ -108,8 +106,9 @@ pub(crate) struct Scope {
     objects: IdTable<ObjSlot>,
     type_names: IdTable<TypeNames>,
     type_name_lists: usize,
-    // Pre-order number of the next `<Obj>`: what `PsValue::Ref` holds.
-    next_ordinal: u32,
+    // `<Obj>` elements open around the current position: a cycle's
+    // `PsValue::Ref` counts enclosing objects.
+    open_objects: u32,
 }
 
 impl Scope {
@@ -122,7 +121,8 @@ impl Scope {
 
 #[derive(Clone)]
 enum ObjSlot {
-    /// Still being decoded: a `<Ref>` to it is a cycle.
+    /// Still being decoded, at this object nesting level: a `<Ref>` to it
+    /// is a cycle.
     Pending(u32),
     Done(Arc<PsObject>),
 }
@@ -214,48 +214,50 @@ enum Tag {
 }
 
 impl Tag {
+    /// Byte patterns rather than string comparison: this runs for every
+    /// element, and short names compare faster byte by byte.
     #[inline]
     fn of(name: &str) -> Tag {
-        match name {
-            "Obj" => Tag::Obj,
-            "Ref" => Tag::Ref,
-            "Nil" => Tag::Nil,
-            "S" => Tag::S,
-            "C" => Tag::C,
-            "B" => Tag::B,
-            "DT" => Tag::DT,
-            "TS" => Tag::TS,
-            "By" => Tag::By,
-            "SB" => Tag::SB,
-            "U16" => Tag::U16,
-            "I16" => Tag::I16,
-            "U32" => Tag::U32,
-            "I32" => Tag::I32,
-            "U64" => Tag::U64,
-            "I64" => Tag::I64,
-            "Sg" => Tag::Sg,
-            "Db" => Tag::Db,
-            "D" => Tag::D,
-            "BA" => Tag::BA,
-            "G" => Tag::G,
-            "URI" => Tag::URI,
-            "Version" => Tag::Version,
-            "XD" => Tag::XD,
-            "SBK" => Tag::SBK,
-            "SS" => Tag::SS,
-            "PR" => Tag::PR,
-            "TN" => Tag::TN,
-            "TNRef" => Tag::TNRef,
-            "T" => Tag::T,
-            "ToString" => Tag::ToString,
-            "Props" => Tag::Props,
-            "MS" => Tag::MS,
-            "LST" => Tag::LST,
-            "IE" => Tag::IE,
-            "STK" => Tag::STK,
-            "QUE" => Tag::QUE,
-            "DCT" => Tag::DCT,
-            "En" => Tag::En,
+        match name.as_bytes() {
+            [b'O', b'b', b'j'] => Tag::Obj,
+            [b'R', b'e', b'f'] => Tag::Ref,
+            [b'N', b'i', b'l'] => Tag::Nil,
+            [b'S'] => Tag::S,
+            [b'C'] => Tag::C,
+            [b'B'] => Tag::B,
+            [b'D', b'T'] => Tag::DT,
+            [b'T', b'S'] => Tag::TS,
+            [b'B', b'y'] => Tag::By,
+            [b'S', b'B'] => Tag::SB,
+            [b'U', b'1', b'6'] => Tag::U16,
+            [b'I', b'1', b'6'] => Tag::I16,
+            [b'U', b'3', b'2'] => Tag::U32,
+            [b'I', b'3', b'2'] => Tag::I32,
+            [b'U', b'6', b'4'] => Tag::U64,
+            [b'I', b'6', b'4'] => Tag::I64,
+            [b'S', b'g'] => Tag::Sg,
+            [b'D', b'b'] => Tag::Db,
+            [b'D'] => Tag::D,
+            [b'B', b'A'] => Tag::BA,
+            [b'G'] => Tag::G,
+            [b'U', b'R', b'I'] => Tag::URI,
+            [b'V', b'e', b'r', b's', b'i', b'o', b'n'] => Tag::Version,
+            [b'X', b'D'] => Tag::XD,
+            [b'S', b'B', b'K'] => Tag::SBK,
+            [b'S', b'S'] => Tag::SS,
+            [b'P', b'R'] => Tag::PR,
+            [b'T', b'N'] => Tag::TN,
+            [b'T', b'N', b'R', b'e', b'f'] => Tag::TNRef,
+            [b'T'] => Tag::T,
+            [b'T', b'o', b'S', b't', b'r', b'i', b'n', b'g'] => Tag::ToString,
+            [b'P', b'r', b'o', b'p', b's'] => Tag::Props,
+            [b'M', b'S'] => Tag::MS,
+            [b'L', b'S', b'T'] => Tag::LST,
+            [b'I', b'E'] => Tag::IE,
+            [b'S', b'T', b'K'] => Tag::STK,
+            [b'Q', b'U', b'E'] => Tag::QUE,
+            [b'D', b'C', b'T'] => Tag::DCT,
+            [b'E', b'n'] => Tag::En,
             _ => Tag::Other,
         }
     }
@@ -304,16 +306,6 @@ impl Tag {
             Tag::Other => "?",
         }
     }
-}
-
-/// The attributes CLIXML uses, read in one pass over the raw tag.
-#[derive(Default)]
-pub(crate) struct Attrs<'e> {
-    /// `N`: property name or dictionary part, still XML- and CLIXML-escaped.
-    pub(crate) n: Option<&'e str>,
-    pub(crate) ref_id: Option<&'e str>,
-    /// `S`: stream name in `<Objs>` documents.
-    pub(crate) s: Option<&'e str>,
 }
 
 /// Parses `name="value"` pairs; rejects anything else.
@@ -370,21 +362,21 @@ pub(crate) fn scan_attrs(raw: &str) -> Result<Attrs<'_>, DecodeErrorKind> {
 /// Resolves entities and normalizes whitespace in an attribute value
 /// (XML 1.0 3.3.3), then removes the CLIXML escaping.
 pub(crate) fn attr_text(raw: &str) -> Result<String, DecodeErrorKind> {
+    // Fast path: nothing to resolve, normalize or unescape (property names).
+    if !raw
+        .bytes()
+        .any(|b| matches!(b, b'\t' | b'\n' | b'\r' | b'&' | b'_'))
+    {
+        return Ok(raw.to_owned());
+    }
     let normalized: Cow<'_, str> = if raw.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
         Cow::Owned(raw.replace(['\t', '\n', '\r'], " "))
     } else {
         Cow::Borrowed(raw)
     };
-    let unescaped: Cow<'_, str> = if normalized.contains('&') {
-        Cow::Owned(
-            quick_xml::escape::unescape(&normalized)
-                .map_err(|e| DecodeErrorKind::Xml(e.to_string()))?
-                .into_owned(),
-        )
-    } else {
-        normalized
-    };
-    Ok(ps_string(unescaped))
+    // Entities only: attribute values cannot hold literal line ends now.
+    let unescaped = char_data(&normalized)?.into_owned();
+    Ok(ps_string(Cow::Owned(unescaped)))
 }
 
 fn parse_ref_id(raw: Option<&str>, element: &'static str) -> Result<u32, DecodeErrorKind> {
@@ -401,6 +393,7 @@ fn parse_ref_id(raw: Option<&str>, element: &'static str) -> Result<u32, DecodeE
 }
 
 /// Removes the `_xHHHH_` escaping, reusing the buffer when there is none.
+#[inline]
 fn ps_string(t: Cow<'_, str>) -> String {
     if has_escape(&t) {
         unescape_string(&t).into_owned()
@@ -421,83 +414,180 @@ fn is_xml_ws(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
-fn resolve_entity(r: &BytesRef<'_>) -> Result<char, DecodeErrorKind> {
-    if let Some(c) = r
-        .resolve_char_ref()
-        .map_err(|e| DecodeErrorKind::Xml(e.to_string()))?
-    {
-        return Ok(c);
+/// Character data as written → text: entity references resolved, line
+/// ends normalized (XML 1.0 2.11: CRLF and lone CR become LF; a CR written
+/// as `&#13;` stays). Borrowed when there is nothing to do.
+fn char_data(raw: &str) -> Result<Cow<'_, str>, DecodeErrorKind> {
+    let b = raw.as_bytes();
+    let Some(first) = memchr::memchr2(b'&', b'\r', b) else {
+        return Ok(Cow::Borrowed(raw));
+    };
+    let mut out = String::with_capacity(raw.len());
+    out.push_str(&raw[..first]);
+    let mut i = first;
+    while i < b.len() {
+        match b[i] {
+            b'\r' => {
+                out.push('\n');
+                i += if b.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+            }
+            b'&' => {
+                let semi = memchr::memchr(b';', &b[i..])
+                    .filter(|&n| n <= 12)
+                    .ok_or_else(|| {
+                        DecodeErrorKind::Xml("'&' without an entity reference".to_owned())
+                    })?;
+                out.push(resolve_entity(&raw[i + 1..i + semi])?);
+                i += semi + 1;
+            }
+            _ => {
+                let next = memchr::memchr2(b'&', b'\r', &b[i..]).map_or(b.len(), |n| i + n);
+                out.push_str(&raw[i..next]);
+                i = next;
+            }
+        }
     }
-    match &**r {
-        "lt" => Ok('<'),
-        "gt" => Ok('>'),
-        "amp" => Ok('&'),
-        "apos" => Ok('\''),
-        "quot" => Ok('"'),
-        other => Err(DecodeErrorKind::Xml(format!(
-            "unknown entity &{};",
-            excerpt(other)
-        ))),
-    }
+    Ok(Cow::Owned(out))
 }
 
-/// A label for an element in error paths: `Obj[RefId="0"]`.
-fn label(e: &BytesStart<'_>) -> String {
-    let name = excerpt(e.name().as_ref());
-    let attrs = e.attributes_raw().trim();
+/// `lt`, `#x41`, ... → the character.
+fn resolve_entity(name: &str) -> Result<char, DecodeErrorKind> {
+    let c = match name {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "apos" => Some('\''),
+        "quot" => Some('"'),
+        _ => {
+            let code = if let Some(hex) = name.strip_prefix("#x") {
+                u32::from_str_radix(hex, 16).ok()
+            } else if let Some(dec) = name.strip_prefix('#') {
+                dec.parse().ok()
+            } else {
+                None
+            };
+            // XML 1.0 Char: no NUL; surrogates are not characters.
+            code.filter(|&c| c != 0).and_then(char::from_u32)
+        }
+    };
+    c.ok_or_else(|| DecodeErrorKind::Xml(format!("unknown or invalid entity &{};", excerpt(name))))
+}
+
+/// A label for an element in error paths: `Obj[RefId="0"]`,
+/// `I32[N="Count"]`.
+fn label(t: &StartTag<'_>) -> String {
+    let name = excerpt(t.name);
+    let attrs: Vec<String> = [("N", t.n), ("RefId", t.ref_id)]
+        .into_iter()
+        .filter_map(|(a, v)| v.map(|v| format!("{a}=\"{}\"", excerpt(v))))
+        .collect();
     if attrs.is_empty() {
         name
     } else {
-        format!("{name}[{}]", excerpt(attrs))
+        format!("{name}[{}]", attrs.join(" "))
     }
 }
 
 type Result<T, E = DecodeError> = std::result::Result<T, E>;
 
+thread_local! {
+    /// Type-name lists decoded recently, by their exact `<TN>` content.
+    /// Windows repeats the same lists in every message; recognizing the text
+    /// saves decoding it and shares one `Arc` between messages. Only lists
+    /// that decoded successfully go in, so a match is always valid content.
+    static TYPE_NAME_CACHE: std::cell::RefCell<Vec<(Box<str>, TypeNames)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+const TYPE_NAME_CACHE_ENTRIES: usize = 64;
+const TYPE_NAME_CACHE_TEXT: usize = 2048;
+
+/// Scratch stacks: each container pushes its children above where it
+/// started and moves them out in one exactly sized allocation. Kept per
+/// thread between inputs so that decoding a message allocates only what
+/// the value itself holds.
+#[derive(Default)]
+struct Scratch {
+    props: Vec<Property>,
+    items: Vec<PsValue>,
+    entries: Vec<(PsValue, PsValue)>,
+    open: Vec<(usize, usize)>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Option<Scratch>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Larger scratch stacks are dropped rather than kept.
+const SCRATCH_KEEP: usize = 4096;
+
 pub(crate) struct Parser<'a, 's> {
-    reader: Reader<&'a [u8]>,
+    lex: Lexer<'a>,
     scope: &'s mut Scope,
     limits: &'s Limits,
+    props: Vec<Property>,
+    items: Vec<PsValue>,
+    entries: Vec<(PsValue, PsValue)>,
+}
+
+impl Drop for Parser<'_, '_> {
+    fn drop(&mut self) {
+        // After an error the stacks may still hold values: clear them.
+        let mut scratch = Scratch {
+            props: std::mem::take(&mut self.props),
+            items: std::mem::take(&mut self.items),
+            entries: std::mem::take(&mut self.entries),
+            open: self.lex.take_stack(),
+        };
+        scratch.props.clear();
+        scratch.items.clear();
+        scratch.entries.clear();
+        if scratch.props.capacity() <= SCRATCH_KEEP
+            && scratch.items.capacity() <= SCRATCH_KEEP
+            && scratch.entries.capacity() <= SCRATCH_KEEP
+            && scratch.open.capacity() <= SCRATCH_KEEP
+        {
+            // `try_with`: the thread may be exiting.
+            let _ = SCRATCH.try_with(|s| *s.borrow_mut() = Some(scratch));
+        }
+    }
 }
 
 impl<'a, 's> Parser<'a, 's> {
     pub(crate) fn new(xml: &'a str, scope: &'s mut Scope, limits: &'s Limits) -> Self {
-        let mut reader = Reader::from_str(xml);
-        let config = reader.config_mut();
-        config.trim_text(false);
-        config.check_end_names = true;
-        config.expand_empty_elements = false;
+        let scratch = SCRATCH
+            .try_with(|s| s.borrow_mut().take())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         Parser {
-            reader,
+            lex: Lexer::with_stack(xml, scratch.open),
             scope,
             limits,
+            props: scratch.props,
+            items: scratch.items,
+            entries: scratch.entries,
         }
     }
 
     fn err(&self, kind: DecodeErrorKind) -> DecodeError {
-        DecodeError::new(kind, self.reader.buffer_position())
+        DecodeError::new(kind, self.lex.pos() as u64)
     }
 
     #[inline]
-    fn next(&mut self) -> Result<Event<'a>> {
-        match self.reader.read_event() {
-            Ok(e) => Ok(e),
-            Err(e) => Err(DecodeError::new(
-                DecodeErrorKind::Xml(e.to_string()),
-                self.reader.error_position(),
-            )),
-        }
+    fn next(&mut self) -> Result<Token<'a>> {
+        self.lex
+            .next()
+            .map_err(|e| DecodeError::new(e.0, e.1 as u64))
     }
 
     /// The whole input: prolog, one element, epilog.
     fn document(&mut self) -> Result<PsValue> {
         let value = loop {
             match self.next()? {
-                Event::Start(e) => break self.value(&e, false, 1)?,
-                Event::Empty(e) => break self.value(&e, true, 1)?,
-                Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
-                Event::Text(t) if is_xml_ws(&t) => {}
-                Event::Eof => return Err(self.err(DecodeErrorKind::NoRootElement)),
+                Token::Start(t) => break self.value(&t, 1)?,
+                Token::Text(t) if is_xml_ws(t) => {}
+                Token::Eof => return Err(self.err(DecodeErrorKind::NoRootElement)),
                 _ => {
                     return Err(self.err(DecodeErrorKind::UnexpectedText {
                         context: "the document prolog",
@@ -507,39 +597,34 @@ impl<'a, 's> Parser<'a, 's> {
         };
         loop {
             match self.next()? {
-                Event::Eof => return Ok(value),
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Text(t) if is_xml_ws(&t) => {}
+                Token::Eof => return Ok(value),
+                Token::Text(t) if is_xml_ws(t) => {}
                 _ => return Err(self.err(DecodeErrorKind::TrailingContent)),
             }
         }
     }
 
-    /// Decodes the value element `e` whose start tag was just read.
-    pub(crate) fn value(
-        &mut self,
-        e: &BytesStart<'a>,
-        empty: bool,
-        depth: usize,
-    ) -> Result<PsValue> {
-        self.value_inner(e, empty, depth)
-            .map_err(|err| err.in_element(label(e)))
+    /// Decodes the value element whose start tag `t` was just read.
+    pub(crate) fn value(&mut self, t: &StartTag<'a>, depth: usize) -> Result<PsValue> {
+        self.value_inner(t, depth)
+            .map_err(|err| err.in_element(label(t)))
     }
 
-    fn value_inner(&mut self, e: &BytesStart<'a>, empty: bool, depth: usize) -> Result<PsValue> {
+    fn value_inner(&mut self, t: &StartTag<'a>, depth: usize) -> Result<PsValue> {
         if depth > self.limits.max_depth {
             return Err(self.err(DecodeErrorKind::TooDeep(self.limits.max_depth)));
         }
-        let tag = Tag::of(e.name().as_ref());
+        let tag = Tag::of(t.name);
+        let empty = t.empty;
         match tag {
-            Tag::Obj => self.object(e, empty, depth),
-            Tag::Ref => self.reference(e, empty),
+            Tag::Obj => self.object(t, depth),
+            Tag::Ref => self.reference(t),
             Tag::PR => self.progress_record(empty, depth),
             Tag::Nil => {
                 self.no_content(empty, "<Nil>")?;
                 Ok(PsValue::Null)
             }
-            Tag::S => Ok(PsValue::String(ps_string(self.text(empty)?))),
+            Tag::S => Ok(PsValue::String(self.string(empty)?)),
             Tag::URI => Ok(PsValue::Uri(ps_string(self.text(empty)?))),
             Tag::XD => Ok(PsValue::XmlDocument(ps_string(self.text(empty)?))),
             Tag::SBK => Ok(PsValue::ScriptBlock(ps_string(self.text(empty)?))),
@@ -562,11 +647,11 @@ impl<'a, 's> Parser<'a, 's> {
             | Tag::G
             | Tag::Version
             | Tag::SS => {
-                let t = self.text(empty)?;
-                self.primitive(tag, &t)
+                let text = self.text(empty)?;
+                self.primitive(tag, &text)
             }
             _ => Err(self.err(DecodeErrorKind::UnexpectedElement {
-                element: excerpt(e.name().as_ref()),
+                element: excerpt(t.name),
                 context: "a value position",
             })),
         }
@@ -633,36 +718,76 @@ impl<'a, 's> Parser<'a, 's> {
 
     /// The character data of a leaf element up to its end tag, with
     /// entities resolved and line ends normalized. Borrowed from the input
-    /// in the common case.
+    /// in the common case (one run of text, then the end tag).
     fn text(&mut self, empty: bool) -> Result<Cow<'a, str>> {
-        let mut acc: Cow<'a, str> = Cow::Borrowed("");
         if empty {
-            return Ok(acc);
+            return Ok(Cow::Borrowed(""));
         }
-        loop {
-            match self.next()? {
-                Event::Text(t) => append(&mut acc, normalize_eol(t.into_inner())),
-                Event::CData(c) => append(&mut acc, normalize_eol(c.into_inner())),
-                Event::GeneralRef(r) => {
-                    let c = resolve_entity(&r).map_err(|k| self.err(k))?;
-                    acc.to_mut().push(c);
+        if let Some(raw) = self.lex.simple_leaf() {
+            return char_data(raw).map_err(|k| self.err(k));
+        }
+        let first = match self.next()? {
+            Token::End => return Ok(Cow::Borrowed("")),
+            Token::Text(raw) => {
+                let seg = char_data(raw).map_err(|k| self.err(k))?;
+                if let Token::End = self.peek_end()? {
+                    return Ok(seg);
                 }
-                Event::End(_) => return Ok(acc),
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Start(e) | Event::Empty(e) => {
+                seg
+            }
+            other => return self.text_rest(Cow::Borrowed(""), other),
+        };
+        let next = self.next()?;
+        self.text_rest(first, next)
+    }
+
+    /// Consumes the end tag if it comes next (the fast path of `text`);
+    /// otherwise reads nothing and returns `Eof` as "not the end".
+    #[inline]
+    fn peek_end(&mut self) -> Result<Token<'a>> {
+        if self.lex.at_end_tag() {
+            self.next()
+        } else {
+            Ok(Token::Eof)
+        }
+    }
+
+    /// The slow path of `text`: several pieces (entities split by
+    /// comments, CDATA sections).
+    fn text_rest(&mut self, mut acc: Cow<'a, str>, mut token: Token<'a>) -> Result<Cow<'a, str>> {
+        loop {
+            match token {
+                Token::Text(raw) => {
+                    let seg = char_data(raw).map_err(|k| self.err(k))?;
+                    append(&mut acc, seg);
+                }
+                Token::CData(raw) => append(&mut acc, normalize_eol(Cow::Borrowed(raw))),
+                Token::End => return Ok(acc),
+                Token::Start(t) => {
                     return Err(self.err(DecodeErrorKind::UnexpectedElement {
-                        element: excerpt(e.name().as_ref()),
+                        element: excerpt(t.name),
                         context: "text content",
                     }))
                 }
-                Event::Eof => return Err(self.err(DecodeErrorKind::UnexpectedEof)),
-                Event::Decl(_) | Event::DocType(_) => {
-                    return Err(self.err(DecodeErrorKind::Xml(
-                        "declaration inside an element".to_owned(),
-                    )))
+                Token::Eof => return Err(self.err(DecodeErrorKind::UnexpectedEof)),
+            }
+            token = self.next()?;
+        }
+    }
+
+    /// A leaf element's text as a string: one scan in the common case of
+    /// text with nothing to resolve or unescape.
+    #[inline]
+    fn string(&mut self, empty: bool) -> Result<String> {
+        if !empty {
+            if let Some(raw) = self.lex.simple_leaf() {
+                if memchr::memchr3(b'&', b'\r', b'_', raw.as_bytes()).is_none() {
+                    return Ok(raw.to_owned());
                 }
+                return Ok(ps_string(char_data(raw).map_err(|k| self.err(k))?));
             }
         }
+        Ok(ps_string(self.text(empty)?))
     }
 
     /// An element that must have no content but whitespace.
@@ -675,50 +800,41 @@ impl<'a, 's> Parser<'a, 's> {
         }
     }
 
-    /// Next child element of a container, skipping whitespace and comments.
-    /// `None` at the container's end tag.
+    /// Next child element of a container, skipping whitespace (comments
+    /// are skipped by the lexer). `None` at the container's end tag.
     #[inline]
-    fn child(&mut self, context: &'static str) -> Result<Option<(BytesStart<'a>, bool)>> {
+    fn child(&mut self, context: &'static str) -> Result<Option<StartTag<'a>>> {
         loop {
             match self.next()? {
-                Event::Start(e) => return Ok(Some((e, false))),
-                Event::Empty(e) => return Ok(Some((e, true))),
-                Event::End(_) => return Ok(None),
-                Event::Text(t) if is_xml_ws(&t) => {}
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Eof => return Err(self.err(DecodeErrorKind::UnexpectedEof)),
+                Token::Start(t) => return Ok(Some(t)),
+                Token::End => return Ok(None),
+                Token::Text(t) if is_xml_ws(t) => {}
+                Token::Eof => return Err(self.err(DecodeErrorKind::UnexpectedEof)),
                 _ => return Err(self.err(DecodeErrorKind::UnexpectedText { context })),
             }
         }
     }
 
-    fn attrs<'e>(&self, e: &'e BytesStart<'a>) -> Result<Attrs<'e>> {
-        scan_attrs(e.attributes_raw()).map_err(|k| self.err(k))
-    }
-
-    fn object(&mut self, e: &BytesStart<'a>, empty: bool, depth: usize) -> Result<PsValue> {
-        let ref_id = match self.attrs(e)?.ref_id {
+    fn object(&mut self, t: &StartTag<'a>, depth: usize) -> Result<PsValue> {
+        let ref_id = match t.ref_id {
             Some(raw) => Some(parse_ref_id(Some(raw), "Obj").map_err(|k| self.err(k))?),
             None => None,
         };
-        let ordinal = self.scope.next_ordinal;
-        self.scope.next_ordinal = ordinal.checked_add(1).ok_or_else(|| {
-            self.err(DecodeErrorKind::LimitExceeded {
-                what: "number of objects",
-                limit: u32::MAX as usize,
-            })
-        })?;
+        // Bounded by the depth limit, so it cannot overflow.
+        let level = self.scope.open_objects;
         if let Some(id) = ref_id {
             if self.scope.objects.contains(id) {
                 return Err(self.err(DecodeErrorKind::DuplicateRefId(id)));
             }
-            self.scope.objects.set(id, ObjSlot::Pending(ordinal));
+            self.scope.objects.set(id, ObjSlot::Pending(level));
         }
         let mut obj = PsObject::default();
-        if !empty {
-            while let Some((c, c_empty)) = self.child("<Obj>")? {
-                self.member(&mut obj, &c, c_empty, depth + 1)?;
+        if !t.empty {
+            self.scope.open_objects = level + 1;
+            while let Some(c) = self.child("<Obj>")? {
+                self.member(&mut obj, &c, depth + 1)?;
             }
+            self.scope.open_objects = level;
         }
         let obj = Arc::new(obj);
         if let Some(id) = ref_id {
@@ -728,26 +844,21 @@ impl<'a, 's> Parser<'a, 's> {
     }
 
     /// One child of `<Obj>`.
-    fn member(
-        &mut self,
-        obj: &mut PsObject,
-        c: &BytesStart<'a>,
-        empty: bool,
-        depth: usize,
-    ) -> Result<()> {
+    fn member(&mut self, obj: &mut PsObject, c: &StartTag<'a>, depth: usize) -> Result<()> {
         if depth > self.limits.max_depth {
             return Err(self.err(DecodeErrorKind::TooDeep(self.limits.max_depth)));
         }
-        let tag = Tag::of(c.name().as_ref());
+        let tag = Tag::of(c.name);
+        let empty = c.empty;
         let r = match tag {
             Tag::TN | Tag::TNRef => {
                 if obj.type_names.is_some() {
                     return Err(self.err(DecodeErrorKind::DuplicateMember("type-name list")));
                 }
                 let tn = if tag == Tag::TN {
-                    self.type_names(c, empty)
+                    self.type_names(c)
                 } else {
-                    self.type_names_ref(c, empty)
+                    self.type_names_ref(c)
                 };
                 tn.map(|tn| obj.type_names = Some(tn))
             }
@@ -780,31 +891,34 @@ impl<'a, 's> Parser<'a, 's> {
                     return Err(self.err(DecodeErrorKind::DuplicateMember("wrapped value")));
                 }
                 // `value` labels its own errors.
-                obj.base = Some(self.value(c, empty, depth)?);
+                obj.base = Some(self.value(c, depth)?);
                 return Ok(());
             }
         };
         r.map_err(|err| err.in_element(label(c)))
     }
 
-    fn type_names(&mut self, c: &BytesStart<'a>, empty: bool) -> Result<TypeNames> {
-        let id = match self.attrs(c)?.ref_id {
+    fn type_names(&mut self, c: &StartTag<'a>) -> Result<TypeNames> {
+        let id = match c.ref_id {
             Some(raw) => Some(parse_ref_id(Some(raw), "TN").map_err(|k| self.err(k))?),
             None => None,
         };
-        let mut names = Vec::new();
-        if !empty {
-            while let Some((t, t_empty)) = self.child("<TN>")? {
-                if Tag::of(t.name().as_ref()) != Tag::T {
-                    return Err(self.err(DecodeErrorKind::UnexpectedElement {
-                        element: excerpt(t.name().as_ref()),
-                        context: "<TN> (only <T> allowed)",
-                    }));
-                }
-                names.push(ps_string(self.text(t_empty)?));
+        let tn = if c.empty {
+            TypeNames(Arc::from([]))
+        } else {
+            let lex = &mut self.lex;
+            let cached = TYPE_NAME_CACHE.with(|cache| {
+                cache
+                    .borrow()
+                    .iter()
+                    .find(|(content, _)| lex.skip_if_content_is(content, "TN"))
+                    .map(|(_, tn)| tn.clone())
+            });
+            match cached {
+                Some(tn) => tn,
+                None => self.parse_type_names()?,
             }
-        }
-        let tn = TypeNames(names.into());
+        };
         if let Some(id) = id {
             if !self.scope.type_names.contains(id) {
                 self.scope.type_name_lists += 1;
@@ -820,21 +934,54 @@ impl<'a, 's> Parser<'a, 's> {
         Ok(tn)
     }
 
-    fn type_names_ref(&mut self, c: &BytesStart<'a>, empty: bool) -> Result<TypeNames> {
-        let id = parse_ref_id(self.attrs(c)?.ref_id, "TNRef").map_err(|k| self.err(k))?;
-        self.no_content(empty, "<TNRef>")?;
+    /// The `<T>` children of a `<TN>` whose start tag was just read.
+    fn parse_type_names(&mut self) -> Result<TypeNames> {
+        let start = self.lex.pos();
+        let mut end = start;
+        let mut names = Vec::new();
+        while let Some(t) = self.child("<TN>")? {
+            if Tag::of(t.name) != Tag::T {
+                return Err(self.err(DecodeErrorKind::UnexpectedElement {
+                    element: excerpt(t.name),
+                    context: "<TN> (only <T> allowed)",
+                }));
+            }
+            names.push(ps_string(self.text(t.empty)?));
+            end = self.lex.pos();
+        }
+        let tn = TypeNames(names.into());
+        // Remember the exact text of the children (up to the last `</T>`),
+        // when `</TN>` follows right after it.
+        let content = self.lex.slice(start, end);
+        let closed_right_after = self.lex.slice(end, self.lex.pos()) == "</TN>";
+        if closed_right_after && content.len() <= TYPE_NAME_CACHE_TEXT && !content.is_empty() {
+            TYPE_NAME_CACHE.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if cache.len() >= TYPE_NAME_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.push((content.into(), tn.clone()));
+            });
+        }
+        Ok(tn)
+    }
+
+    fn type_names_ref(&mut self, c: &StartTag<'a>) -> Result<TypeNames> {
+        let id = parse_ref_id(c.ref_id, "TNRef").map_err(|k| self.err(k))?;
+        self.no_content(c.empty, "<TNRef>")?;
         match self.scope.type_names.get(id) {
             Some(tn) => Ok(tn.clone()),
             None => Err(self.err(DecodeErrorKind::UnknownTypeNamesRef(id))),
         }
     }
 
-    fn reference(&mut self, e: &BytesStart<'a>, empty: bool) -> Result<PsValue> {
-        let id = parse_ref_id(self.attrs(e)?.ref_id, "Ref").map_err(|k| self.err(k))?;
-        self.no_content(empty, "<Ref>")?;
+    fn reference(&mut self, t: &StartTag<'a>) -> Result<PsValue> {
+        let id = parse_ref_id(t.ref_id, "Ref").map_err(|k| self.err(k))?;
+        self.no_content(t.empty, "<Ref>")?;
         match self.scope.objects.get(id) {
             Some(ObjSlot::Done(obj)) => Ok(PsValue::Object(Arc::clone(obj))),
-            Some(ObjSlot::Pending(ordinal)) => Ok(PsValue::Ref(*ordinal)),
+            // Counted outward from the innermost open object (0).
+            Some(ObjSlot::Pending(level)) => Ok(PsValue::Ref(self.scope.open_objects - 1 - level)),
             None => Err(self.err(DecodeErrorKind::UnknownRef(id))),
         }
     }
@@ -844,8 +991,9 @@ impl<'a, 's> Parser<'a, 's> {
         if empty {
             return Ok(());
         }
-        while let Some((c, c_empty)) = self.child("a property list")? {
-            let name = match self.attrs(&c)?.n {
+        let start = self.props.len();
+        while let Some(c) = self.child("a property list")? {
+            let name = match c.n {
                 Some(raw) => attr_text(raw).map_err(|k| self.err(k))?,
                 None => {
                     return Err(self
@@ -856,41 +1004,44 @@ impl<'a, 's> Parser<'a, 's> {
                         .in_element(label(&c)))
                 }
             };
-            let value = self.value(&c, c_empty, depth + 1)?;
-            out.push(Property { name, value });
+            let value = self.value(&c, depth + 1)?;
+            self.props.push(Property { name, value });
         }
+        out.extend(self.props.drain(start..));
         Ok(())
     }
 
     /// `<LST>`, `<IE>`, `<STK>`, `<QUE>`: values (their `N` is ignored).
     fn items(&mut self, empty: bool, depth: usize) -> Result<Vec<PsValue>> {
-        let mut out = Vec::new();
-        if !empty {
-            while let Some((c, c_empty)) = self.child("a collection")? {
-                out.push(self.value(&c, c_empty, depth + 1)?);
-            }
+        if empty {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let start = self.items.len();
+        while let Some(c) = self.child("a collection")? {
+            let v = self.value(&c, depth + 1)?;
+            self.items.push(v);
+        }
+        Ok(self.items.drain(start..).collect())
     }
 
     fn dictionary(&mut self, empty: bool, depth: usize) -> Result<Vec<(PsValue, PsValue)>> {
-        let mut out = Vec::new();
         if empty {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        while let Some((en, en_empty)) = self.child("<DCT>")? {
-            if Tag::of(en.name().as_ref()) != Tag::En {
+        let start = self.entries.len();
+        while let Some(en) = self.child("<DCT>")? {
+            if Tag::of(en.name) != Tag::En {
                 return Err(self.err(DecodeErrorKind::UnexpectedElement {
-                    element: excerpt(en.name().as_ref()),
+                    element: excerpt(en.name),
                     context: "<DCT> (only <En> allowed)",
                 }));
             }
             let entry = self
-                .entry(en_empty, depth + 1)
+                .entry(en.empty, depth + 1)
                 .map_err(|err| err.in_element(label(&en)))?;
-            out.push(entry);
+            self.entries.push(entry);
         }
-        Ok(out)
+        Ok(self.entries.drain(start..).collect())
     }
 
     fn entry(&mut self, empty: bool, depth: usize) -> Result<(PsValue, PsValue)> {
@@ -900,8 +1051,8 @@ impl<'a, 's> Parser<'a, 's> {
         let mut key = None;
         let mut value = None;
         if !empty {
-            while let Some((c, c_empty)) = self.child("<En>")? {
-                let slot = match self.attrs(&c)?.n {
+            while let Some(c) = self.child("<En>")? {
+                let slot = match c.n {
                     Some("Key") => &mut key,
                     Some("Value") => &mut value,
                     _ => {
@@ -917,7 +1068,7 @@ impl<'a, 's> Parser<'a, 's> {
                         context: "<En> (Key or Value repeated)",
                     }));
                 }
-                *slot = Some(self.value(&c, c_empty, depth + 1)?);
+                *slot = Some(self.value(&c, depth + 1)?);
             }
         }
         match (key, value) {
@@ -943,12 +1094,12 @@ impl<'a, 's> Parser<'a, 's> {
         let mut record_type = None;
         let mut seconds = None;
         let mut status = None;
-        while let Some((c, c_empty)) = self.child("<PR>")? {
+        while let Some(c) = self.child("<PR>")? {
             if depth + 1 > self.limits.max_depth {
                 return Err(self.err(DecodeErrorKind::TooDeep(self.limits.max_depth)));
             }
-            let name = c.name();
-            let t = self.text(c_empty)?;
+            let name = c.name;
+            let t = self.text(c.empty)?;
             let int = |p: &Self, t: &str| {
                 text::trim_xml(t).parse::<i32>().map_err(|_| {
                     p.err(DecodeErrorKind::InvalidProgressRecord(
@@ -956,7 +1107,7 @@ impl<'a, 's> Parser<'a, 's> {
                     ))
                 })
             };
-            match name.as_ref() {
+            match name {
                 "AV" => activity = Some(ps_string(t)),
                 "AI" => activity_id = Some(int(self, &t)?),
                 "Nil" => current_operation = Some(PsValue::Null),
@@ -978,7 +1129,7 @@ impl<'a, 's> Parser<'a, 's> {
                 "SD" => status = Some(ps_string(t)),
                 _ => {
                     return Err(self.err(DecodeErrorKind::UnexpectedElement {
-                        element: excerpt(name.as_ref()),
+                        element: excerpt(name),
                         context: "<PR>",
                     }))
                 }

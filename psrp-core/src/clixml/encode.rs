@@ -43,9 +43,9 @@ pub fn encode(value: &PsValue) -> String {
 pub struct Encoder {
     out: String,
     next_ref_id: u32,
-    // RefId of the first object of the value being written: `PsValue::Ref(n)`
-    // counts objects from there.
-    item_base: u32,
+    // RefIds of the objects being written, outermost first: a
+    // `PsValue::Ref(k)` names the k-th from the end.
+    open: Vec<u32>,
     // Objects already written, by their Arc's address. The Arc clone keeps
     // the address from being reused by another object while the encoder
     // lives.
@@ -61,17 +61,16 @@ impl Encoder {
 
     /// Appends `value` as one element, with `N="name"` when `name` is given.
     ///
-    /// A [`PsValue::Ref`]`(n)` inside `value` is written as a reference to the
-    /// n-th object (pre-order, from 0) of `value` itself.
+    /// A [`PsValue::Ref`]`(k)` inside `value` is written as a `<Ref>` to the
+    /// k-th object enclosing it (0 = the innermost); one that names no
+    /// enclosing object is written as `<Nil />`.
     pub fn write(&mut self, value: &PsValue, name: Option<&str>) {
-        self.item_base = self.next_ref_id;
         self.value(value, name, None);
     }
 
     /// Appends `value` with an `S="stream"` attribute, as `<Objs>`
     /// documents mark non-output streams (`S="error"`, `S="progress"`).
     pub fn write_with_stream(&mut self, value: &PsValue, stream: &str) {
-        self.item_base = self.next_ref_id;
         self.value(value, None, Some(stream));
     }
 
@@ -167,7 +166,16 @@ impl Encoder {
             PsValue::SecureString(s) => {
                 self.leaf("SS", name, stream, |o| b64.encode_string(&s.ciphertext, o))
             }
-            PsValue::Ref(n) => self.reference(self.item_base.saturating_add(*n), name, stream),
+            PsValue::Ref(k) => {
+                let target = (*k as usize)
+                    .checked_add(1)
+                    .and_then(|up| self.open.len().checked_sub(up))
+                    .map(|i| self.open[i]);
+                match target {
+                    Some(id) => self.reference(id, name, stream),
+                    None => self.empty("Nil", name, stream),
+                }
+            }
             PsValue::Object(obj) => self.object(obj, name, stream),
         }
     }
@@ -191,6 +199,7 @@ impl Encoder {
         self.out.push_str("<Obj");
         self.attrs(name, stream);
         let _ = write!(self.out, " RefId=\"{id}\">");
+        self.open.push(id);
         if let Some(tn) = &obj.type_names {
             match self.type_names.get(&tn.0) {
                 Some(tn_id) => {
@@ -233,6 +242,7 @@ impl Encoder {
         self.properties("Props", &obj.adapted);
         self.properties("MS", &obj.extended);
         self.out.push_str("</Obj>");
+        self.open.pop();
     }
 
     fn items(&mut self, tag: &str, items: &[PsValue]) {

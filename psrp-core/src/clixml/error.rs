@@ -99,6 +99,13 @@ pub enum DecodeErrorKind {
 /// it (e.g. `/Obj[RefId=0]/MS/I32[N=Count]`).
 #[derive(Debug, Clone)]
 pub struct DecodeError {
+    // Boxed: results pass through every level of the decoder, and a small
+    // error type keeps them cheap to move.
+    inner: Box<Inner>,
+}
+
+#[derive(Debug, Clone)]
+struct Inner {
     kind: DecodeErrorKind,
     offset: u64,
     // Innermost first: frames add themselves as the error unwinds.
@@ -108,45 +115,51 @@ pub struct DecodeError {
 impl DecodeError {
     pub(crate) fn new(kind: DecodeErrorKind, offset: u64) -> Self {
         DecodeError {
-            kind,
-            offset,
-            path: Vec::new(),
+            inner: Box::new(Inner {
+                kind,
+                offset,
+                path: Vec::new(),
+            }),
         }
     }
 
     pub(crate) fn in_element(mut self, label: String) -> Self {
-        self.path.push(label);
+        self.inner.path.push(label);
         self
     }
 
     /// The same error with its offset moved by `base` bytes (for an item
     /// decoded out of a larger document).
     pub(crate) fn shifted(mut self, base: u64) -> Self {
-        self.offset += base;
+        self.inner.offset += base;
         self
     }
 
     /// What went wrong.
     pub fn kind(&self) -> &DecodeErrorKind {
-        &self.kind
+        &self.inner.kind
     }
 
     /// Byte offset in the input near which the error was found.
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.inner.offset
     }
 
     /// The elements enclosing the error, outermost first, each as
     /// `Name[attributes]`.
     pub fn path(&self) -> impl Iterator<Item = &str> {
-        self.path.iter().rev().map(String::as_str)
+        self.inner.path.iter().rev().map(String::as_str)
     }
 }
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CLIXML: {} at byte {}", self.kind, self.offset)?;
-        if !self.path.is_empty() {
+        write!(
+            f,
+            "CLIXML: {} at byte {}",
+            self.inner.kind, self.inner.offset
+        )?;
+        if !self.inner.path.is_empty() {
             f.write_str(" in ")?;
             for p in self.path() {
                 write!(f, "/{p}")?;
@@ -158,7 +171,7 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
+        match &self.inner.kind {
             DecodeErrorKind::Io(e) => Some(e.as_ref()),
             _ => None,
         }

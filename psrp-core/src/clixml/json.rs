@@ -1,64 +1,5 @@
-//! Conversion of decoded values to JSON, for people who want the output of
-//! a remote command as data (what `ConvertTo-Json` would print on the
-//! server, with a few deliberate differences).
-//!
-//! # Mapping
-//!
-//! | CLIXML value | JSON |
-//! |---|---|
-//! | `Nil` | `null` |
-//! | `S`, `URI`, `XD`, `SBK` | string (`XD` as its XML text, `SBK` as the script text) |
-//! | `C` | one-character string |
-//! | `B` | `true` / `false` |
-//! | `By` `SB` `U16` `I16` `U32` `I32` `U64` `I64` | number (exact) |
-//! | `Sg`, `Db` | number; NaN and infinities as the strings `"NaN"`, `"Infinity"`, `"-Infinity"` |
-//! | `D` (Decimal) | number when it has at most 15 significant digits, otherwise a string with every digit |
-//! | `DT` | ISO 8601 string with its offset: `"2024-05-01T10:20:30.5+02:00"`, `Z` for UTC; a DateTime of unspecified kind has no offset to show |
-//! | `TS` | ISO 8601 duration string: `"PT1H2M3.5S"`, `"P1DT2H"`, `"-PT0.25S"`, `"PT0S"` (exact to 100 ns, unlike a float of seconds) |
-//! | `BA` | base64 string |
-//! | `G` | `"792e5b37-4505-47ef-b7d2-8711bb7affa8"` |
-//! | `Version` | `"10.0.17763.1"` |
-//! | `SS` (SecureString) | the string `"System.Security.SecureString"`: the secret is never printed |
-//! | enum (`Obj` with `System.Enum` type) | its name (`"Directory, Archive"` for flags); the number with [`JsonOptions::enums_as_numbers`] |
-//! | `Obj` wrapping a primitive | that primitive (note properties such as `PSPath` on strings from `Get-Content` are dropped) |
-//! | `Obj` wrapping an `Obj` | the inner object's properties, then the outer's |
-//! | `LST`, `IE`, `STK`, `QUE` | array (stack top first, queue head first) |
-//! | `DCT` | object; keys that are not strings are written as their text (`1`, `True`, the object's ToString) |
-//! | other `Obj` | object of its adapted then extended properties in wire order (an extended property hides an adapted one of the same name) |
-//! | `Obj` with no properties | its `ToString` as a string, or `{}` |
-//! | `Ref` back to an enclosing object (a cycle) | `null` |
-//!
-//! Objects nested deeper than [`JsonOptions::max_depth`] levels below the
-//! top value are replaced by their ToString (or their first type name
-//! without `Deserialized.`), as `ConvertTo-Json -Depth` does. Because
-//! `<Ref>`s share objects, a small message can describe a huge tree; once
-//! [`JsonOptions::max_nodes`] values have been written, remaining objects
-//! are cut the same way, so output size stays bounded.
-//!
-//! Differences from `ConvertTo-Json` on the deserialized objects:
-//! DateTime is an ISO string (PowerShell 5.1 writes `"\/Date(ms)\/"`), TimeSpan
-//! and Version are strings (PowerShell writes objects of their fields), enums
-//! are names by default (PowerShell writes numbers unless `-EnumsAsStrings`),
-//! the default depth is 8 rather than 2, and cycles become `null`.
-//!
-//! ```
-//! use psrp_core::clixml::{decode, to_json};
-//! let xml = r#"<Obj RefId="0"><TN RefId="0"><T>Deserialized.System.IO.FileInfo</T></TN>
-//!   <ToString>C:\a.txt</ToString>
-//!   <Props><S N="Name">a.txt</S><I64 N="Length">12</I64>
-//!     <DT N="LastWriteTime">2024-05-01T10:20:30.5+02:00</DT>
-//!     <Obj N="Attributes" RefId="1"><TN RefId="1"><T>System.IO.FileAttributes</T><T>System.Enum</T></TN>
-//!       <ToString>ReadOnly, Archive</ToString><I32>33</I32></Obj>
-//!     <SS N="Secret">AAAA</SS></Props></Obj>"#;
-//! let json = to_json(&decode(xml).unwrap());
-//! assert_eq!(json, serde_json::json!({
-//!     "Name": "a.txt",
-//!     "Length": 12,
-//!     "LastWriteTime": "2024-05-01T10:20:30.5+02:00",
-//!     "Attributes": "ReadOnly, Archive",
-//!     "Secret": "System.Security.SecureString",
-//! }));
-//! ```
+//! Conversion of decoded values to JSON (the mapping is documented on
+//! [`JsonOptions`]).
 
 use std::cell::Cell;
 use std::io;
@@ -70,7 +11,67 @@ use serde::Serialize;
 use super::text;
 use super::value::{Collection, PsObject, PsValue};
 
-/// How values map to JSON (see the [module docs](self)).
+/// Conversion of decoded values to JSON, for people who want the output of
+/// a remote command as data (what `ConvertTo-Json` would print on the
+/// server, with a few deliberate differences).
+///
+/// # Mapping
+///
+/// | CLIXML value | JSON |
+/// |---|---|
+/// | `Nil` | `null` |
+/// | `S`, `URI`, `XD`, `SBK` | string (`XD` as its XML text, `SBK` as the script text) |
+/// | `C` | one-character string |
+/// | `B` | `true` / `false` |
+/// | `By` `SB` `U16` `I16` `U32` `I32` `U64` `I64` | number (exact) |
+/// | `Sg`, `Db` | number; NaN and infinities as the strings `"NaN"`, `"Infinity"`, `"-Infinity"` |
+/// | `D` (Decimal) | number when it has at most 15 significant digits, otherwise a string with every digit |
+/// | `DT` | ISO 8601 string with its offset: `"2024-05-01T10:20:30.5+02:00"`, `Z` for UTC; a DateTime of unspecified kind has no offset to show |
+/// | `TS` | ISO 8601 duration string: `"PT1H2M3.5S"`, `"P1DT2H"`, `"-PT0.25S"`, `"PT0S"` (exact to 100 ns, unlike a float of seconds) |
+/// | `BA` | base64 string |
+/// | `G` | `"792e5b37-4505-47ef-b7d2-8711bb7affa8"` |
+/// | `Version` | `"10.0.17763.1"` |
+/// | `SS` (SecureString) | the string `"System.Security.SecureString"`: the secret is never printed |
+/// | enum (`Obj` with `System.Enum` type) | its name (`"Directory, Archive"` for flags); the number with [`JsonOptions::enums_as_numbers`] |
+/// | `Obj` wrapping a primitive | that primitive (note properties such as `PSPath` on strings from `Get-Content` are dropped) |
+/// | `Obj` wrapping an `Obj` | the inner object's properties, then the outer's |
+/// | `LST`, `IE`, `STK`, `QUE` | array (stack top first, queue head first) |
+/// | `DCT` | object; keys that are not strings are written as their text (`1`, `True`, the object's ToString) |
+/// | other `Obj` | object of its adapted then extended properties in wire order (an extended property hides an adapted one of the same name) |
+/// | `Obj` with no properties | its `ToString` as a string, or `{}` |
+/// | `Ref` back to an enclosing object (a cycle) | `null` |
+///
+/// Objects nested deeper than [`JsonOptions::max_depth`] levels below the
+/// top value are replaced by their ToString (or their first type name
+/// without `Deserialized.`), as `ConvertTo-Json -Depth` does. Because
+/// `<Ref>`s share objects, a small message can describe a huge tree; once
+/// [`JsonOptions::max_nodes`] values have been written, remaining objects
+/// are cut the same way, so output size stays bounded.
+///
+/// Differences from `ConvertTo-Json` on the deserialized objects:
+/// DateTime is an ISO string (PowerShell 5.1 writes `"\/Date(ms)\/"`), TimeSpan
+/// and Version are strings (PowerShell writes objects of their fields), enums
+/// are names by default (PowerShell writes numbers unless `-EnumsAsStrings`),
+/// the default depth is 8 rather than 2, and cycles become `null`.
+///
+/// ```
+/// use psrp_core::clixml::{decode, to_json};
+/// let xml = r#"<Obj RefId="0"><TN RefId="0"><T>Deserialized.System.IO.FileInfo</T></TN>
+///   <ToString>C:\a.txt</ToString>
+///   <Props><S N="Name">a.txt</S><I64 N="Length">12</I64>
+///     <DT N="LastWriteTime">2024-05-01T10:20:30.5+02:00</DT>
+///     <Obj N="Attributes" RefId="1"><TN RefId="1"><T>System.IO.FileAttributes</T><T>System.Enum</T></TN>
+///       <ToString>ReadOnly, Archive</ToString><I32>33</I32></Obj>
+///     <SS N="Secret">AAAA</SS></Props></Obj>"#;
+/// let json = to_json(&decode(xml).unwrap());
+/// assert_eq!(json, serde_json::json!({
+///     "Name": "a.txt",
+///     "Length": 12,
+///     "LastWriteTime": "2024-05-01T10:20:30.5+02:00",
+///     "Attributes": "ReadOnly, Archive",
+///     "Secret": "System.Security.SecureString",
+/// }));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JsonOptions {

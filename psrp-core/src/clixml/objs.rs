@@ -1,20 +1,4 @@
-//! Streaming reader for `<Objs>` documents: Export-Clixml files and the
-//! `#< CLIXML` text PowerShell writes to stderr.
-//!
-//! The reader pulls bytes from a [`BufRead`], keeps only the current
-//! top-level item (the bytes of one `<Obj>`, `<S>`, ...) and decodes it with
-//! the same decoder as [`decode`](super::decode). Memory is proportional to
-//! the largest item, not to the document.
-//!
-//! RefId scopes: a PowerShell serializer numbers RefIds and TN RefIds across
-//! the whole document. Type-name lists are small, so the reader keeps all of
-//! them for the whole document (bounded by
-//! [`Limits::max_type_name_lists`]): a `<TNRef>` may name a list defined in
-//! an earlier item. Objects are forgotten after each item, so a `<Ref>` to
-//! an object of an earlier item fails with
-//! [`DecodeErrorKind::UnknownRef`]; [`ObjsReader::keep_objects`] keeps them
-//! (memory then grows with the document). Cycles inside one item decode to
-//! [`PsValue::Ref`] as with `decode`.
+//! Streaming reader for `<Objs>` documents (see [`ObjsReader`]).
 
 use std::io::{self, BufRead};
 use std::sync::Arc;
@@ -185,7 +169,23 @@ enum State {
 
 /// Iterates over the top-level items of an `<Objs>` document, decoding one
 /// at a time. An optional `#< CLIXML` first line and a UTF-8 byte-order mark
-/// are skipped. After an error the iterator ends.
+/// are skipped (UTF-16 input is refused with a clear error). After an error
+/// the iterator ends.
+///
+/// The reader pulls bytes from a [`BufRead`], keeps only the current
+/// top-level item (the bytes of one `<Obj>`, `<S>`, ...) and decodes it with
+/// the same decoder as [`decode`](super::decode). Memory is proportional to
+/// the largest item, not to the document.
+///
+/// RefId scopes: a PowerShell serializer numbers RefIds and TN RefIds across
+/// the whole document. Type-name lists are small, so the reader keeps all of
+/// them for the whole document (bounded by
+/// [`Limits::max_type_name_lists`]): a `<TNRef>` may name a list defined in
+/// an earlier item. Objects are forgotten after each item, so a `<Ref>` to
+/// an object of an earlier item fails with
+/// [`DecodeErrorKind::UnknownRef`]; [`ObjsReader::keep_objects`] keeps them
+/// (memory then grows with the document). Cycles inside one item decode to
+/// [`PsValue::Ref`] as with `decode`.
 ///
 /// ```
 /// use psrp_core::clixml::{ObjsReader, PsValue};

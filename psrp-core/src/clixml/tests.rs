@@ -369,3 +369,22 @@ fn encoder_writes_windows_forms() {
     );
     assert_eq!(decode(&encode(&v)).unwrap(), v);
 }
+
+#[test]
+fn cycle_refs_count_enclosing_objects_in_any_member_order() {
+    let xml = r#"<Obj RefId="5"><MS><Obj N="child" RefId="6"><MS><Ref N="parent" RefId="5" /><Ref N="me" RefId="6" /></MS></Obj></MS><LST><Obj RefId="7" /></LST></Obj>"#;
+    let v = decode(xml).unwrap();
+    let child = obj(obj(&v).property("child").unwrap());
+    assert_eq!(child.property("parent"), Some(&PsValue::Ref(1)));
+    assert_eq!(child.property("me"), Some(&PsValue::Ref(0)));
+    // The encoder writes the list before MS, renumbering RefIds: the
+    // references still name the same enclosing objects.
+    let again = encode(&v);
+    assert!(
+        again.find("<LST>").unwrap() < again.find("<MS>").unwrap(),
+        "{again}"
+    );
+    assert_eq!(decode(&again).unwrap(), v);
+    // A Ref naming no enclosing object cannot be written as a reference.
+    assert_eq!(encode(&PsValue::Ref(0)), "<Nil />");
+}

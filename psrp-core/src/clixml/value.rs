@@ -1,32 +1,34 @@
 //! The value model for CLIXML (MS-PSRP 2.2.5): what a serialized PowerShell
 //! object is once decoded, independent of how it was written.
 //!
-//! Design notes:
-//! - One enum variant per CLIXML primitive element, so that a value written
-//!   back goes out as the same .NET type (an `<I64>` stays an `<I64>`).
-//! - Complex objects are shared through [`Arc`] so that a `<Ref>` to an
-//!   earlier object costs a pointer copy, not a deep clone: hostile input
-//!   with many references to one large object cannot blow up memory, and the
-//!   encoder writes a shared `Arc` once and `<Ref>`s it afterwards.
-//! - Type-name lists are shared the same way (`<TNRef>` reuse).
-//! - A `<Ref>` to an object that is still being decoded (a cycle, e.g. a
-//!   hashtable that contains itself) cannot be an `Arc` to a finished value;
-//!   it stays a [`PsValue::Ref`] holding the position of that enclosing
-//!   object in the value (0 = the outermost `<Obj>`, counting `<Obj>`
-//!   elements in document order), so it survives re-encoding with new
-//!   RefIds.
-//! - Property order is preserved (vectors, not maps): PowerShell shows
-//!   properties in serialization order and objects have few properties.
-//! - Values without an exact Rust counterpart keep their wire form:
-//!   [`Decimal`] its text (no precision lost), [`SecureString`] its
-//!   ciphertext, [`PsValue::XmlDocument`] its XML text.
-//! - Equality is structural, except that NaN equals NaN (a decoded value
-//!   compares equal to the value that was encoded).
+//! Design notes: see [`PsValue`].
 
 use std::fmt;
 use std::sync::Arc;
 
 /// One CLIXML value: a primitive, `null`, or a complex object.
+///
+/// # Design
+///
+/// - One enum variant per CLIXML primitive element, so that a value written
+///   back goes out as the same .NET type (an `<I64>` stays an `<I64>`).
+/// - Complex objects are shared through [`Arc`] so that a `<Ref>` to an
+///   earlier object costs a pointer copy, not a deep clone: hostile input
+///   with many references to one large object cannot blow up memory, and the
+///   encoder writes a shared `Arc` once and `<Ref>`s it afterwards.
+/// - Type-name lists are shared the same way (`<TNRef>` reuse).
+/// - A `<Ref>` to an object that is still being decoded (a cycle, e.g. a
+///   hashtable that contains itself) cannot be an `Arc` to a finished value;
+///   it stays a [`PsValue::Ref`] counting the enclosing objects out to the
+///   target (0 = the innermost), so it survives re-encoding with new RefIds
+///   and any order of object members.
+/// - Property order is preserved (vectors, not maps): PowerShell shows
+///   properties in serialization order and objects have few properties.
+/// - Values without an exact Rust counterpart keep their wire form:
+///   [`Decimal`] its text (no precision lost), [`SecureString`] its
+///   ciphertext, [`PsValue::XmlDocument`] its XML text.
+/// - Equality is structural, except that NaN equals NaN (a decoded value
+///   compares equal to the value that was encoded).
 #[derive(Clone)]
 pub enum PsValue {
     /// `<Nil/>`
@@ -80,10 +82,10 @@ pub enum PsValue {
     /// `<Obj>`: a complex object (or a primitive with extra type names or members).
     Object(Arc<PsObject>),
     /// `<Ref RefId=".."/>` to an enclosing object that was not finished when
-    /// the reference was read (a cycle). Holds the position of that object
-    /// among the `<Obj>` elements of the value, in document order from 0.
-    /// References to finished objects decode to [`PsValue::Object`] sharing
-    /// the same `Arc`.
+    /// the reference was read (a cycle). Holds which enclosing object, counted
+    /// outward: 0 is the innermost `<Obj>` around the reference, 1 the one
+    /// around that, and so on. References to finished objects decode to
+    /// [`PsValue::Object`] sharing the same `Arc`.
     Ref(u32),
 }
 
@@ -114,7 +116,7 @@ pub struct TypeNames(pub Arc<[String]>);
 /// Collection content of an object.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Collection {
-    /// `<LST>`: an IList (arrays, ArrayList, List<T>).
+    /// `<LST>`: an IList (arrays, ArrayList, `List<T>`).
     List(Vec<PsValue>),
     /// `<IE>`: any other IEnumerable.
     Enumerable(Vec<PsValue>),

@@ -452,14 +452,20 @@ pub fn parse_receive(body: &Element) -> Result<ReceiveResponse, ResponseError> {
             .attr("Name")
             .ok_or_else(|| shape("rsp:Stream without Name"))?
             .to_string();
-        let text: String = s
-            .text
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
-        let data = B64
-            .decode(text.as_bytes())
-            .map_err(|e| shape(format!("rsp:Stream {name} is not base64: {e}")))?;
+        // Streams are large and normally have no line breaks: only copy to
+        // strip whitespace when there is some.
+        let raw = s.text.as_bytes();
+        let decoded = if raw.iter().any(u8::is_ascii_whitespace) {
+            let compact: Vec<u8> = raw
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            B64.decode(compact)
+        } else {
+            B64.decode(raw)
+        };
+        let data = decoded.map_err(|e| shape(format!("rsp:Stream {name} is not base64: {e}")))?;
         out.streams.push(StreamData {
             name,
             command_id: s.attr("CommandId").map(str::to_string),

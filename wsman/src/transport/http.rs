@@ -47,6 +47,9 @@ pub(crate) struct HttpFailure {
     /// The request surely never reached the server's application (the
     /// connection was already closed): safe to resend on a new connection.
     pub(crate) retryable: bool,
+    /// The TLS handshake failed (certificate not trusted, wrong host name,
+    /// protocol mismatch).
+    pub(crate) tls: bool,
 }
 
 impl HttpFailure {
@@ -55,6 +58,7 @@ impl HttpFailure {
             reason: reason.into(),
             timed_out: false,
             retryable: false,
+            tls: false,
         }
     }
 }
@@ -179,8 +183,9 @@ impl HttpConn {
                     let tls = tokio_rustls::TlsConnector::from(cfg.clone())
                         .connect(name, tcp)
                         .await
-                        .map_err(|e| {
-                            HttpFailure::new(format!(
+                        .map_err(|e| HttpFailure {
+                            tls: true,
+                            ..HttpFailure::new(format!(
                                 "TLS handshake with {authority}: {}",
                                 chain(&e)
                             ))
@@ -200,12 +205,11 @@ impl HttpConn {
         let (io, peer_cert, local_addr) = tokio::time::timeout(t.connect_timeout, work)
             .await
             .map_err(|_| HttpFailure {
-                reason: format!(
+                timed_out: true,
+                ..HttpFailure::new(format!(
                     "connecting to {authority} timed out after {:?}",
                     t.connect_timeout
-                ),
-                timed_out: true,
-                retryable: false,
+                ))
             })??;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
@@ -296,9 +300,8 @@ impl HttpConn {
         let sender = &mut self.sender;
         let work = async move {
             sender.ready().await.map_err(|e| HttpFailure {
-                reason: format!("connection closed: {}", chain(&e)),
-                timed_out: false,
                 retryable: reused,
+                ..HttpFailure::new(format!("connection closed: {}", chain(&e)))
             })?;
             let resp = sender.send_request(req).await.map_err(|e| HttpFailure {
                 // Canceled = never written (the connection was found closed
@@ -306,8 +309,7 @@ impl HttpConn {
                 // ("incomplete message") is not retried: the server may have
                 // acted on it (output dequeued, input consumed).
                 retryable: reused && e.is_canceled(),
-                reason: chain(&e),
-                timed_out: false,
+                ..HttpFailure::new(chain(&e))
             })?;
             let status = resp.status().as_u16();
             let (parts, body) = resp.into_parts();
@@ -328,9 +330,8 @@ impl HttpConn {
         tokio::time::timeout(timeout, work)
             .await
             .map_err(|_| HttpFailure {
-                reason: format!("no complete response within {timeout:?}"),
                 timed_out: true,
-                retryable: false,
+                ..HttpFailure::new(format!("no complete response within {timeout:?}"))
             })?
     }
 }

@@ -72,6 +72,12 @@ impl Shared {
     }
 
     fn http_error(&self, f: HttpFailure) -> Error {
+        if f.tls {
+            return Error::Tls {
+                endpoint: self.endpoint.clone(),
+                reason: f.reason,
+            };
+        }
         Error::Http {
             endpoint: self.endpoint.clone(),
             reason: f.reason,
