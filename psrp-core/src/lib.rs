@@ -20,3 +20,8 @@ pub mod host;
 pub mod message;
 pub mod pipeline;
 pub mod pool;
+
+// The README's Rust examples are compiled as doc tests.
+#[cfg(all(doctest, feature = "client"))]
+#[doc = include_str!("../../README.md")]
+mod readme_examples {}
