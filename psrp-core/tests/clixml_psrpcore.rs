@@ -77,10 +77,7 @@ fn we_read_what_psrpcore_wrote() {
 /// encoder: extremes, odd strings, sharing, cycles, wrapped objects.
 fn handmade() -> Vec<(String, PsValue)> {
     let tn = |names: &[&str]| Some(TypeNames::new(names.iter().copied()));
-    let prop = |name: &str, value: PsValue| Property {
-        name: name.to_owned(),
-        value,
-    };
+    let prop = |name: &str, value: PsValue| Property::new(name, value);
     let custom = |props: Vec<Property>| {
         PsValue::object(PsObject {
             type_names: tn(&[

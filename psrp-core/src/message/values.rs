@@ -235,18 +235,12 @@ impl ObjBuilder {
     }
 
     pub fn note(mut self, name: &str, value: impl Into<PsValue>) -> Self {
-        self.obj.extended.push(Property {
-            name: name.to_owned(),
-            value: value.into(),
-        });
+        self.obj.extended.push(Property::new(name, value));
         self
     }
 
     pub fn adapted(mut self, name: &str, value: impl Into<PsValue>) -> Self {
-        self.obj.adapted.push(Property {
-            name: name.to_owned(),
-            value: value.into(),
-        });
+        self.obj.adapted.push(Property::new(name, value));
         self
     }
 

@@ -258,7 +258,7 @@ fn props_match(exp: &Value, got: &[Property], path: &str) -> Result<(), String> 
     }
     for p in got {
         let e = exp
-            .get(&p.name)
+            .get(p.name.as_str())
             .ok_or_else(|| format!("at {path}: unexpected property {}", p.name))?;
         check(e, &p.value, &format!("{path}.{}", p.name))?;
     }
