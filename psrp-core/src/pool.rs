@@ -911,13 +911,14 @@ mod tests {
     }
 
     fn opened_pool() -> RunspacePool {
+        opened_pool_with(SessionCapability::default())
+    }
+
+    /// A pool opened by a server that answered with `capability`.
+    fn opened_pool_with(capability: SessionCapability) -> RunspacePool {
         let mut pool = RunspacePool::new(RunspacePoolConfig::default());
         pool.open(1 << 20).unwrap();
-        let cap = server_message(
-            &pool,
-            None,
-            Message::SessionCapability(SessionCapability::default()),
-        );
+        let cap = server_message(&pool, None, Message::SessionCapability(capability));
         let state = server_message(
             &pool,
             None,
@@ -1172,23 +1173,10 @@ mod tests {
 
     #[test]
     fn protocol_gating_uses_the_server_version() {
-        let mut pool = RunspacePool::new(RunspacePoolConfig::default());
-        pool.open(1 << 20).unwrap();
-        let old = SessionCapability {
+        let mut pool = opened_pool_with(SessionCapability {
             protocol_version: crate::message::PROTOCOL_2_1,
             ..SessionCapability::default()
-        };
-        let cap = server_message(&pool, None, Message::SessionCapability(old));
-        let state = server_message(
-            &pool,
-            None,
-            Message::RunspacePoolState(crate::message::RunspacePoolStateMessage {
-                state: RunspacePoolState::Opened,
-                error: None,
-            }),
-        );
-        pool.receive(Target::Pool, &[cap, state].concat()).unwrap();
-        while pool.next_event().unwrap().is_some() {}
+        });
         assert_eq!(pool.protocol_version(), crate::message::PROTOCOL_2_1);
         assert!(matches!(
             pool.reset_runspace_state(),
