@@ -368,6 +368,21 @@ pub struct Version {
     pub revision: Option<u32>,
 }
 
+impl Version {
+    /// Parses `major.minor[.build[.revision]]` as .NET's `Version.Parse`
+    /// does (components 0..=2147483647, surrounding XML whitespace allowed).
+    ///
+    /// ```
+    /// use psrp_core::clixml::Version;
+    /// let v = Version::parse("2.3").unwrap();
+    /// assert_eq!((v.major, v.minor, v.build), (2, 3, None));
+    /// assert!(Version::parse("1.2.3.4.5").is_none());
+    /// ```
+    pub fn parse(text: &str) -> Option<Version> {
+        super::text::parse_version(text)
+    }
+}
+
 /// A SecureString as carried on the wire: AES-256-CBC ciphertext under the
 /// session key. Its Debug output never shows the bytes.
 #[derive(Clone, PartialEq, Eq)]
