@@ -5,7 +5,8 @@
 
 mod cli_support;
 
-use cli_support::{real_windows_dir, Psrp};
+use cli_support::Psrp;
+use psrp_tests::real_windows_dir;
 use serde_json::Value;
 
 fn clixml_file(path: &std::path::Path, extra: &[&str]) -> cli_support::Run {
