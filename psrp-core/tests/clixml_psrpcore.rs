@@ -25,15 +25,7 @@ fn corpus_dir() -> PathBuf {
 
 fn corpus() -> Vec<(String, String, Value)> {
     let dir = corpus_dir();
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".xml").map(str::to_owned)
-        })
-        .collect();
-    names.sort();
-    names
+    psrp_tests::xml_case_names(&dir)
         .into_iter()
         .map(|name| {
             let xml = std::fs::read_to_string(dir.join(format!("{name}.xml"))).unwrap();

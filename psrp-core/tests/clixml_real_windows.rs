@@ -12,14 +12,7 @@ use serde_json::Value;
 #[test]
 fn every_capture_decodes_to_psrpcore_values() {
     let dir = real_windows_dir().join("clixml");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".xml").map(str::to_owned)
-        })
-        .collect();
-    names.sort();
+    let names = psrp_tests::xml_case_names(&dir);
     assert!(names.len() >= 48, "only {} captures", names.len());
     let mut failures = Vec::new();
     for name in &names {

@@ -28,7 +28,7 @@ mod venv;
 
 pub use peer::{set_kerberos_env, Fault, FaultRule, Peer, PeerInfo, PeerOptions};
 pub use process::{python_command, run_pypsrp, JsonLines};
-pub use shared::real_windows_dir;
+pub use shared::{real_windows_dir, xml_case_names};
 pub use venv::python as venv_python;
 
 /// Why the peer could not be started or queried.

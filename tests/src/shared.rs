@@ -1,5 +1,5 @@
 //! Locating the real Windows captures (`shared/real-windows`, beside the
-//! repository and never copied into it).
+//! repository and never copied into it) and the cases of CLIXML corpora.
 
 use std::path::{Path, PathBuf};
 
@@ -33,4 +33,23 @@ pub fn real_windows_dir() -> PathBuf {
                 start.display()
             )
         })
+}
+
+/// The names (without `.xml`) of the `<name>.xml` files in `dir`, sorted:
+/// the cases of a CLIXML corpus, each beside its `<name>.expected.json`.
+///
+/// # Panics
+///
+/// When `dir` cannot be read.
+pub fn xml_case_names(dir: &Path) -> Vec<String> {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    let mut names: Vec<String> = entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".xml").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
 }
