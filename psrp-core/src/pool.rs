@@ -911,13 +911,20 @@ mod tests {
     }
 
     fn opened_pool() -> RunspacePool {
+        opened_pool_with(SessionCapability::default())
+    }
+
+    /// Creates a pipeline running command `a` (no input) on an open pool.
+    fn plain_pipeline(pool: &mut RunspacePool) -> Uuid {
+        let spec = CreatePipeline::new(PowerShell::new(Command::new("a")));
+        pool.create_pipeline(spec, 1 << 20).unwrap().id
+    }
+
+    /// A pool opened by a server that answered with `capability`.
+    fn opened_pool_with(capability: SessionCapability) -> RunspacePool {
         let mut pool = RunspacePool::new(RunspacePoolConfig::default());
         pool.open(1 << 20).unwrap();
-        let cap = server_message(
-            &pool,
-            None,
-            Message::SessionCapability(SessionCapability::default()),
-        );
+        let cap = server_message(&pool, None, Message::SessionCapability(capability));
         let state = server_message(
             &pool,
             None,
@@ -1053,13 +1060,7 @@ mod tests {
     #[test]
     fn no_input_pipelines_refuse_input() {
         let mut pool = opened_pool();
-        let id = pool
-            .create_pipeline(
-                CreatePipeline::new(PowerShell::new(Command::new("a"))),
-                1 << 20,
-            )
-            .unwrap()
-            .id;
+        let id = plain_pipeline(&mut pool);
         assert!(pool.send_input(id, PsValue::Null).is_err());
         assert!(pool.end_input(id).is_err());
     }
@@ -1082,13 +1083,7 @@ mod tests {
     #[test]
     fn pipeline_messages_update_state_and_route_by_id() {
         let mut pool = opened_pool();
-        let id = pool
-            .create_pipeline(
-                CreatePipeline::new(PowerShell::new(Command::new("a"))),
-                1 << 20,
-            )
-            .unwrap()
-            .id;
+        let id = plain_pipeline(&mut pool);
         let out = server_message(&pool, Some(id), Message::PipelineOutput(PsValue::I32(7)));
         let done = server_message(
             &pool,
@@ -1172,23 +1167,10 @@ mod tests {
 
     #[test]
     fn protocol_gating_uses_the_server_version() {
-        let mut pool = RunspacePool::new(RunspacePoolConfig::default());
-        pool.open(1 << 20).unwrap();
-        let old = SessionCapability {
+        let mut pool = opened_pool_with(SessionCapability {
             protocol_version: crate::message::PROTOCOL_2_1,
             ..SessionCapability::default()
-        };
-        let cap = server_message(&pool, None, Message::SessionCapability(old));
-        let state = server_message(
-            &pool,
-            None,
-            Message::RunspacePoolState(crate::message::RunspacePoolStateMessage {
-                state: RunspacePoolState::Opened,
-                error: None,
-            }),
-        );
-        pool.receive(Target::Pool, &[cap, state].concat()).unwrap();
-        while pool.next_event().unwrap().is_some() {}
+        });
         assert_eq!(pool.protocol_version(), crate::message::PROTOCOL_2_1);
         assert!(matches!(
             pool.reset_runspace_state(),

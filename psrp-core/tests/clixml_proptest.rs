@@ -166,7 +166,7 @@ fn properties(
     inner: impl Strategy<Value = PsValue> + Clone,
 ) -> impl Strategy<Value = Vec<Property>> {
     prop::collection::vec(
-        (weird_string(), inner).prop_map(|(name, value)| Property { name, value }),
+        (weird_string(), inner).prop_map(|(name, value)| Property::new(name, value)),
         0..4,
     )
 }

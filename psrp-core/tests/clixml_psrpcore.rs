@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use clixml_support::{check, check_objs, repo_root, venv_python};
+use clixml_support::{assert_no_failures, check, check_case, check_objs, repo_root};
 use psrp_core::clixml::{
     decode, encode, encode_objs, Collection, DateTime, DateTimeKind, Decimal, ObjsReader, Property,
     PsObject, PsValue, SecureString, TimeSpan, TypeNames, Version,
@@ -25,15 +25,7 @@ fn corpus_dir() -> PathBuf {
 
 fn corpus() -> Vec<(String, String, Value)> {
     let dir = corpus_dir();
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".xml").map(str::to_owned)
-        })
-        .collect();
-    names.sort();
-    names
+    psrp_tests::xml_case_names(&dir)
         .into_iter()
         .map(|name| {
             let xml = std::fs::read_to_string(dir.join(format!("{name}.xml"))).unwrap();
@@ -49,38 +41,18 @@ fn we_read_what_psrpcore_wrote() {
     assert!(corpus.len() >= 80, "only {} cases", corpus.len());
     let mut failures = Vec::new();
     for (name, xml, expected) in &corpus {
-        let result = if expected.get("_objs").is_some() {
-            match ObjsReader::new(xml.as_bytes()).collect::<Result<Vec<_>, _>>() {
-                Ok(items) => check_objs(expected, &items),
-                Err(e) => Err(e.to_string()),
-            }
-        } else {
-            match decode(xml) {
-                Ok(v) => check(expected, &v, ""),
-                Err(e) => Err(e.to_string()),
-            }
-        };
-        if let Err(e) = result {
+        if let Err(e) = check_case(expected, xml) {
             failures.push(format!("{name}: {e}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases differ:\n{}",
-        failures.len(),
-        corpus.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures, corpus.len(), "cases");
 }
 
 /// Values psrpcore cannot write but Windows can, or that stress our
 /// encoder: extremes, odd strings, sharing, cycles, wrapped objects.
 fn handmade() -> Vec<(String, PsValue)> {
     let tn = |names: &[&str]| Some(TypeNames::new(names.iter().copied()));
-    let prop = |name: &str, value: PsValue| Property {
-        name: name.to_owned(),
-        value,
-    };
+    let prop = |name: &str, value: PsValue| Property::new(name, value);
     let custom = |props: Vec<Property>| {
         PsValue::object(PsObject {
             type_names: tn(&[
@@ -282,7 +254,7 @@ fn psrpcore_reads(cases: &[(String, String, bool)]) -> serde_json::Map<String, V
         .map(|(name, xml, objs)| serde_json::json!({"name": name, "xml": xml, "objs": objs}))
         .collect();
     let script = repo_root().join("tests/clixml/read_with_psrpcore.py");
-    let mut child = Command::new(venv_python())
+    let mut child = Command::new(psrp_tests::venv_python().unwrap_or_else(|e| panic!("{e}")))
         .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -4,21 +4,15 @@
 
 mod clixml_support;
 
-use clixml_support::{check, check_objs, real_windows_dir};
-use psrp_core::clixml::{decode, encode, to_json, ObjsReader};
+use clixml_support::{assert_no_failures, check_case};
+use psrp_core::clixml::{decode, encode, to_json};
+use psrp_tests::real_windows_dir;
 use serde_json::Value;
 
 #[test]
 fn every_capture_decodes_to_psrpcore_values() {
     let dir = real_windows_dir().join("clixml");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".xml").map(str::to_owned)
-        })
-        .collect();
-    names.sort();
+    let names = psrp_tests::xml_case_names(&dir);
     assert!(names.len() >= 48, "only {} captures", names.len());
     let mut failures = Vec::new();
     for name in &names {
@@ -27,35 +21,20 @@ fn every_capture_decodes_to_psrpcore_values() {
             &std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap(),
         )
         .unwrap();
-        let result = if expected.get("_objs").is_some() {
-            match ObjsReader::new(xml.as_bytes()).collect::<Result<Vec<_>, _>>() {
-                Ok(items) => check_objs(&expected, &items),
-                Err(e) => Err(e.to_string()),
-            }
-        } else {
-            match decode(&xml) {
-                Ok(v) => check(&expected, &v, "").and_then(|()| {
-                    // Re-encoding keeps the value.
-                    match decode(&encode(&v)) {
-                        Ok(again) if again == v => Ok(()),
-                        Ok(_) => Err("re-encoded value differs".to_owned()),
-                        Err(e) => Err(format!("re-encoded XML does not decode: {e}")),
-                    }
-                }),
-                Err(e) => Err(e.to_string()),
-            }
-        };
+        let result = check_case(&expected, &xml).and_then(|v| match v {
+            // Re-encoding keeps the value.
+            Some(v) => match decode(&encode(&v)) {
+                Ok(again) if again == v => Ok(()),
+                Ok(_) => Err("re-encoded value differs".to_owned()),
+                Err(e) => Err(format!("re-encoded XML does not decode: {e}")),
+            },
+            None => Ok(()),
+        });
         if let Err(e) = result {
             failures.push(format!("{name}: {e}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} captures differ:\n{}",
-        failures.len(),
-        names.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures, names.len(), "captures");
 }
 
 #[test]

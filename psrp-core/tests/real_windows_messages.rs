@@ -10,8 +10,9 @@ use psrp_core::command::{CreatePipeline, PowerShell};
 use psrp_core::fragment::Defragmenter;
 use psrp_core::host::HostMethodId;
 use psrp_core::message::{
-    ApartmentState, Availability, CommandMetadataReply, CommandTypes, ErrorCategory, Message,
-    MessageType, PipelineState, ProgressRecordType, RawMessage, RunspacePoolState, PROTOCOL_2_3,
+    ApartmentState, Availability, CommandMetadataReply, CommandTypes, Destination, ErrorCategory,
+    Message, MessageType, PipelineState, ProgressRecordType, RawMessage, RunspacePoolState,
+    PROTOCOL_2_3,
 };
 
 fn parsed() -> Vec<(String, RawMessage, Message)> {
@@ -445,20 +446,26 @@ fn create_pipeline_captures_parse_and_re_encode() {
     }
 }
 
+/// The captured messages sent to `destination`, each with its typed form
+/// and that form encoded by us and parsed again: (name, parsed, again).
+fn re_encoded(destination: Destination) -> Vec<(String, Message, Message)> {
+    parsed()
+        .into_iter()
+        .filter(|(_, raw, _)| raw.destination == destination)
+        .map(|(name, raw, msg)| {
+            let data = msg.encode_data().unwrap();
+            let again = Message::decode(&RawMessage { data, ..raw })
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, msg, again)
+        })
+        .collect()
+}
+
 #[test]
 fn client_messages_re_encode_to_the_same_values() {
     // Messages pypsrp sent: parse, encode with our encoder, decode both
     // and compare the typed forms.
-    for (name, raw, msg) in parsed() {
-        if raw.destination != psrp_core::message::Destination::Server {
-            continue;
-        }
-        let data = msg.encode_data().unwrap();
-        let again = Message::decode(&RawMessage {
-            data,
-            ..raw.clone()
-        })
-        .unwrap();
+    for (name, msg, again) in re_encoded(Destination::Server) {
         assert_eq!(again, msg, "{name}");
     }
 }
@@ -467,16 +474,7 @@ fn client_messages_re_encode_to_the_same_values() {
 fn server_messages_re_encode_to_the_same_values() {
     // Our encoding of what Windows sent parses back to the same message
     // (the encoder covers every server message too, for tests and peers).
-    for (name, raw, msg) in parsed() {
-        if raw.destination != psrp_core::message::Destination::Client {
-            continue;
-        }
-        let data = msg.encode_data().unwrap();
-        let again = Message::decode(&RawMessage {
-            data,
-            ..raw.clone()
-        })
-        .unwrap();
+    for (name, msg, again) in re_encoded(Destination::Client) {
         // Records keep the fields this library types; what is not typed
         // (e.g. invocation info) is not re-encoded.
         match (&again, &msg) {

@@ -63,6 +63,19 @@ def _as_list(value: typing.Any) -> typing.List[typing.Any]:
 # ---- file system ------------------------------------------------------------------------
 
 
+def _resolve_paths(
+    call: Call, command: str, cmdlet_class: str, default: typing.Any = None
+) -> typing.Iterator[typing.Tuple[str, typing.Any]]:
+    """(full path, node) for each item the -Path values name; a path naming nothing is a PathNotFound error."""
+    fs = call.inv.session.fs
+    for path in _as_list(call.bound.get("Path", default)):
+        path = str(path)
+        found = fs.resolve(path)
+        if not found:
+            call.error(objects.path_not_found(path, command, cmdlet_class))
+        yield from found
+
+
 @command(
     "Get-Item",
     "Microsoft.PowerShell.Commands.GetItemCommand",
@@ -70,19 +83,13 @@ def _as_list(value: typing.Any) -> typing.List[typing.Any]:
      Param("Exclude"), Param("Credential")],
 )
 def get_item(call: Call) -> None:
-    fs = call.inv.session.fs
     force = call.bound.switch("Force")
-    for path in _as_list(call.bound.get("Path")):
-        path = str(path)
-        found = fs.resolve(path)
-        if not found:
-            call.error(objects.path_not_found(path, "Get-Item", "Microsoft.PowerShell.Commands.GetItemCommand"))
+    cmdlet_class = "Microsoft.PowerShell.Commands.GetItemCommand"
+    for full, node in _resolve_paths(call, "Get-Item", cmdlet_class):
+        if node.hidden and not force:
+            call.error(objects.item_not_found(full, "Get-Item", cmdlet_class))
             continue
-        for full, node in found:
-            if node.hidden and not force:
-                call.error(objects.item_not_found(full, "Get-Item", "Microsoft.PowerShell.Commands.GetItemCommand"))
-                continue
-            call.output(fakefs.to_object(full, node))
+        call.output(fakefs.to_object(full, node))
 
 
 @command(
@@ -97,25 +104,18 @@ def get_child_item(call: Call) -> None:
     force = call.bound.switch("Force")
     recurse = call.bound.switch("Recurse")
     name_filter = call.bound.get("Filter")
-    for path in _as_list(call.bound.get("Path", fakefs.HOME)):
-        path = str(path)
-        found = fs.resolve(path)
-        if not found:
-            call.error(
-                objects.path_not_found(path, "Get-ChildItem", "Microsoft.PowerShell.Commands.GetChildItemCommand")
-            )
-            continue
-        for full, node in found:
-            items = fs.children(full, node, recurse, force) if node.is_dir else [(full, node)]
-            for item_full, item in items:
-                if name_filter and not fnmatch.fnmatchcase(item.name.lower(), str(name_filter).lower()):
-                    continue
-                if call.bound.switch("File") and item.is_dir or call.bound.switch("Directory") and not item.is_dir:
-                    continue
-                if call.bound.switch("Name"):
-                    call.output(item_full[len(full.rstrip("\\")) + 1 :] if node.is_dir else item.name)
-                else:
-                    call.output(fakefs.to_object(item_full, item))
+    found = _resolve_paths(call, "Get-ChildItem", "Microsoft.PowerShell.Commands.GetChildItemCommand", fakefs.HOME)
+    for full, node in found:
+        items = fs.children(full, node, recurse, force) if node.is_dir else [(full, node)]
+        for item_full, item in items:
+            if name_filter and not fnmatch.fnmatchcase(item.name.lower(), str(name_filter).lower()):
+                continue
+            if call.bound.switch("File") and item.is_dir or call.bound.switch("Directory") and not item.is_dir:
+                continue
+            if call.bound.switch("Name"):
+                call.output(item_full[len(full.rstrip("\\")) + 1 :] if node.is_dir else item.name)
+            else:
+                call.output(fakefs.to_object(item_full, item))
 
 
 @command(
@@ -127,43 +127,37 @@ def get_child_item(call: Call) -> None:
 def remove_item(call: Call) -> None:
     fs = call.inv.session.fs
     force = call.bound.switch("Force")
-    for path in _as_list(call.bound.get("Path")):
-        path = str(path)
-        found = fs.resolve(path)
-        if not found:
-            call.error(objects.path_not_found(path, "Remove-Item", "Microsoft.PowerShell.Commands.RemoveItemCommand"))
+    for full, node in _resolve_paths(call, "Remove-Item", "Microsoft.PowerShell.Commands.RemoveItemCommand"):
+        protected = node.hidden or node.attributes & objects.FileAttributes.ReadOnly
+        if protected and not force:
+            call.error(
+                objects.error_record(
+                    f"Cannot remove item {full}: You do not have sufficient access rights to perform this "
+                    "operation.",
+                    ["System.IO.IOException", "System.SystemException"],
+                    "RemoveFileSystemItemUnAuthorizedAccess,Microsoft.PowerShell.Commands.RemoveItemCommand",
+                    ErrorCategory.PermissionDenied,
+                    "Remove-Item",
+                    full,
+                    target_type="FileInfo",
+                )
+            )
             continue
-        for full, node in found:
-            protected = node.hidden or node.attributes & objects.FileAttributes.ReadOnly
-            if protected and not force:
-                call.error(
-                    objects.error_record(
-                        f"Cannot remove item {full}: You do not have sufficient access rights to perform this "
-                        "operation.",
-                        ["System.IO.IOException", "System.SystemException"],
-                        "RemoveFileSystemItemUnAuthorizedAccess,Microsoft.PowerShell.Commands.RemoveItemCommand",
-                        ErrorCategory.PermissionDenied,
-                        "Remove-Item",
-                        full,
-                        target_type="FileInfo",
-                    )
+        if node.is_dir and node.children and not call.bound.switch("Recurse"):
+            call.error(
+                objects.error_record(
+                    f"The item at {full} has children and the Recurse parameter was not specified.",
+                    ["System.IO.IOException", "System.SystemException"],
+                    "DirectoryNotEmpty,Microsoft.PowerShell.Commands.RemoveItemCommand",
+                    ErrorCategory.WriteError,
+                    "Remove-Item",
+                    full,
+                    target_type="DirectoryInfo",
                 )
-                continue
-            if node.is_dir and node.children and not call.bound.switch("Recurse"):
-                call.error(
-                    objects.error_record(
-                        f"The item at {full} has children and the Recurse parameter was not specified.",
-                        ["System.IO.IOException", "System.SystemException"],
-                        "DirectoryNotEmpty,Microsoft.PowerShell.Commands.RemoveItemCommand",
-                        ErrorCategory.WriteError,
-                        "Remove-Item",
-                        full,
-                        target_type="DirectoryInfo",
-                    )
-                )
-                continue
-            if not call.bound.switch("WhatIf"):
-                fs.remove(full)
+            )
+            continue
+        if not call.bound.switch("WhatIf"):
+            fs.remove(full)
 
 
 # ---- output and streams ---------------------------------------------------------------

@@ -39,9 +39,8 @@ if ! running; then
     rm -rf "$state"
     mkdir -p "$state"
     chmod 700 "$state"
-    # Detached from this shell: it runs until --stop. The KDC tools live in
-    # /usr/sbin, which a normal user's PATH lacks on Debian.
-    PATH="$PATH:/usr/sbin:/sbin" nohup "$here/start.sh" --no-stdin-watch --no-parent-watch --state-dir "$state" \
+    # Detached from this shell: it runs until --stop.
+    nohup "$here/start.sh" --no-stdin-watch --no-parent-watch --state-dir "$state" \
         --info-file "$info" >"$state/stdout" 2>"$state/stderr" </dev/null &
     echo $! >"$pidfile"
     for _ in $(seq 300); do

@@ -8,6 +8,7 @@ import ctypes
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,7 +50,18 @@ def _free_port_tcp_udp() -> int:
     raise RuntimeError("no free loopback port for the KDC")
 
 
+def _tool(name: str) -> str:
+    """The path of an MIT Kerberos tool: from PATH, else /usr/sbin or /sbin, where Debian puts the KDC tools
+    (kdb5_util, kadmin.local, krb5kdc) and which a normal user's PATH lacks."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if found is None:
+        raise RuntimeError(f"{name} not found in PATH, /usr/sbin or /sbin: install krb5-kdc, krb5-admin-server "
+                           "and krb5-user (tests/run.sh does)")
+    return found
+
+
 def _run(args: typing.List[str], env: typing.Dict[str, str], stdin: typing.Optional[bytes] = None) -> None:
+    args = [_tool(args[0])] + args[1:]
     proc = subprocess.run(args, env=env, input=stdin, capture_output=True, timeout=60)
     if proc.returncode != 0:
         raise RuntimeError(
@@ -195,7 +207,7 @@ class Realm:
                 _run(["kadmin.local", "-r", REALM, "-q", f"ktadd -k {d['keytab']} {SERVICE}/{HOST}@{REALM}"], env)
             log = open(os.path.join(self.directory, "krb5kdc.out"), "ab")
             proc = subprocess.Popen(
-                ["krb5kdc", "-n", "-r", REALM],
+                [_tool("krb5kdc"), "-n", "-r", REALM],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

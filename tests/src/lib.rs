@@ -22,9 +22,13 @@
 
 pub mod http;
 mod peer;
+mod process;
+mod shared;
 mod venv;
 
 pub use peer::{set_kerberos_env, Fault, FaultRule, Peer, PeerInfo, PeerOptions};
+pub use process::{python_command, run_pypsrp, JsonLines};
+pub use shared::{real_windows_dir, xml_case_names};
 pub use venv::python as venv_python;
 
 /// Why the peer could not be started or queried.
@@ -51,6 +55,14 @@ pub enum PeerError {
         what: String,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A helper process (a Python driver, the pypsrp comparison) failed.
+    #[error("{what}: {message}")]
+    Helper {
+        /// Which helper.
+        what: String,
+        /// What went wrong.
+        message: String,
     },
     /// The peer answered something unexpected.
     #[error("unexpected answer from the test peer: {0}")]

@@ -1,12 +1,13 @@
 //! Starting the test peer (`tests/peer`) and talking to its control endpoint.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -411,6 +412,53 @@ impl Peer {
             .ok_or_else(|| PeerError::Protocol("/shells has no 'open' count".into()))
     }
 
+    /// Ids (upper case) of the shells open right now.
+    pub fn open_shell_ids(&self) -> Result<Vec<String>, PeerError> {
+        Ok(self
+            .shells()?
+            .iter()
+            .filter_map(|s| s["shell_id"].as_str().map(str::to_uppercase))
+            .collect())
+    }
+
+    /// Whether the shell `shell_id` (any case) is open.
+    pub fn shell_open(&self, shell_id: &str) -> Result<bool, PeerError> {
+        Ok(self.shell(shell_id)?.is_some())
+    }
+
+    /// The peer's description of one open shell (its commands and their
+    /// states), or `None` when it is not open.
+    pub fn shell(&self, shell_id: &str) -> Result<Option<Value>, PeerError> {
+        Ok(self.shells()?.into_iter().find(|s| {
+            s["shell_id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(shell_id))
+        }))
+    }
+
+    fn shells(&self) -> Result<Vec<Value>, PeerError> {
+        match self
+            .control_get("/shells")?
+            .get_mut("shells")
+            .map(Value::take)
+        {
+            Some(Value::Array(shells)) => Ok(shells),
+            _ => Err(PeerError::Protocol("/shells has no 'shells' list".into())),
+        }
+    }
+
+    /// Waits until the shell `shell_id` is closed, polling at most `bound`;
+    /// `Ok(false)` if it is still open then.
+    pub fn wait_shell_gone(&self, shell_id: &str, bound: Duration) -> Result<bool, PeerError> {
+        wait_until(bound, || Ok(!self.shell_open(shell_id)?))
+    }
+
+    /// Waits until no shell is open, polling at most `bound`; `Ok(false)` if
+    /// some shell is still open then.
+    pub fn wait_no_open_shells(&self, bound: Duration) -> Result<bool, PeerError> {
+        wait_until(bound, || Ok(self.open_shells()? == 0))
+    }
+
     /// Open shells per configuration name.
     pub fn open_shells_by_configuration(&self) -> Result<Value, PeerError> {
         Ok(self.control_get("/shells")?["by_configuration"].clone())
@@ -436,6 +484,17 @@ impl Peer {
             .into_iter()
             .filter(|e| e["kind"] == "wsman")
             .collect())
+    }
+
+    /// The WS-Man operation entries of the log for one shell (any case).
+    pub fn operations_of(&self, shell_id: &str) -> Result<Vec<Value>, PeerError> {
+        let mut ops = self.operations()?;
+        ops.retain(|e| {
+            e["shell_id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(shell_id))
+        });
+        Ok(ops)
     }
 
     /// Clears the log and the recorded Restart-Computer calls.
@@ -480,9 +539,41 @@ impl Drop for Peer {
     }
 }
 
-/// Points this process's GSSAPI at the peer's realm: KRB5_CONFIG and
-/// KRB5CCNAME=FILE:<ccache> (which holds a TGT for the test user).
+/// Points this process's GSSAPI at the peer's realm: the variables of
+/// [`PeerInfo::kerberos_env`].
 pub fn set_kerberos_env(info: &PeerInfo) {
-    std::env::set_var("KRB5_CONFIG", &info.krb5_config);
-    std::env::set_var("KRB5CCNAME", format!("FILE:{}", info.ccache.display()));
+    for (name, value) in info.kerberos_env() {
+        std::env::set_var(name, value);
+    }
+}
+
+impl PeerInfo {
+    /// The environment that points GSSAPI (ours, pypsrp's, a `psrp` child's)
+    /// at the peer's realm: KRB5_CONFIG and KRB5CCNAME=FILE:<ccache> (which
+    /// holds a TGT for the test user). For `Command::envs` or
+    /// [`set_kerberos_env`].
+    pub fn kerberos_env(&self) -> [(&'static str, OsString); 2] {
+        let mut ccache = OsString::from("FILE:");
+        ccache.push(&self.ccache);
+        [
+            ("KRB5_CONFIG", self.krb5_config.clone().into_os_string()),
+            ("KRB5CCNAME", ccache),
+        ]
+    }
+}
+
+/// Polls `done` every 50 ms until it holds or `bound` has passed (then
+/// asks once more).
+fn wait_until(
+    bound: Duration,
+    mut done: impl FnMut() -> Result<bool, PeerError>,
+) -> Result<bool, PeerError> {
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        if done()? {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
 }

@@ -5,7 +5,7 @@
 
 mod cli_support;
 
-use cli_support::{operations_of, Peer, Psrp};
+use cli_support::{Peer, Psrp};
 use serde_json::json;
 
 #[test]
@@ -44,7 +44,7 @@ fn restart_computer_force_with_session_init_trace() {
     // Every operation of that shell: Kerberos, over HTTP, encrypted; and
     // the shell was deleted at the end.
     let shell = r["shell_id"].as_str().unwrap();
-    let ops = operations_of(peer, shell);
+    let ops = peer.operations_of(shell).unwrap();
     let actions: Vec<&str> = ops.iter().filter_map(|o| o["action"].as_str()).collect();
     assert_eq!(actions.first(), Some(&"Create"), "{actions:?}");
     assert_eq!(actions.last(), Some(&"Delete"), "{actions:?}");
@@ -58,7 +58,7 @@ fn restart_computer_force_with_session_init_trace() {
         assert_eq!(op["encrypted"], true, "{op}");
         assert_eq!(op["auth"]["mechanism"], "kerberos", "{op}");
     }
-    assert!(!cli_support::shell_ids(peer).contains(&shell.to_uppercase()));
+    assert!(!peer.shell_open(shell).unwrap());
 }
 
 #[test]

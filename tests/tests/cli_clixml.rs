@@ -5,7 +5,8 @@
 
 mod cli_support;
 
-use cli_support::{real_windows_dir, Psrp};
+use cli_support::Psrp;
+use psrp_tests::real_windows_dir;
 use serde_json::Value;
 
 fn clixml_file(path: &std::path::Path, extra: &[&str]) -> cli_support::Run {
@@ -134,14 +135,7 @@ fn same_shape(expected: &Value, ours: &Value) -> Result<(), String> {
 #[test]
 fn every_captured_payload_converts_like_psrpcore_reads_it() {
     let dir = real_windows_dir().join("clixml");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".xml").map(str::to_owned)
-        })
-        .collect();
-    names.sort();
+    let names = psrp_tests::xml_case_names(&dir);
     assert!(names.len() >= 48, "only {} captures", names.len());
     let mut failures = Vec::new();
     for name in &names {

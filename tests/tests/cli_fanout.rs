@@ -7,7 +7,7 @@ mod cli_support;
 
 use std::collections::BTreeSet;
 
-use cli_support::{operations_of, Fault, FaultRule, Peer, PeerOptions, Psrp};
+use cli_support::{Fault, FaultRule, Peer, PeerOptions, Psrp};
 use serde_json::{json, Value};
 
 fn label(peer: &Peer) -> String {
@@ -182,7 +182,7 @@ fn shell_span(peer: &Peer) -> (f64, f64) {
         .find(|e| e["action"] == "Create")
         .expect("a Create");
     let shell = create["shell_id"].as_str().unwrap();
-    let ops = operations_of(peer, shell);
+    let ops = peer.operations_of(shell).unwrap();
     let time = |v: &Value| v["time"].as_f64().unwrap();
     let delete = ops
         .iter()

@@ -7,7 +7,7 @@ mod cli_support;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cli_support::{finish, operations_of, shell_ids, signal, wait_for, Peer, Psrp};
+use cli_support::{finish, signal, wait_for, Peer, Psrp};
 
 /// These tests count the peer's shells: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -38,10 +38,10 @@ fn running_shell(peer: &Peer) -> String {
 /// The shell was stopped with ctrl_c, then deleted, and is gone.
 fn assert_stopped_and_deleted(peer: &Peer, shell: &str) {
     assert!(
-        !shell_ids(peer).contains(&shell.to_string()),
+        !peer.shell_open(shell).unwrap(),
         "shell {shell} is still open"
     );
-    let ops = operations_of(peer, shell);
+    let ops = peer.operations_of(shell).unwrap();
     let actions: Vec<(&str, &str)> = ops
         .iter()
         .map(|o| {

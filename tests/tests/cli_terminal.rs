@@ -4,6 +4,7 @@
 mod cli_support;
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -25,8 +26,7 @@ fn on_terminal(peer: &Peer, args: &str) -> std::process::Child {
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", std::env::temp_dir())
         .env("TERM", "xterm")
-        .env("KRB5_CONFIG", &info.krb5_config)
-        .env("KRB5CCNAME", format!("FILE:{}", info.ccache.display()))
+        .envs(info.kerberos_env())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -65,6 +65,45 @@ fn read_until(rx: &mpsc::Receiver<Vec<u8>>, seen: &mut Vec<u8>, needle: &str) ->
     String::from_utf8_lossy(seen).contains(needle)
 }
 
+/// The pseudo-terminal `script` runs its command on: the stdin of its
+/// child process.
+fn terminal_of(script: &std::process::Child) -> PathBuf {
+    let parent = script.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+            if ppid == Some(parent.as_str()) {
+                if let Ok(tty) = std::fs::read_link(entry.path().join("fd/0")) {
+                    return tty;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no child of script {parent} with a terminal");
+}
+
+/// Whether `tty` echoes input, by `stty -F`.
+fn echoes(tty: &std::path::Path) -> bool {
+    let out = Command::new("stty")
+        .arg("-F")
+        .arg(tty)
+        .arg("-a")
+        .output()
+        .expect("run stty");
+    assert!(out.status.success(), "stty -F {}", tty.display());
+    !String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .any(|flag| flag == "-echo")
+}
+
 fn wait(child: &mut std::process::Child) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -94,6 +133,17 @@ fn the_password_is_asked_on_the_terminal_without_echo() {
         "no prompt: {}",
         String::from_utf8_lossy(&seen)
     );
+    // The prompt is written just before echo is turned off: type only once
+    // it is, as a person would.
+    let tty = terminal_of(&child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while echoes(&tty) {
+        assert!(
+            Instant::now() < deadline,
+            "echo still on at the password prompt"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let password = peer.info().password.clone();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(format!("{password}\n").as_bytes()).unwrap();

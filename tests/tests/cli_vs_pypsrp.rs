@@ -6,10 +6,6 @@
 
 mod cli_support;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use cli_support::{Peer, Psrp, Run};
 use serde_json::{json, Value};
 
@@ -145,37 +141,6 @@ fn for_pypsrp(s: &Scenario) -> Value {
     })
 }
 
-fn run_pypsrp(peer: &Peer) -> Vec<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("compare/pypsrp_run.py");
-    let request = json!({
-        "connection": {"host": "localhost", "port": peer.info().http_port, "auth": "kerberos"},
-        "scenarios": scenarios().iter().map(for_pypsrp).collect::<Vec<_>>(),
-    });
-    let python = psrp_tests::venv_python().unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new(python)
-        .arg(script)
-        .env("KRB5_CONFIG", &peer.info().krb5_config)
-        .env(
-            "KRB5CCNAME",
-            format!("FILE:{}", peer.info().ccache.display()),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start pypsrp_run.py");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "pypsrp_run.py failed");
-    let reply: Value = serde_json::from_slice(&out.stdout).expect("pypsrp_run.py printed JSON");
-    reply["results"].as_array().expect("results").clone()
-}
-
 fn run_psrp(peer: &Peer, s: &Scenario) -> Run {
     let mut p = Psrp::peer(peer);
     p.conn(["-a", "kerberos", "-c", s.configuration])
@@ -232,7 +197,8 @@ fn errors(run: &Run, command: &str) -> Vec<Value> {
 #[test]
 fn psrp_prints_what_pypsrp_receives() {
     let peer = Peer::shared();
-    let theirs = run_pypsrp(peer);
+    let requests: Vec<Value> = scenarios().iter().map(for_pypsrp).collect();
+    let theirs = psrp_tests::run_pypsrp(peer, &Value::from(requests)).unwrap();
     let ours = scenarios();
     assert_eq!(theirs.len(), ours.len());
     for (s, reference) in ours.iter().zip(&theirs) {

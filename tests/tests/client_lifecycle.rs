@@ -8,8 +8,8 @@ mod client_common;
 use std::time::Duration;
 
 use client_common::{
-    close, kerberos_jea, ntlm, open, peer, shell_open, shell_state, wait_shell_gone, Fault,
-    FaultRule, Peer, PeerOptions,
+    close, kerberos_jea, ntlm, open, peer, shell_open, wait_shell_gone, Fault, FaultRule, Peer,
+    PeerOptions,
 };
 use psrp_core::client::{
     Command, ErrorKind, Event, PipelineState, PoolOptions, PowerShell, PsValue, RunspacePool,
@@ -21,7 +21,8 @@ const BOUND: Duration = Duration::from_secs(60);
 
 /// Commands the peer tracks for a shell, as (command id, state).
 fn commands(p: &Peer, shell_id: &str) -> Vec<(String, String)> {
-    shell_state(p, shell_id)
+    p.shell(shell_id)
+        .unwrap()
         .map(|s| {
             s["commands"]
                 .as_array()
@@ -147,7 +148,7 @@ async fn dropping_a_pool_without_close_deletes_its_shell() {
         .succeeded());
     drop(pool);
     assert!(
-        wait_shell_gone(p, &shell_id, Duration::from_secs(15)).await,
+        wait_shell_gone(p, &shell_id, Duration::from_secs(15)),
         "shell {shell_id} still open after the pool was dropped"
     );
 }
@@ -301,7 +302,7 @@ async fn a_fault_mid_pipeline_is_a_typed_error_and_the_shell_is_still_deleted() 
             } else {
                 drop(run);
                 drop(pool);
-                assert!(wait_shell_gone(p, &shell_id, Duration::from_secs(15)).await);
+                assert!(wait_shell_gone(p, &shell_id, Duration::from_secs(15)));
             }
         }
         assert_eq!(p.open_shells().unwrap(), 0);
@@ -328,14 +329,8 @@ async fn an_abandoned_open_deletes_the_shell_it_created() {
         .filter(|o| o["action"] == "Create" && o["status"] == 200)
         .count();
     assert_eq!(created, 1);
-    let mut gone = false;
-    for _ in 0..300 {
-        if p.open_shells().unwrap() == 0 {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let gone =
+        tokio::task::block_in_place(|| p.wait_no_open_shells(Duration::from_secs(15)).unwrap());
     assert!(gone, "the shell of the abandoned open is still there");
 }
 

@@ -5,10 +5,6 @@
 
 mod client_common;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command as Process, Stdio};
-
 use client_common::{kerberos, peer};
 use psrp_core::client::{
     json_to_value, to_json, Command, InvocationResult, PoolOptions, PowerShell, RunspacePool,
@@ -174,40 +170,13 @@ async fn run_psrp(scenario: &Value) -> Value {
     summary(scenario["name"].as_str().unwrap(), &result)
 }
 
-fn run_pypsrp(scenarios: &Value) -> Vec<Value> {
-    let p = peer();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("compare/pypsrp_run.py");
-    let python = psrp_tests::venv_python().unwrap_or_else(|e| panic!("{e}"));
-    let request = json!({
-        "connection": {"host": p.info().host, "port": p.info().http_port, "auth": "kerberos"},
-        "scenarios": scenarios,
-    });
-    let mut child = Process::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the pypsrp script");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "pypsrp script failed: {}", out.status);
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from the pypsrp script");
-    v["results"].as_array().unwrap().clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psrp_and_pypsrp_get_the_same_objects_and_records() {
     let scenarios = scenarios();
     // pypsrp is synchronous: run it on a blocking thread meanwhile.
     let theirs = {
         let s = scenarios.clone();
-        tokio::task::spawn_blocking(move || run_pypsrp(&s))
+        tokio::task::spawn_blocking(move || psrp_tests::run_pypsrp(peer(), &s).unwrap())
     };
     let mut ours = Vec::new();
     for s in scenarios.as_array().unwrap() {

@@ -6,8 +6,8 @@ mod support;
 
 use serde_json::json;
 use std::time::Duration;
-use support::{open_shell_ids, Peer, PeerOptions, Psrp};
-use wsman::{Auth, CommandRequest, CreateShell, ReceiveOutcome, Secret, WsmanClient, WsmanConfig};
+use support::{open_pool, pump, Peer, PeerOptions, Psrp};
+use wsman::{Auth, CommandRequest, Secret, WsmanClient, WsmanConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_negotiate_falls_back_to_ntlm() {
@@ -35,47 +35,24 @@ async fn http_negotiate_falls_back_to_ntlm() {
     let client = WsmanClient::new(cfg).unwrap();
 
     let mut psrp = Psrp::start();
-    let (pool_id, xml) = psrp.open();
-    let shell = client
-        .create_shell(
-            CreateShell::powershell("JEA.Maintenance")
-                .with_shell_id(pool_id.clone())
-                .with_creation_xml(xml),
-        )
-        .await
-        .unwrap();
-    let mut opened = false;
-    for _ in 0..20 {
-        if let ReceiveOutcome::Data(r) = client.receive(&shell, None).await.unwrap() {
-            if psrp.feed(&r.stream_bytes("stdout"), None)["pool_state"] == "Opened" {
-                opened = true;
-                break;
-            }
-        }
-    }
-    assert!(opened);
+    let shell = open_pool(&peer, &client, &mut psrp, "JEA.Maintenance").await;
     let (pid, frags) = psrp.pipeline("Write-Output", json!({"InputObject": "via ntlm"}), None);
     let cmd = client
         .command(&shell, CommandRequest::psrp(pid.clone(), &frags[0]))
         .await
         .unwrap();
-    let mut outputs = Vec::new();
-    for _ in 0..20 {
-        if let ReceiveOutcome::Data(r) = client.receive(&shell, Some(&cmd)).await.unwrap() {
-            let v = psrp.feed(&r.stream_bytes("stdout"), Some(&pid));
-            for e in v["events"].as_array().unwrap() {
-                if e["type"] == "PipelineOutputEvent" {
-                    outputs.push(e["text"].as_str().unwrap().to_string());
-                }
-            }
-            if v["pipelines"][&pid] == "Completed" {
-                break;
-            }
-        }
-    }
+    let events = pump(&client, &shell, &mut psrp, Some((&cmd, &pid)), |v| {
+        v["pipelines"][&pid] == "Completed"
+    })
+    .await;
+    let outputs: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "PipelineOutputEvent")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
     assert_eq!(outputs, ["via ntlm"]);
     client.delete_shell(&shell).await.unwrap();
-    assert!(!open_shell_ids(&peer).contains(&pool_id));
+    assert!(!peer.shell_open(&shell.id).unwrap());
     // The peer's log says which mechanism authenticated us.
     let log = serde_json::Value::Array(peer.log().unwrap())
         .to_string()

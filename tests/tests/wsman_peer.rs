@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use support::{info_str, open_shell_ids, Peer, Psrp};
+use support::{info_str, open_pool, pump, Peer, Psrp, POLL_LIMIT};
 use wsman::shell::signal;
 use wsman::{
     Auth, CommandRequest, CreateShell, Error, ReceiveOutcome, Secret, Shell, WsmanClient,
@@ -36,54 +36,6 @@ fn ntlm(p: &Peer) -> Auth {
         username: format!("PEER\\{}", p.info().user),
         password: password(p),
     }
-}
-
-const POLL_LIMIT: usize = 40;
-
-/// Receives on the pool or a pipeline and feeds psrpcore until `done` says so.
-async fn pump(
-    client: &WsmanClient,
-    shell: &Shell,
-    psrp: &mut Psrp,
-    command: Option<(&str, &str)>,
-    mut done: impl FnMut(&Value) -> bool,
-) -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut timeouts = 0;
-    for _ in 0..POLL_LIMIT {
-        match client.receive(shell, command.map(|c| c.0)).await.unwrap() {
-            ReceiveOutcome::TimedOut => timeouts += 1,
-            ReceiveOutcome::Data(r) => {
-                let v = psrp.feed(&r.stream_bytes("stdout"), command.map(|c| c.1));
-                events.extend(v["events"].as_array().cloned().unwrap_or_default());
-                if done(&v) {
-                    return events;
-                }
-            }
-        }
-    }
-    panic!("not done after {POLL_LIMIT} receives ({timeouts} timed out); events {events:?}");
-}
-
-/// Creates a PowerShell shell with a real creationXml and waits for the pool
-/// to open.
-async fn open_pool(client: &WsmanClient, psrp: &mut Psrp, configuration: &str) -> Shell {
-    let (pool_id, creation_xml) = psrp.open();
-    let shell = client
-        .create_shell(
-            CreateShell::powershell(configuration)
-                .with_shell_id(pool_id.clone())
-                .with_creation_xml(creation_xml),
-        )
-        .await
-        .unwrap();
-    assert_eq!(shell.id.to_uppercase(), pool_id);
-    assert!(
-        open_shell_ids(peer()).contains(&pool_id),
-        "shell not open on the peer"
-    );
-    pump(client, &shell, psrp, None, |v| v["pool_state"] == "Opened").await;
-    shell
 }
 
 /// Runs a pipeline (CREATE_PIPELINE split between Command and Send when
@@ -128,7 +80,7 @@ async fn run_pipeline(
 /// The whole round trip for one client configuration.
 async fn round_trip(client: WsmanClient, configuration: &str) {
     let mut psrp = Psrp::start();
-    let shell = open_pool(&client, &mut psrp, configuration).await;
+    let shell = open_pool(peer(), &client, &mut psrp, configuration).await;
     let text = format!("hello over {}", client.config().auth.kind());
     let (out, state) = run_pipeline(
         &client,
@@ -154,7 +106,10 @@ async fn round_trip(client: WsmanClient, configuration: &str) {
     assert_eq!((out, state.as_str()), (vec![long], "Completed"));
     client.delete_shell(&shell).await.unwrap();
     assert!(
-        !open_shell_ids(peer()).contains(&shell.id.to_uppercase()),
+        !peer()
+            .open_shell_ids()
+            .unwrap()
+            .contains(&shell.id.to_uppercase()),
         "shell still open on the peer after Delete"
     );
 }
@@ -357,7 +312,7 @@ async fn receive_timeout_means_poll_again_and_signal_goes_through_a_blocked_rece
     cfg.operation_timeout = Duration::from_secs(1);
     let client = WsmanClient::new(cfg).unwrap();
     let mut psrp = Psrp::start();
-    let shell = open_pool(&client, &mut psrp, "Microsoft.PowerShell").await;
+    let shell = open_pool(peer(), &client, &mut psrp, "Microsoft.PowerShell").await;
 
     // Start-Sleep 3 with a 1 s OperationTimeout: at least one TimedOut, then done.
     let (pid, frags) = psrp.pipeline("Start-Sleep", json!({"Seconds": 3}), None);
@@ -440,5 +395,8 @@ async fn receive_timeout_means_poll_again_and_signal_goes_through_a_blocked_rece
     assert_eq!(state, "Stopped");
 
     client.delete_shell(&shell).await.unwrap();
-    assert!(!open_shell_ids(peer()).contains(&shell.id.to_uppercase()));
+    assert!(!peer()
+        .open_shell_ids()
+        .unwrap()
+        .contains(&shell.id.to_uppercase()));
 }

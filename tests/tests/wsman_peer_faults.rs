@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::Duration;
-use support::{open_shell_ids, Fault, FaultRule, Peer, PeerOptions, Psrp};
+use support::{Fault, FaultRule, Peer, PeerOptions, Psrp};
 use wsman::{Auth, CreateShell, Error, ReceiveOutcome, Secret, WsmanClient, WsmanConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +90,7 @@ async fn reconnects_and_reauthenticates_after_connection_loss() {
     assert!(slow.receive(&shell, None).await.is_ok());
 
     client.delete_shell(&shell).await.unwrap();
-    assert!(!open_shell_ids(&peer).contains(&pool_id));
+    assert!(!peer.open_shell_ids().unwrap().contains(&pool_id));
     let stats = peer.stats().unwrap();
     assert!(stats["connections"].as_u64().unwrap() >= 3, "{stats}");
 }

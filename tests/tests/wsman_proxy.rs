@@ -7,8 +7,8 @@ mod support;
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Peer, Psrp};
-use wsman::{Auth, CommandRequest, CreateShell, ReceiveOutcome, Secret, WsmanClient, WsmanConfig};
+use support::{open_pool, Peer, Psrp};
+use wsman::{Auth, CommandRequest, Secret, WsmanClient, WsmanConfig};
 
 struct Tinyproxy {
     child: Child,
@@ -68,25 +68,7 @@ fn tinyproxy() -> (Tinyproxy, u16) {
 
 async fn run_once(client: &WsmanClient) {
     let mut psrp = Psrp::start();
-    let (pool_id, xml) = psrp.open();
-    let shell = client
-        .create_shell(
-            CreateShell::powershell("Microsoft.PowerShell")
-                .with_shell_id(pool_id)
-                .with_creation_xml(xml),
-        )
-        .await
-        .unwrap();
-    let mut opened = false;
-    for _ in 0..20 {
-        if let ReceiveOutcome::Data(r) = client.receive(&shell, None).await.unwrap() {
-            if psrp.feed(&r.stream_bytes("stdout"), None)["pool_state"] == "Opened" {
-                opened = true;
-                break;
-            }
-        }
-    }
-    assert!(opened, "pool did not open");
+    let shell = open_pool(Peer::shared(), client, &mut psrp, "Microsoft.PowerShell").await;
     let (pid, frags) = psrp.pipeline(
         "Write-Output",
         json!({"InputObject": "through the proxy"}),

@@ -15,10 +15,7 @@ use psrp_core::clixml::{
 };
 
 fn prop(name: &str, value: PsValue) -> Property {
-    Property {
-        name: name.to_owned(),
-        value,
-    }
+    Property::new(name, value)
 }
 
 fn s(v: &str) -> PsValue {

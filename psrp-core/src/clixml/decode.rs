@@ -16,7 +16,9 @@ use super::error::{excerpt, DecodeError, DecodeErrorKind};
 use super::escape::{has_escape, unescape_string};
 use super::lexer::{Attrs, Lexer, StartTag, Token};
 use super::text;
-use super::value::{Collection, Property, PsObject, PsValue, SecureString, TypeNames};
+use super::value::{
+    Collection, Property, PropertyName, PsObject, PsValue, SecureString, TypeNames,
+};
 
 /// Bounds that keep hostile input from exhausting the stack or memory.
 ///
@@ -85,8 +87,23 @@ pub fn decode(xml: &str) -> Result<PsValue, DecodeError> {
 
 /// [`decode`] with explicit [`Limits`].
 pub fn decode_with(xml: &str, limits: &Limits) -> Result<PsValue, DecodeError> {
-    let mut scope = Scope::default();
-    decode_in_scope(xml, limits, &mut scope)
+    // The id tables' storage is kept per thread between messages: a fresh
+    // scope per message cost a few allocations per decoded object.
+    let mut scope = SCOPE
+        .try_with(|s| s.borrow_mut().take())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let result = decode_in_scope(xml, limits, &mut scope);
+    if scope.clear() {
+        // `try_with`: the thread may be exiting.
+        let _ = SCOPE.try_with(|s| *s.borrow_mut() = Some(scope));
+    }
+    result
+}
+
+thread_local! {
+    static SCOPE: std::cell::RefCell<Option<Scope>> = const { std::cell::RefCell::new(None) };
 }
 
 pub(crate) fn decode_in_scope(
@@ -117,6 +134,16 @@ impl Scope {
     pub(crate) fn forget_objects(&mut self) {
         self.objects = IdTable::default();
     }
+
+    /// Empties the scope for the next message, keeping the storage unless
+    /// it grew large. Returns whether the scope is worth keeping.
+    fn clear(&mut self) -> bool {
+        self.type_name_lists = 0;
+        self.open_objects = 0;
+        let objects = self.objects.clear();
+        let type_names = self.type_names.clear();
+        objects && type_names
+    }
 }
 
 #[derive(Clone)]
@@ -144,6 +171,13 @@ impl<T> Default for IdTable<T> {
 }
 
 impl<T> IdTable<T> {
+    /// Empties the table; returns whether its storage is small enough to keep.
+    fn clear(&mut self) -> bool {
+        self.dense.clear();
+        self.sparse.clear();
+        self.dense.capacity() <= SCRATCH_KEEP && self.sparse.capacity() <= SCRATCH_KEEP
+    }
+
     fn get(&self, id: u32) -> Option<&T> {
         match self.dense.get(id as usize) {
             Some(slot) => slot.as_ref(),
@@ -362,13 +396,29 @@ pub(crate) fn scan_attrs(raw: &str) -> Result<Attrs<'_>, DecodeErrorKind> {
 /// Resolves entities and normalizes whitespace in an attribute value
 /// (XML 1.0 3.3.3), then removes the CLIXML escaping.
 pub(crate) fn attr_text(raw: &str) -> Result<String, DecodeErrorKind> {
-    // Fast path: nothing to resolve, normalize or unescape (property names).
-    if !raw
-        .bytes()
+    Ok(match attr_needs_work(raw) {
+        false => raw.to_owned(),
+        true => attr_text_slow(raw)?,
+    })
+}
+
+/// [`attr_text`] for a property name: no allocation in the common case of
+/// a short name with nothing to resolve.
+fn attr_name(raw: &str) -> Result<PropertyName, DecodeErrorKind> {
+    Ok(match attr_needs_work(raw) {
+        false => PropertyName::new(raw),
+        true => attr_text_slow(raw)?.into(),
+    })
+}
+
+/// Whether an attribute value has anything to resolve, normalize or unescape.
+#[inline]
+fn attr_needs_work(raw: &str) -> bool {
+    raw.bytes()
         .any(|b| matches!(b, b'\t' | b'\n' | b'\r' | b'&' | b'_'))
-    {
-        return Ok(raw.to_owned());
-    }
+}
+
+fn attr_text_slow(raw: &str) -> Result<String, DecodeErrorKind> {
     let normalized: Cow<'_, str> = if raw.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
         Cow::Owned(raw.replace(['\t', '\n', '\r'], " "))
     } else {
@@ -994,7 +1044,7 @@ impl<'a, 's> Parser<'a, 's> {
         let start = self.props.len();
         while let Some(c) = self.child("a property list")? {
             let name = match c.n {
-                Some(raw) => attr_text(raw).map_err(|k| self.err(k))?,
+                Some(raw) => attr_name(raw).map_err(|k| self.err(k))?,
                 None => {
                     return Err(self
                         .err(DecodeErrorKind::MissingAttribute {
@@ -1180,10 +1230,7 @@ impl<'a, 's> Parser<'a, 's> {
             type_names: Some(progress_type_names().0.clone()),
             adapted: props
                 .into_iter()
-                .map(|(name, value)| Property {
-                    name: name.to_owned(),
-                    value,
-                })
+                .map(|(name, value)| Property::new(name, value))
                 .collect(),
             ..PsObject::default()
         }))

@@ -449,10 +449,7 @@ mod tests {
     use crate::clixml::{decode, Decimal, Property, TimeSpan, TypeNames};
 
     fn prop(name: &str, value: PsValue) -> Property {
-        Property {
-            name: name.into(),
-            value,
-        }
+        Property::new(name, value)
     }
 
     #[test]

@@ -71,8 +71,8 @@ pub use escape::{escape_string, unescape_string};
 pub use json::{to_json, to_json_with, write_json, JsonOptions, JsonView};
 pub use objs::{ObjsItem, ObjsReader};
 pub use value::{
-    Collection, DateTime, DateTimeKind, Decimal, Property, PsObject, PsValue, SecureString,
-    TimeSpan, TypeNames, Version,
+    Collection, DateTime, DateTimeKind, Decimal, Property, PropertyName, PsObject, PsValue,
+    SecureString, TimeSpan, TypeNames, Version,
 };
 
 #[cfg(test)]

@@ -388,3 +388,41 @@ fn cycle_refs_count_enclosing_objects_in_any_member_order() {
     // A Ref naming no enclosing object cannot be written as a reference.
     assert_eq!(encode(&PsValue::Ref(0)), "<Nil />");
 }
+
+#[test]
+fn each_message_is_its_own_ref_id_scope() {
+    // The decoder reuses its id tables between messages: nothing defined
+    // in one message may be visible in the next, even after an error.
+    let first =
+        r#"<Obj RefId="0"><TN RefId="0"><T>A</T></TN><MS><Obj N="x" RefId="1" /></MS></Obj>"#;
+    decode(first).unwrap();
+    let e = err(r#"<Obj RefId="0"><TN RefId="1"><T>B</T></TN><MS><Ref N="y" RefId="1" />"#);
+    assert!(matches!(e.kind(), DecodeErrorKind::UnknownRef(1)), "{e}");
+    let e = err(r#"<Obj RefId="2"><TNRef RefId="0" /></Obj>"#);
+    assert!(
+        matches!(e.kind(), DecodeErrorKind::UnknownTypeNamesRef(0)),
+        "{e}"
+    );
+    let e = err(r#"<Obj RefId="3"><TNRef RefId="1" /></Obj>"#);
+    assert!(
+        matches!(e.kind(), DecodeErrorKind::UnknownTypeNamesRef(1)),
+        "{e}"
+    );
+    let e = err(r#"<Obj RefId="4"><MS><Ref N="z" RefId="0" /></MS></Obj>"#);
+    assert!(matches!(e.kind(), DecodeErrorKind::UnknownRef(0)), "{e}");
+    // The same ids are free to be defined again.
+    assert_eq!(decode(first).unwrap(), decode(first).unwrap());
+}
+
+#[test]
+fn property_names_of_any_length_and_escaping() {
+    let long = "A".repeat(24) + "Longer than inline";
+    let xml = format!(
+        r#"<Obj RefId="0"><MS><I32 N="{long}">1</I32><I32 N="a_x0020_b &amp; c">2</I32><I32 N="Short">3</I32></MS></Obj>"#
+    );
+    let v = decode(&xml).unwrap();
+    let names: Vec<&str> = obj(&v).extended.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, [long.as_str(), "a b & c", "Short"]);
+    assert_eq!(obj(&v).property(&long), Some(&PsValue::I32(1)));
+    assert_eq!(decode(&encode(&v)).unwrap(), v);
+}

@@ -129,12 +129,156 @@ pub enum Collection {
 }
 
 /// A named property (`N="..."` attribute) and its value.
+///
+/// ```
+/// use psrp_core::clixml::{Property, PsValue};
+/// let p = Property::new("Length", 42i64);
+/// assert_eq!(p.name, "Length");
+/// assert_eq!(p.value, PsValue::I64(42));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Property {
     /// The property name, unescaped.
-    pub name: String,
+    pub name: PropertyName,
     /// Its value.
     pub value: PsValue,
+}
+
+impl Property {
+    /// A property from anything that converts to a name and a value.
+    pub fn new(name: impl Into<PropertyName>, value: impl Into<PsValue>) -> Self {
+        Property {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// A property name: immutable text that reads as a `&str`.
+///
+/// Names of up to 24 bytes (nearly all .NET member names) are stored inline,
+/// so decoding a property allocates nothing for its name: objects carry
+/// dozens of properties and names were the largest share of the decoder's
+/// allocations.
+///
+/// ```
+/// use psrp_core::clixml::PropertyName;
+/// let n = PropertyName::from("LastWriteTime");
+/// assert_eq!(n, "LastWriteTime");
+/// assert_eq!(n.as_str().len(), 13);
+/// assert!(n.eq_ignore_ascii_case("lastwritetime")); // any `str` method
+/// assert_eq!(PropertyName::from(String::from("Name")).to_string(), "Name");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PropertyName(compact_str::CompactString);
+
+impl PropertyName {
+    /// A name from text.
+    pub fn new(name: &str) -> Self {
+        PropertyName(compact_str::CompactString::new(name))
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::ops::Deref for PropertyName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl AsRef<str> for PropertyName {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for PropertyName {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for PropertyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0.as_str(), f)
+    }
+}
+
+impl fmt::Display for PropertyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl serde::Serialize for PropertyName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl From<&str> for PropertyName {
+    fn from(s: &str) -> Self {
+        PropertyName::new(s)
+    }
+}
+
+impl From<&String> for PropertyName {
+    fn from(s: &String) -> Self {
+        PropertyName::new(s)
+    }
+}
+
+impl From<String> for PropertyName {
+    fn from(s: String) -> Self {
+        PropertyName(s.into())
+    }
+}
+
+impl From<PropertyName> for String {
+    fn from(n: PropertyName) -> Self {
+        n.0.into_string()
+    }
+}
+
+impl PartialEq<str> for PropertyName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for PropertyName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for PropertyName {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<PropertyName> for str {
+    fn eq(&self, other: &PropertyName) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<PropertyName> for &str {
+    fn eq(&self, other: &PropertyName) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<PropertyName> for String {
+    fn eq(&self, other: &PropertyName) -> bool {
+        self == other.as_str()
+    }
 }
 
 /// System.DateTime: a calendar date and time of day with 100 ns precision and
@@ -222,6 +366,21 @@ pub struct Version {
     pub build: Option<u32>,
     /// Revision component, if present (only with a build component).
     pub revision: Option<u32>,
+}
+
+impl Version {
+    /// Parses `major.minor[.build[.revision]]` as .NET's `Version.Parse`
+    /// does (components 0..=2147483647, surrounding XML whitespace allowed).
+    ///
+    /// ```
+    /// use psrp_core::clixml::Version;
+    /// let v = Version::parse("2.3").unwrap();
+    /// assert_eq!((v.major, v.minor, v.build), (2, 3, None));
+    /// assert!(Version::parse("1.2.3.4.5").is_none());
+    /// ```
+    pub fn parse(text: &str) -> Option<Version> {
+        super::text::parse_version(text)
+    }
 }
 
 /// A SecureString as carried on the wire: AES-256-CBC ciphertext under the

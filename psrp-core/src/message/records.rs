@@ -208,19 +208,8 @@ pub struct InvocationInfo {
 
 impl InvocationInfo {
     fn from_object(p: &Props<'_>) -> Result<Self, MessageError> {
-        Ok(InvocationInfo {
-            my_command: p.get("MyCommand").and_then(command_text),
-            invocation_name: p.opt_string("InvocationName")?,
-            script_name: p.opt_string("ScriptName")?,
-            script_line_number: p.opt_i32("ScriptLineNumber")?,
-            offset_in_line: p.opt_i32("OffsetInLine")?,
-            line: p.opt_string("Line")?,
-            position_message: p.opt_string("PositionMessage")?,
-            history_id: p.opt_i64("HistoryId")?,
-            pipeline_length: p.opt_i32("PipelineLength")?,
-            pipeline_position: p.opt_i32("PipelinePosition")?,
-            command_origin: p.get("CommandOrigin").and_then(enum_or_string),
-        })
+        let my_command = p.get("MyCommand").and_then(command_text);
+        Self::read(p, false, my_command)
     }
 
     /// From the `InvocationInfo_*` and `CommandInfo_*` members a record
@@ -230,20 +219,37 @@ impl InvocationInfo {
             .opt_string("CommandInfo_Name")?
             .filter(|n| !n.is_empty())
             .or(p.opt_string("CommandInfo_Definition")?);
+        Self::read(p, true, my_command)
+    }
+
+    /// The members an InvocationInfo object has, or (`flattened`) the same
+    /// with the `InvocationInfo_` prefix a record's inline members carry.
+    fn read(
+        p: &Props<'_>,
+        flattened: bool,
+        my_command: Option<String>,
+    ) -> Result<Self, MessageError> {
+        macro_rules! name {
+            ($n:literal) => {
+                if flattened {
+                    concat!("InvocationInfo_", $n)
+                } else {
+                    $n
+                }
+            };
+        }
         Ok(InvocationInfo {
             my_command,
-            invocation_name: p.opt_string("InvocationInfo_InvocationName")?,
-            script_name: p.opt_string("InvocationInfo_ScriptName")?,
-            script_line_number: p.opt_i32("InvocationInfo_ScriptLineNumber")?,
-            offset_in_line: p.opt_i32("InvocationInfo_OffsetInLine")?,
-            line: p.opt_string("InvocationInfo_Line")?,
-            position_message: p.opt_string("InvocationInfo_PositionMessage")?,
-            history_id: p.opt_i64("InvocationInfo_HistoryId")?,
-            pipeline_length: p.opt_i32("InvocationInfo_PipelineLength")?,
-            pipeline_position: p.opt_i32("InvocationInfo_PipelinePosition")?,
-            command_origin: p
-                .get("InvocationInfo_CommandOrigin")
-                .and_then(enum_or_string),
+            invocation_name: p.opt_string(name!("InvocationName"))?,
+            script_name: p.opt_string(name!("ScriptName"))?,
+            script_line_number: p.opt_i32(name!("ScriptLineNumber"))?,
+            offset_in_line: p.opt_i32(name!("OffsetInLine"))?,
+            line: p.opt_string(name!("Line"))?,
+            position_message: p.opt_string(name!("PositionMessage"))?,
+            history_id: p.opt_i64(name!("HistoryId"))?,
+            pipeline_length: p.opt_i32(name!("PipelineLength"))?,
+            pipeline_position: p.opt_i32(name!("PipelinePosition"))?,
+            command_origin: p.get(name!("CommandOrigin")).and_then(enum_or_string),
         })
     }
 }
@@ -332,17 +338,7 @@ impl ErrorRecord {
         .adapted("HResult", PsValue::I32(-2146233087))
         .build();
         ErrorRecord {
-            exception: Some(ExceptionInfo {
-                type_names: vec![
-                    exception_type.to_owned(),
-                    "System.SystemException".to_owned(),
-                    "System.Exception".to_owned(),
-                    "System.Object".to_owned(),
-                ],
-                message: Some(message.clone()),
-                hresult: Some(-2146233087),
-                value: exception_value,
-            }),
+            exception: Some(exception_info(&exception_value)),
             message,
             fully_qualified_error_id: Some(fully_qualified_error_id.into()),
             target_object: None,

@@ -105,7 +105,7 @@ impl<'a> Props<'a> {
         let v = self.require(name)?;
         match v {
             PsValue::Version(ver) => Ok(*ver),
-            PsValue::String(s) => parse_version(s).ok_or_else(|| MessageError::InvalidValue {
+            PsValue::String(s) => Version::parse(s).ok_or_else(|| MessageError::InvalidValue {
                 context: self.context,
                 property: name,
                 value: s.clone(),
@@ -195,23 +195,6 @@ pub(crate) fn dict_entries(v: &PsValue) -> Option<&[(PsValue, PsValue)]> {
     }
 }
 
-pub(crate) fn parse_version(s: &str) -> Option<Version> {
-    let mut parts = s.split('.').map(|p| p.parse::<u32>());
-    let major = parts.next()?.ok()?;
-    let minor = parts.next()?.ok()?;
-    let build = parts.next().transpose().ok()?;
-    let revision = parts.next().transpose().ok()?;
-    if parts.next().is_some() || (revision.is_some() && build.is_none()) {
-        return None;
-    }
-    Some(Version {
-        major,
-        minor,
-        build,
-        revision,
-    })
-}
-
 /// Builds an object with note properties (`<MS>`), as PSRP messages are.
 #[derive(Default)]
 pub(crate) struct ObjBuilder {
@@ -235,18 +218,12 @@ impl ObjBuilder {
     }
 
     pub fn note(mut self, name: &str, value: impl Into<PsValue>) -> Self {
-        self.obj.extended.push(Property {
-            name: name.to_owned(),
-            value: value.into(),
-        });
+        self.obj.extended.push(Property::new(name, value));
         self
     }
 
     pub fn adapted(mut self, name: &str, value: impl Into<PsValue>) -> Self {
-        self.obj.adapted.push(Property {
-            name: name.to_owned(),
-            value: value.into(),
-        });
+        self.obj.adapted.push(Property::new(name, value));
         self
     }
 
@@ -339,13 +316,13 @@ mod tests {
 
     #[test]
     fn versions_parse() {
-        let v = parse_version("2.3").unwrap();
+        let v = Version::parse("2.3").unwrap();
         assert_eq!((v.major, v.minor, v.build, v.revision), (2, 3, None, None));
-        let v = parse_version("1.1.0.1").unwrap();
+        let v = Version::parse("1.1.0.1").unwrap();
         assert_eq!((v.build, v.revision), (Some(0), Some(1)));
-        assert!(parse_version("2").is_none());
-        assert!(parse_version("2.x").is_none());
-        assert!(parse_version("1.2.3.4.5").is_none());
+        assert!(Version::parse("2").is_none());
+        assert!(Version::parse("2.x").is_none());
+        assert!(Version::parse("1.2.3.4.5").is_none());
     }
 
     #[test]

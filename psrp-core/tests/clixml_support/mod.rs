@@ -35,7 +35,9 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use psrp_core::clixml::{Collection, DateTimeKind, Property, PsObject, PsValue};
+use psrp_core::clixml::{
+    decode, Collection, DateTimeKind, ObjsReader, Property, PsObject, PsValue,
+};
 use serde_json::Value;
 
 /// The repository root (the folder holding the workspace Cargo.toml).
@@ -44,53 +46,6 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("psrp-core has a parent folder")
         .to_path_buf()
-}
-
-/// `shared/real-windows`: from $PSRP_SHARED_DIR, else a `shared` folder
-/// beside the repository or one of its ancestors. Panics when absent: these
-/// tests must not silently skip.
-pub fn real_windows_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("PSRP_SHARED_DIR") {
-        let p = PathBuf::from(dir).join("real-windows");
-        assert!(
-            p.is_dir(),
-            "PSRP_SHARED_DIR has no real-windows: {}",
-            p.display()
-        );
-        return p;
-    }
-    for dir in Path::new(env!("CARGO_MANIFEST_DIR")).ancestors() {
-        let p = dir.join("shared").join("real-windows");
-        if p.is_dir() {
-            return p;
-        }
-    }
-    panic!(
-        "shared/real-windows not found above {}; set PSRP_SHARED_DIR to the shared folder",
-        env!("CARGO_MANIFEST_DIR")
-    );
-}
-
-/// The Python of the test virtualenv: $PSRP_VENV, else created by
-/// tests/venv.sh.
-pub fn venv_python() -> PathBuf {
-    let venv = match std::env::var("PSRP_VENV") {
-        Ok(v) if !v.is_empty() => PathBuf::from(v),
-        _ => {
-            let out = std::process::Command::new(repo_root().join("tests/venv.sh"))
-                .output()
-                .expect("run tests/venv.sh");
-            assert!(
-                out.status.success(),
-                "tests/venv.sh failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-        }
-    };
-    let python = venv.join("bin/python");
-    assert!(python.exists(), "no Python in the venv {}", venv.display());
-    python
 }
 
 fn fail(path: &str, what: String) -> Result<(), String> {
@@ -258,7 +213,7 @@ fn props_match(exp: &Value, got: &[Property], path: &str) -> Result<(), String> 
     }
     for p in got {
         let e = exp
-            .get(&p.name)
+            .get(p.name.as_str())
             .ok_or_else(|| format!("at {path}: unexpected property {}", p.name))?;
         check(e, &p.value, &format!("{path}.{}", p.name))?;
     }
@@ -468,6 +423,31 @@ pub fn same_stream(ours: Option<&str>, expected: &str) -> bool {
 }
 
 /// Compares an `<Objs>` document's items with `{"_objs": [...]}`.
+/// Decodes one case (an `<Objs>` document when `expected` describes one,
+/// else one element) and compares it with psrpcore's reading. Returns the
+/// decoded element, for the checks a caller adds.
+pub fn check_case(expected: &Value, xml: &str) -> Result<Option<PsValue>, String> {
+    if expected.get("_objs").is_some() {
+        let items = ObjsReader::new(xml.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        check_objs(expected, &items).map(|()| None)
+    } else {
+        let v = decode(xml).map_err(|e| e.to_string())?;
+        check(expected, &v, "").map(|()| Some(v))
+    }
+}
+
+/// Fails listing every case that differs (`failures` as "name: why").
+pub fn assert_no_failures(failures: &[String], cases: usize, what: &str) {
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} {what} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 pub fn check_objs(expected: &Value, items: &[psrp_core::clixml::ObjsItem]) -> Result<(), String> {
     let objs = expected["_objs"]
         .as_array()

@@ -163,12 +163,10 @@ impl Psrp {
     /// `psrp` with the Kerberos environment of `peer`'s realm: KRB5_CONFIG
     /// and KRB5CCNAME (a ticket cache with a TGT for the test user).
     pub fn kerberos(peer: &Peer) -> Psrp {
-        let info = peer.info();
         let mut p = Psrp::new();
-        p.env("KRB5_CONFIG", info.krb5_config.as_os_str()).env(
-            "KRB5CCNAME",
-            format!("FILE:{}", info.ccache.display()).as_str(),
-        );
+        for (name, value) in peer.info().kerberos_env() {
+            p.env(name, &value);
+        }
         p
     }
 
@@ -315,43 +313,4 @@ pub fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     check()
-}
-
-/// Open shells of `peer` whose ids are not in `before`.
-pub fn shell_ids(peer: &Peer) -> Vec<String> {
-    peer.control_get("/shells").unwrap()["shells"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s["shell_id"].as_str().map(str::to_uppercase))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The WS-Man operations of one shell, from the peer's log.
-pub fn operations_of(peer: &Peer, shell_id: &str) -> Vec<Value> {
-    peer.operations()
-        .unwrap()
-        .into_iter()
-        .filter(|e| {
-            e["shell_id"]
-                .as_str()
-                .is_some_and(|s| s.eq_ignore_ascii_case(shell_id))
-        })
-        .collect()
-}
-
-/// The real Windows captures: `$PSRP_SHARED_DIR/real-windows`, else the
-/// first `shared/real-windows` above the repository (as psrp-core's tests
-/// find them).
-pub fn real_windows_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PSRP_SHARED_DIR") {
-        return PathBuf::from(dir).join("real-windows");
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|d| d.join("shared").join("real-windows"))
-        .find(|p| p.is_dir())
-        .expect("shared/real-windows not found above the repository (set PSRP_SHARED_DIR)")
 }

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use psrp_core::client::{AuthMethod, ConnectionOptions, RunspacePool, Scheme};
 #[allow(unused_imports)]
@@ -64,61 +64,21 @@ pub fn basic_https(p: &Peer) -> ConnectionOptions {
         .credentials(p.info().user.clone(), p.info().password.clone())
 }
 
-/// Ids (upper case) of the shells open on `p`.
-pub fn open_shell_ids(p: &Peer) -> Vec<String> {
-    p.control_get("/shells").unwrap()["shells"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s["shell_id"].as_str().map(str::to_uppercase))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Whether the shell is open on `p`.
 pub fn shell_open(p: &Peer, shell_id: &str) -> bool {
-    open_shell_ids(p).contains(&shell_id.to_uppercase())
-}
-
-/// The peer's description of one open shell (commands and their states).
-pub fn shell_state(p: &Peer, shell_id: &str) -> Option<Value> {
-    p.control_get("/shells").unwrap()["shells"]
-        .as_array()?
-        .iter()
-        .find(|s| {
-            s["shell_id"]
-                .as_str()
-                .is_some_and(|id| id.eq_ignore_ascii_case(shell_id))
-        })
-        .cloned()
+    p.shell_open(shell_id).unwrap()
 }
 
 /// Waits (bounded) until the shell is gone from `p`; false if it stays.
-pub async fn wait_shell_gone(p: &Peer, shell_id: &str, bound: Duration) -> bool {
-    let deadline = Instant::now() + bound;
-    loop {
-        if !shell_open(p, shell_id) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Blocks this runtime thread meanwhile (the tests run multi-threaded, so
+/// the client's tasks go on).
+pub fn wait_shell_gone(p: &Peer, shell_id: &str, bound: Duration) -> bool {
+    tokio::task::block_in_place(|| p.wait_shell_gone(shell_id, bound).unwrap())
 }
 
 /// WS-Man operations the peer logged for one shell.
 pub fn operations_of(p: &Peer, shell_id: &str) -> Vec<Value> {
-    p.operations()
-        .unwrap()
-        .into_iter()
-        .filter(|e| {
-            e["shell_id"]
-                .as_str()
-                .is_some_and(|id| id.eq_ignore_ascii_case(shell_id))
-        })
-        .collect()
+    p.operations_of(shell_id).unwrap()
 }
 
 /// Opens a pool and checks the peer has its shell.

@@ -6,31 +6,14 @@
 #![allow(dead_code)]
 
 use base64::Engine as _;
+use psrp_tests::JsonLines;
 #[allow(unused_imports)]
 pub use psrp_tests::{Fault, FaultRule, Peer, PeerOptions};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::path::Path;
+use wsman::{CreateShell, ReceiveOutcome, Shell, WsmanClient};
 
 pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-/// The venv python, as the peer fixture finds it.
-pub fn python() -> PathBuf {
-    psrp_tests::venv_python().unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Ids (upper case) of the shells open on `peer`.
-pub fn open_shell_ids(peer: &Peer) -> Vec<String> {
-    peer.control_get("/shells").unwrap()["shells"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s["shell_id"].as_str().map(str::to_uppercase))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// A string from the peer's info JSON (for keys PeerInfo has no field for).
 pub fn info_str(peer: &Peer, key: &str) -> String {
@@ -41,37 +24,17 @@ pub fn info_str(peer: &Peer, key: &str) -> String {
 }
 
 /// A psrpcore client runspace pool in a Python process.
-pub struct Psrp {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+pub struct Psrp(JsonLines);
 
 impl Psrp {
     pub fn start() -> Psrp {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/psrp_driver.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the psrpcore driver");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Psrp {
-            child,
-            stdin,
-            stdout,
-        }
+        let cmd = psrp_tests::python_command(script).unwrap_or_else(|e| panic!("{e}"));
+        Psrp(JsonLines::spawn(cmd, "the psrpcore driver").unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn call(&mut self, req: Value) -> Value {
-        writeln!(self.stdin, "{req}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap();
+        let v = self.0.call(&req).unwrap_or_else(|e| panic!("{e}"));
         assert!(v.get("error").is_none(), "psrpcore: {v}");
         v
     }
@@ -108,9 +71,56 @@ impl Psrp {
     }
 }
 
-impl Drop for Psrp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Most Receives `pump` makes before it gives up.
+pub const POLL_LIMIT: usize = 40;
+
+/// Receives on the pool or a pipeline and feeds psrpcore until `done` says so.
+pub async fn pump(
+    client: &WsmanClient,
+    shell: &Shell,
+    psrp: &mut Psrp,
+    command: Option<(&str, &str)>,
+    mut done: impl FnMut(&Value) -> bool,
+) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut timeouts = 0;
+    for _ in 0..POLL_LIMIT {
+        match client.receive(shell, command.map(|c| c.0)).await.unwrap() {
+            ReceiveOutcome::TimedOut => timeouts += 1,
+            ReceiveOutcome::Data(r) => {
+                let v = psrp.feed(&r.stream_bytes("stdout"), command.map(|c| c.1));
+                events.extend(v["events"].as_array().cloned().unwrap_or_default());
+                if done(&v) {
+                    return events;
+                }
+            }
+        }
     }
+    panic!("not done after {POLL_LIMIT} receives ({timeouts} timed out); events {events:?}");
+}
+
+/// Creates a PowerShell shell on `peer` with a real creationXml and waits
+/// for the pool to open.
+pub async fn open_pool(
+    peer: &Peer,
+    client: &WsmanClient,
+    psrp: &mut Psrp,
+    configuration: &str,
+) -> Shell {
+    let (pool_id, creation_xml) = psrp.open();
+    let shell = client
+        .create_shell(
+            CreateShell::powershell(configuration)
+                .with_shell_id(pool_id.clone())
+                .with_creation_xml(creation_xml),
+        )
+        .await
+        .unwrap();
+    assert_eq!(shell.id.to_uppercase(), pool_id);
+    assert!(
+        peer.open_shell_ids().unwrap().contains(&pool_id),
+        "shell not open on the peer"
+    );
+    pump(client, &shell, psrp, None, |v| v["pool_state"] == "Opened").await;
+    shell
 }

@@ -5,27 +5,19 @@
 #![allow(dead_code)]
 
 use base64::Engine as _;
+use psrp_tests::JsonLines;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// The venv python (tests/venv.sh creates it; tests/run.sh exports PSRP_VENV).
+/// The venv python (the one `psrp_tests` finds or creates with tests/venv.sh).
 pub fn python() -> PathBuf {
-    let venv = std::env::var_os("PSRP_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/venv"));
-    let py = venv.join("bin/python");
-    assert!(
-        py.exists(),
-        "Python venv missing at {}: run tests/venv.sh (tests/run.sh does) or set PSRP_VENV",
-        venv.display()
-    );
-    py
+    psrp_tests::venv_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn support_file(name: &str) -> PathBuf {
@@ -35,11 +27,7 @@ pub fn support_file(name: &str) -> PathBuf {
 }
 
 /// A pyspnego acceptor in a child process.
-pub struct Acceptor {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+pub struct Acceptor(JsonLines);
 
 impl Acceptor {
     /// `protocol`: ntlm | kerberos | negotiate; `env`: NTLM_USER_FILE, KRB5_* ...
@@ -53,31 +41,12 @@ impl Acceptor {
         if let Some(cb) = channel_bindings {
             cmd.arg(cb.iter().map(|b| format!("{b:02x}")).collect::<String>());
         }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the pyspnego acceptor");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Acceptor {
-            child,
-            stdin,
-            stdout,
-        }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        Acceptor(JsonLines::spawn(cmd, "the pyspnego acceptor").unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn call(&mut self, req: Value) -> Value {
-        writeln!(self.stdin, "{req}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        assert!(!line.is_empty(), "acceptor exited");
-        serde_json::from_str(&line).unwrap()
+        self.0.call(&req).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn bytes(v: &Value, key: &str) -> Option<Vec<u8>> {
@@ -121,13 +90,6 @@ impl Acceptor {
             r["principal"].as_str().unwrap_or_default().to_string(),
             r["protocol"].as_str().unwrap_or_default().to_string(),
         )
-    }
-}
-
-impl Drop for Acceptor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
