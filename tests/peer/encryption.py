@@ -85,22 +85,27 @@ def unwrap(
     return bytes(out)
 
 
-def wrap(plain: bytes, protocol: str, wrap_fn: typing.Callable[[bytes], typing.Tuple[bytes, bytes, int]]) -> bytes:
+def wrap(
+    plain: bytes, protocol: str, wrap_fn: typing.Callable[[bytes], typing.Tuple[bytes, typing.Any, int]]
+) -> typing.List[bytes]:
+    """The multipart/encrypted body, as parts to be joined by the sender (the
+    sealed data is large; it is copied once, into the HTTP response)."""
     header, data, padding = wrap_fn(plain)
-    return b"".join(
-        [
-            BOUNDARY,
-            b"\r\n\tContent-Type: ",
-            protocol.encode(),
-            b"\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=",
-            str(len(plain) + padding).encode(),
-            b"\r\n",
-            BOUNDARY,
-            b"\r\n\tContent-Type: application/octet-stream\r\n",
-            struct.pack("<I", len(header)),
-            header,
-            data,
-            BOUNDARY,
-            b"--\r\n",
-        ]
-    )
+    return [
+        b"".join(
+            [
+                BOUNDARY,
+                b"\r\n\tContent-Type: ",
+                protocol.encode(),
+                b"\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=",
+                str(len(plain) + padding).encode(),
+                b"\r\n",
+                BOUNDARY,
+                b"\r\n\tContent-Type: application/octet-stream\r\n",
+                struct.pack("<I", len(header)),
+                header,
+            ]
+        ),
+        data,
+        BOUNDARY + b"--\r\n",
+    ]

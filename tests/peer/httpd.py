@@ -61,6 +61,18 @@ class Listener(http.server.ThreadingHTTPServer):
         log.info("%s: connection from %s ended with an error", self.name, client_address, exc_info=True)
 
 
+def _send_all(sock: socket.socket, parts: typing.List[typing.Any]) -> None:
+    """sendmsg until every byte of ``parts`` is sent."""
+    views = [memoryview(p) for p in parts if len(p)]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views[0])
+            views.pop(0)
+        if views and sent:
+            views[0] = views[0][sent:]
+
+
 class WinRMHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "Microsoft-HTTPAPI/2.0"
@@ -86,6 +98,19 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return self.server_version
+
+    _date_cache: typing.Tuple[int, str] = (0, "")
+
+    def date_time_string(self, timestamp: typing.Optional[float] = None) -> str:
+        # The Date header changes once a second; formatting it is not free.
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        now = int(time.time())
+        second, text = WinRMHandler._date_cache
+        if second != now:
+            text = super().date_time_string(now)
+            WinRMHandler._date_cache = (now, text)
+        return text
 
     def log_message(self, format: str, *args: typing.Any) -> None:
         log.debug("%s conn %d: " + format, self.server.name, self.conn_id, *args)
@@ -129,7 +154,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
     def _send(
         self,
         status: int,
-        body: bytes = b"",
+        body: typing.Union[bytes, typing.List[bytes]] = b"",
         content_type: typing.Optional[str] = None,
         headers: typing.Optional[typing.List[typing.Tuple[str, str]]] = None,
     ) -> None:
@@ -138,16 +163,23 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
             self.send_header(name, value)
         if content_type:
             self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        parts = [body] if isinstance(body, bytes) else body
+        length = sum(len(p) for p in parts)
+        self.send_header("Content-Length", str(length))
         # Headers and body in one write: a separate small header segment
         # would wait for the client's delayed ACK (Nagle), about 40 ms per
         # response, which HTTP.sys does not do.
         self._headers_buffer.append(b"\r\n")
-        self._headers_buffer.append(body)
-        self.flush_headers()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self._headers_buffer.extend(parts)
+            self.flush_headers()
+        else:
+            # One gathering write, without joining a large body into a copy.
+            _send_all(self.connection, [b"".join(self._headers_buffer), *parts])
+            self._headers_buffer = []
         self.wfile.flush()
         with self.server.instance.lock:
-            self.server.instance.bytes_out += len(body)
+            self.server.instance.bytes_out += length
 
     def _unauthorized(self, token: typing.Optional[bytes] = None, scheme: str = "", reason: str = "") -> None:
         if token is not None:
@@ -303,6 +335,8 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                 endpoint=f"{transport}://localhost:{self.server.server_port}/wsman",
             )
             response = inst.handlers.dispatch(req, ctx, record)
+            if not isinstance(response, bytes):  # large responses come in parts
+                response = b"".join(response)
         except soap.WSManFault as fault:
             status = 500
             record["fault_code"] = fault.code

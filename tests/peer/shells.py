@@ -9,13 +9,14 @@ request's MaxEnvelopeSize.
 
 import collections
 import logging
+import struct
 import threading
 import time
 import typing
 import uuid
 
 import psrpcore
-from psrpcore._payload import create_fragment, create_message
+from psrpcore._payload import create_message
 from psrpcore.types import (
     PSInvocationState,
     PSRPMessageType,
@@ -29,13 +30,17 @@ log = logging.getLogger("peer.shells")
 
 TERMINAL_STATES = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
 
-# A producing command waits while this much output is queued for its pipeline.
+# A producing command stops when this much output is queued for its pipeline,
+# and goes on once Receives have taken it down to the low-water mark (so that
+# it is not woken for every Receive).
 QUEUE_HIGH_WATER = 8 * 1024 * 1024
+QUEUE_LOW_WATER = 4 * 1024 * 1024
 
 # Fixed cost of a ReceiveResponse envelope without streams, and per rsp:Stream element.
 _RECEIVE_ENVELOPE_RESERVE = 2048
 _STREAM_ELEMENT_OVERHEAD = 100
 FRAGMENT_HEADER = 21
+_FRAGMENT = struct.Struct(">QQBI")
 
 
 class PeerRunspacePool(psrpcore.ServerRunspacePool):
@@ -227,17 +232,18 @@ class Shell:
         """Queues PIPELINE_OUTPUT messages serialized elsewhere, with ids from psrpcore's
         own object-id counter (so they never clash with messages psrpcore frames). Lock held."""
         self.drain()  # keep order with anything psrpcore queued before
+        # The 40-byte message header is the same for every object of the command.
+        header = create_message(False, PSRPMessageType.PipelineOutput, b"", self.pool.runspace_pool_id, command.id)
         for data in clixml:
-            message = create_message(
-                False, PSRPMessageType.PipelineOutput, data, self.pool.runspace_pool_id, command.id
-            )
-            self._enqueue(command.id, OutMessage(self.pool.next_object_id(), message))
+            self._enqueue(command.id, OutMessage(self.pool.next_object_id(), header + data))
         self.cond.notify_all()
 
     def wait_for_room(self, command: Command) -> None:
         """Back-pressure for producers: waits while the client is far behind. Lock held."""
+        if self.queued_bytes.get(command.id, 0) <= QUEUE_HIGH_WATER:
+            return
         while (
-            self.queued_bytes.get(command.id, 0) > QUEUE_HIGH_WATER
+            self.queued_bytes.get(command.id, 0) > QUEUE_LOW_WATER
             and not command.stop_requested
             and not command.closed
             and not self.closed
@@ -274,6 +280,7 @@ class Shell:
         budget = max_envelope - _RECEIVE_ENVELOPE_RESERVE
         fragments: typing.List[bytes] = []
         used = 0
+        taken = 0
         while queue:
             message = queue[0]
             room = budget - used - _STREAM_ELEMENT_OVERHEAD
@@ -281,16 +288,24 @@ class Shell:
             room_bytes = (room // 4) * 3 - FRAGMENT_HEADER
             if room_bytes <= 0:
                 break
-            chunk = message.data[message.offset : message.offset + room_bytes]
+            data = message.data
+            if message.offset == 0 and len(data) <= room_bytes:
+                chunk = data  # the whole message in one fragment (no slice copy)
+            else:
+                chunk = data[message.offset : message.offset + room_bytes]
             message.offset += len(chunk)
-            end = message.offset >= len(message.data)
-            fragments.append(create_fragment(message.object_id, message.fragment_id, chunk, end))
+            end = message.offset >= len(data)
+            flags = (1 if message.fragment_id == 0 else 0) | (2 if end else 0)
+            # MS-PSRP 2.2.4 fragment header, as psrpcore's create_fragment.
+            fragments.append(_FRAGMENT.pack(message.object_id, message.fragment_id, flags, len(chunk)) + chunk)
             message.fragment_id += 1
             used += _STREAM_ELEMENT_OVERHEAD + ((FRAGMENT_HEADER + len(chunk) + 2) // 3) * 4
-            self.queued_bytes[target] -= len(chunk)
+            taken += len(chunk)
             if end:
                 queue.popleft()
-        self.cond.notify_all()  # producers waiting for room
+        self.queued_bytes[target] -= taken
+        if self.queued_bytes[target] <= QUEUE_LOW_WATER:
+            self.cond.notify_all()  # producers waiting for room
         done = command is not None and not queue and command.terminal
         return fragments, done
 

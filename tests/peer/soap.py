@@ -243,6 +243,18 @@ def envelope(action: str, relates_to: typing.Optional[str], body: str, extra_hea
     ).encode("utf-8")
 
 
+def envelope_parts(action: str, relates_to: typing.Optional[str], body: typing.List[bytes]) -> typing.List[bytes]:
+    """``envelope`` for a large body given as byte strings: the parts of the
+    document, to be joined once by whoever sends it."""
+    relates = f"<a:RelatesTo>{escape(relates_to)}</a:RelatesTo>" if relates_to else ""
+    head = (
+        f"{_ENVELOPE_OPEN}<s:Header><a:Action>{escape(action)}</a:Action>"
+        f"<a:MessageID>uuid:{str(uuid.uuid4()).upper()}</a:MessageID><a:To>{ANONYMOUS}</a:To>{relates}"
+        f"</s:Header><s:Body>"
+    ).encode("utf-8")
+    return [head, *body, b"</s:Body></s:Envelope>"]
+
+
 def fault_envelope(fault: WSManFault, relates_to: typing.Optional[str]) -> bytes:
     message = escape(fault.message)
     provider = ""

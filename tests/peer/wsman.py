@@ -251,16 +251,20 @@ class Handlers:
             command = self._command(shell, command_id) if command_id else None
             fragments, done = shell.receive(command, req.operation_timeout, req.max_envelope_size)
         cid = f' CommandId="{escape(command_id)}"' if command_id else ""
-        parts = ["<rsp:ReceiveResponse>"]
+        # Bytes throughout: the streams are most of a response of up to
+        # MaxEnvelopeSize, and each str/bytes conversion would copy them.
+        open_stream = f'<rsp:Stream Name="stdout"{cid}>'.encode()
+        open_last = f'<rsp:Stream Name="stdout"{cid} End="true">'.encode()
+        parts = [b"<rsp:ReceiveResponse>"]
         for index, fragment in enumerate(fragments):
-            end = ' End="true"' if done and index == len(fragments) - 1 else ""
-            parts.append(f'<rsp:Stream Name="stdout"{cid}{end}>{base64.b64encode(fragment).decode()}</rsp:Stream>')
+            last = done and index == len(fragments) - 1
+            parts += [open_last if last else open_stream, base64.b64encode(fragment), b"</rsp:Stream>"]
         if command_id:
-            parts.append(f'<rsp:CommandState{cid} State="{STATE_DONE if done else STATE_RUNNING}"/>')
-        parts.append("</rsp:ReceiveResponse>")
+            parts.append(f'<rsp:CommandState{cid} State="{STATE_DONE if done else STATE_RUNNING}"/>'.encode())
+        parts.append(b"</rsp:ReceiveResponse>")
         record["fragments"] = len(fragments)
         record["done"] = done
-        return soap.envelope(soap.SHELL_ACTION_PREFIX + "ReceiveResponse", req.message_id, "".join(parts))
+        return soap.envelope_parts(soap.SHELL_ACTION_PREFIX + "ReceiveResponse", req.message_id, parts)
 
     def signal(self, req: Request, shell: shells.Shell, ctx: Context, record: typing.Dict[str, typing.Any]) -> bytes:
         sig = req.body.find("rsp:Signal", NS)
