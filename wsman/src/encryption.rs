@@ -117,8 +117,32 @@ pub fn boundary_of(content_type: &str) -> Result<String, EncryptionError> {
     ))
 }
 
+/// Where one sealed part is in a body: the header is directly followed by
+/// the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartRange {
+    pub(crate) original_length: usize,
+    pub(crate) header: std::ops::Range<usize>,
+    pub(crate) data: std::ops::Range<usize>,
+}
+
 /// Splits an encrypted body into its sealed parts.
 pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<Vec<Part<'a>>, EncryptionError> {
+    Ok(decode_ranges(content_type, body)?
+        .into_iter()
+        .map(|p| Part {
+            original_length: p.original_length,
+            header: &body[p.header],
+            data: &body[p.data],
+        })
+        .collect())
+}
+
+/// [`decode`], as positions in `body` (for decrypting in place).
+pub(crate) fn decode_ranges(
+    content_type: &str,
+    body: &[u8],
+) -> Result<Vec<PartRange>, EncryptionError> {
     let boundary = boundary_of(content_type)?;
     let delim = format!("--{boundary}").into_bytes();
     let mut open = delim.clone();
@@ -170,9 +194,10 @@ pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<Vec<Part<'a>>, E
         let header_len =
             u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
         pos += 4;
-        let header = body
-            .get(pos..pos.saturating_add(header_len))
-            .ok_or_else(|| malformed("signature longer than the body"))?;
+        let header = pos..pos.saturating_add(header_len);
+        if body.get(header.clone()).is_none() {
+            return Err(malformed("signature longer than the body"));
+        }
         pos += header_len;
         // The sealed data normally has exactly the declared length; prefer
         // that end so boundary-like bytes inside the ciphertext do no harm.
@@ -180,10 +205,10 @@ pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<Vec<Part<'a>>, E
             Some(rest) if rest.starts_with(&delim) => pos + original_length,
             _ => find(body, &delim, pos).ok_or_else(|| malformed("closing boundary missing"))?,
         };
-        parts.push(Part {
+        parts.push(PartRange {
             original_length,
             header,
-            data: &body[pos..end],
+            data: pos..end,
         });
         pos = end;
     }

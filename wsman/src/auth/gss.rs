@@ -193,15 +193,21 @@ impl GssClient {
     pub fn unwrap(&mut self, header: &[u8], data: &[u8]) -> Result<Vec<u8>, GssError> {
         let mut header = header.to_vec();
         let mut data = data.to_vec();
+        self.unwrap_in_place(&mut header, &mut data)?;
+        Ok(data)
+    }
+
+    /// Decrypts and verifies a server message in place: `data` holds the
+    /// plaintext afterwards (`header` is scratch). No copies: WinRM
+    /// responses are up to MaxEnvelopeSize.
+    pub fn unwrap_in_place(&mut self, header: &mut [u8], data: &mut [u8]) -> Result<(), GssError> {
         let mut iovs = [
-            GssIov::new(GssIovType::Header, &mut header),
-            GssIov::new(GssIovType::Data, &mut data),
+            GssIov::new(GssIovType::Header, header),
+            GssIov::new(GssIovType::Data, data),
         ];
         self.ctx
             .unwrap_iov(&mut iovs)
-            .map_err(gss_err("decrypting a message"))?;
-        drop(iovs);
-        Ok(data)
+            .map_err(gss_err("decrypting a message"))
     }
 }
 

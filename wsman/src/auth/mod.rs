@@ -82,23 +82,49 @@ impl Security {
     }
 
     /// Decrypts an encrypted HTTP body, checking every part's length.
+    /// Kerberos parts are decrypted in place and the plaintext moved to the
+    /// front of the same buffer: response bodies are large.
     pub(crate) fn decrypt_body(
         &mut self,
         content_type: &str,
-        body: &[u8],
+        mut body: Vec<u8>,
     ) -> Result<Vec<u8>, EncryptionError> {
-        let parts = crate::encryption::decode(content_type, body)?;
-        let mut out = Vec::with_capacity(body.len());
+        let parts = crate::encryption::decode_ranges(content_type, &body)?;
+        let mut written = 0;
         for p in parts {
-            let plain = self.unwrap(p.header, p.data)?;
+            let plain = match self {
+                Security::Gss(g) => {
+                    let (header, data) =
+                        body[p.header.start..p.data.end].split_at_mut(p.header.len());
+                    g.unwrap_in_place(header, data)
+                        .map_err(|e| EncryptionError::Unseal(e.to_string()))?;
+                    p.data.clone()
+                }
+                Security::Ntlm(_) => {
+                    let plain = self.unwrap(&body[p.header.clone()], &body[p.data.clone()])?;
+                    if plain.len() > p.data.len() {
+                        return Err(EncryptionError::LengthMismatch {
+                            declared: p.original_length,
+                            actual: plain.len(),
+                        });
+                    }
+                    let at = p.data.start;
+                    body[at..at + plain.len()].copy_from_slice(&plain);
+                    at..at + plain.len()
+                }
+            };
             if plain.len() != p.original_length {
                 return Err(EncryptionError::LengthMismatch {
                     declared: p.original_length,
                     actual: plain.len(),
                 });
             }
-            out.extend_from_slice(&plain);
+            // Parts follow each other: a plaintext never starts before what
+            // is already written.
+            body.copy_within(plain.clone(), written);
+            written += plain.len();
         }
-        Ok(out)
+        body.truncate(written);
+        Ok(body)
     }
 }

@@ -452,20 +452,7 @@ pub fn parse_receive(body: &Element) -> Result<ReceiveResponse, ResponseError> {
             .attr("Name")
             .ok_or_else(|| shape("rsp:Stream without Name"))?
             .to_string();
-        // Streams are large and normally have no line breaks: only copy to
-        // strip whitespace when there is some.
-        let raw = s.text.as_bytes();
-        let decoded = if raw.iter().any(u8::is_ascii_whitespace) {
-            let compact: Vec<u8> = raw
-                .iter()
-                .copied()
-                .filter(|b| !b.is_ascii_whitespace())
-                .collect();
-            B64.decode(compact)
-        } else {
-            B64.decode(raw)
-        };
-        let data = decoded.map_err(|e| shape(format!("rsp:Stream {name} is not base64: {e}")))?;
+        let data = decode_stream(&s.text, &name)?;
         out.streams.push(StreamData {
             name,
             command_id: s.attr("CommandId").map(str::to_string),
@@ -479,12 +466,7 @@ pub fn parse_receive(body: &Element) -> Result<ReceiveResponse, ResponseError> {
         let state = cs
             .attr("State")
             .ok_or_else(|| shape("rsp:CommandState without State"))?;
-        let kind = match state.rsplit('/').next() {
-            Some("Done") => CommandStateKind::Done,
-            Some("Running") => CommandStateKind::Running,
-            Some("Pending") => CommandStateKind::Pending,
-            _ => CommandStateKind::Other(state.to_string()),
-        };
+        let kind = state_kind(state);
         let exit_code = match cs.child(ns::RSP, "ExitCode") {
             Some(e) => Some(
                 e.text
@@ -501,6 +483,35 @@ pub fn parse_receive(body: &Element) -> Result<ReceiveResponse, ResponseError> {
         });
     }
     Ok(out)
+}
+
+/// The bytes of an rsp:Stream's base64 text.
+fn decode_stream(text: &str, name: &str) -> Result<Vec<u8>, ResponseError> {
+    let bad = |e: base64::DecodeError| shape(format!("rsp:Stream {name} is not base64: {e}"));
+    // Streams are large and normally without line breaks: decode directly,
+    // and only copy to strip whitespace when that fails.
+    B64.decode(text).or_else(|e| {
+        let raw = text.as_bytes();
+        if !raw.iter().any(u8::is_ascii_whitespace) {
+            return Err(bad(e));
+        }
+        let compact: Vec<u8> = raw
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        B64.decode(compact).map_err(bad)
+    })
+}
+
+/// The kind of a CommandState State URI.
+fn state_kind(state: &str) -> CommandStateKind {
+    match state.rsplit('/').next() {
+        Some("Done") => CommandStateKind::Done,
+        Some("Running") => CommandStateKind::Running,
+        Some("Pending") => CommandStateKind::Pending,
+        _ => CommandStateKind::Other(state.to_string()),
+    }
 }
 
 #[cfg(test)]

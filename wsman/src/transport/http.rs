@@ -312,15 +312,30 @@ impl HttpConn {
                 ..HttpFailure::new(chain(&e))
             })?;
             let status = resp.status().as_u16();
-            let (parts, body) = resp.into_parts();
-            let body = http_body_util::Limited::new(body, limit)
-                .collect()
-                .await
-                .map_err(|e| {
-                    HttpFailure::new(format!("reading the response body: {}", chain(&*e)))
-                })?
-                .to_bytes()
-                .to_vec();
+            let (parts, mut body) = resp.into_parts();
+            // Straight into one buffer sized from Content-Length (responses
+            // are up to MaxEnvelopeSize): no intermediate copies.
+            let declared = parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut buf = Vec::with_capacity(declared.min(limit));
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| {
+                    HttpFailure::new(format!("reading the response body: {}", chain(&e)))
+                })?;
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > limit {
+                        return Err(HttpFailure::new(format!(
+                            "reading the response body: longer than {limit} bytes"
+                        )));
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+            let body = buf;
             Ok(RawReply {
                 status,
                 headers: parts.headers,

@@ -357,7 +357,7 @@ impl Connection {
             )));
         };
         let ct = reply.content_type().to_string();
-        match sec.decrypt_body(&ct, &reply.body) {
+        match sec.decrypt_body(&ct, std::mem::take(&mut reply.body)) {
             Ok(plain) => {
                 reply.body = plain;
                 Ok(reply)
