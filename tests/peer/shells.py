@@ -9,14 +9,13 @@ request's MaxEnvelopeSize.
 
 import collections
 import logging
-import struct
 import threading
 import time
 import typing
 import uuid
 
 import psrpcore
-from psrpcore._payload import create_message
+from psrpcore._payload import create_fragment, create_message
 from psrpcore.types import (
     PSInvocationState,
     PSRPMessageType,
@@ -40,7 +39,6 @@ QUEUE_LOW_WATER = 4 * 1024 * 1024
 _RECEIVE_ENVELOPE_RESERVE = 2048
 _STREAM_ELEMENT_OVERHEAD = 100
 FRAGMENT_HEADER = 21
-_FRAGMENT = struct.Struct(">QQBI")
 
 
 class PeerRunspacePool(psrpcore.ServerRunspacePool):
@@ -295,9 +293,8 @@ class Shell:
                 chunk = data[message.offset : message.offset + room_bytes]
             message.offset += len(chunk)
             end = message.offset >= len(data)
-            flags = (1 if message.fragment_id == 0 else 0) | (2 if end else 0)
-            # MS-PSRP 2.2.4 fragment header, as psrpcore's create_fragment.
-            fragments.append(_FRAGMENT.pack(message.object_id, message.fragment_id, flags, len(chunk)) + chunk)
+            # Fragments come from psrpcore, not from our own reading of the format.
+            fragments.append(create_fragment(message.object_id, message.fragment_id, chunk, end))
             message.fragment_id += 1
             used += _STREAM_ELEMENT_OVERHEAD + ((FRAGMENT_HEADER + len(chunk) + 2) // 3) * 4
             taken += len(chunk)
