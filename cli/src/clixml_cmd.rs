@@ -21,6 +21,9 @@ use crate::exit::Status;
 use crate::logging::{Level, Logger};
 use crate::output::{Formatter, OutputSender};
 
+/// Formatted output gathered before it goes to the writer thread.
+const BATCH_BYTES: usize = 64 << 10;
+
 /// What the input turned out to be.
 #[derive(Debug, PartialEq, Eq)]
 enum Kind {
@@ -108,20 +111,34 @@ fn convert(
     } else {
         head
     };
-    let send = |v: &PsValue| {
-        out.blocking_send(formatter.item("", v))
-            .map_err(|_| Failure::Closed)
-    };
+    let send_bytes = |bytes: Vec<u8>| out.blocking_send(bytes).map_err(|_| Failure::Closed);
+    let send = |v: &PsValue| send_bytes(formatter.item("", v));
     match kind_of(&text_head) {
         Kind::Objs => {
-            for item in ObjsReader::new(reader) {
-                let item = item.map_err(|e| Failure::Data(e.to_string()))?;
-                match item.stream.as_deref() {
-                    None => send(&item.value)?,
-                    Some(stream) => log_stream_item(log, stream, &item.value),
+            // Output items go to the writer in batches (documents hold many
+            // objects); what was read before an error is still written.
+            let mut batch = Vec::new();
+            let read = (|| {
+                for item in ObjsReader::new(reader) {
+                    let item = item.map_err(|e| Failure::Data(e.to_string()))?;
+                    match item.stream.as_deref() {
+                        None => {
+                            formatter.append(&mut batch, "", &item.value);
+                            if batch.len() >= BATCH_BYTES {
+                                send_bytes(std::mem::take(&mut batch))?;
+                            }
+                        }
+                        Some(stream) => log_stream_item(log, stream, &item.value),
+                    }
                 }
-            }
-            Ok(())
+                Ok(())
+            })();
+            let rest = if batch.is_empty() {
+                Ok(())
+            } else {
+                send_bytes(batch)
+            };
+            read.and(rest)
         }
         Kind::Element => {
             let mut text = String::new();
