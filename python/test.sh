@@ -45,4 +45,5 @@ fi
 
 # From outside the source tree, so that the installed wheel is imported.
 cd "$root/python/tests"
-exec timeout 900 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" .
+[ $# -gt 0 ] || set -- .
+exec timeout 900 "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=5 "$@"
