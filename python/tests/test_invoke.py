@@ -255,3 +255,15 @@ def test_usage_errors_before_connecting() -> None:
     assert issubclass(UsageError, ValueError)
     pool = RunspacePool("h", auth="ntlm", username="u", password="S3cret-pw")
     assert "S3cret-pw" not in repr(pool) and "S3cret-pw" not in repr(pool._settings)
+
+
+def test_exit_code_set_by_the_remote(peer: PeerProcess) -> None:
+    with RunspacePool(**kerberos(peer)) as pool:
+        result = pool.run_script("Write-Output before; exit 7; Write-Output after")
+        assert result.output == ["before"] and result.exit_code == 7
+        assert result.state == "Completed" and not result.had_errors
+        # Also when the events were iterated first.
+        inv = pool.start("exit 3", script=True)
+        assert list(inv) == []
+        assert inv.result().exit_code == 3
+        assert pool.invoke("Get-Date").exit_code is None
