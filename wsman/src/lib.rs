@@ -33,6 +33,8 @@
 //! - **NTLM** is NTLMv2 written here on RustCrypto primitives: MIC, key
 //!   exchange, channel bindings, signing and sealing with per-direction RC4
 //!   state, checked against the MS-NLMP 4.2.4 known answers and pyspnego.
+//!   A server whose CHALLENGE does not offer 128-bit keys, key exchange,
+//!   signing and sealing is refused ([`auth::ntlm::NtlmError::MissingFlags`]).
 //! - **Negotiate** runs the GSSAPI SPNEGO mechanism when Kerberos credentials
 //!   can be had (ticket cache, or username + password from the KDC); if that
 //!   fails before anything is sent and a username and password are
