@@ -29,7 +29,11 @@
 //!   `kinit`, ticket caches, keytabs and krb5.conf work as for other tools;
 //!   with a password a TGT is fetched into memory. The SPN defaults to
 //!   `HTTP/<host>`; delegation is optional. Messages are sealed with
-//!   `gss_wrap_iov` over HEADER | DATA | PADDING, WinRM's layout.
+//!   `gss_wrap_iov` over HEADER | DATA | PADDING, WinRM's layout. The
+//!   flags the established context was granted are checked: mutual
+//!   authentication always, confidentiality and integrity when messages
+//!   are encrypted ([`auth::gss::missing_flags`]); a server message that
+//!   verifies but was only signed, not encrypted, is refused.
 //! - **NTLM** is NTLMv2 written here on RustCrypto primitives: MIC, key
 //!   exchange, channel bindings, signing and sealing with per-direction RC4
 //!   state, checked against the MS-NLMP 4.2.4 known answers and pyspnego.

@@ -481,6 +481,8 @@ impl Connection {
                         }
                         g
                     };
+                    // The flags the context was granted, not just requested.
+                    g.verify_granted(cfg.encrypts()).map_err(Error::from)?;
                     Security::Gss(g)
                 }
                 Some(Pending::Ntlm(_)) => {
