@@ -46,6 +46,8 @@ pub struct Settings {
     pub insecure_skip_tls_verify: bool,
     /// Allow unencrypted HTTP.
     pub allow_unencrypted: bool,
+    /// Negotiate must not fall back to NTLM.
+    pub no_ntlm_fallback: bool,
     /// Session configuration name.
     pub configuration_name: String,
     /// Session-init commands, parsed.
@@ -231,6 +233,7 @@ impl Settings {
             insecure_skip_tls_verify: args.insecure_skip_tls_verify
                 || profile.insecure_skip_tls_verify.unwrap_or(false),
             allow_unencrypted: args.allow_unencrypted || profile.allow_unencrypted.unwrap_or(false),
+            no_ntlm_fallback: args.no_ntlm_fallback || profile.no_ntlm_fallback.unwrap_or(false),
             configuration_name: args
                 .configuration_name
                 .clone()
@@ -264,6 +267,17 @@ impl Settings {
         }
         w
     }
+}
+
+/// The warning printed (once per host) when negotiate used NTLM: why
+/// Kerberos could not be used, and how to fix or forbid the fallback.
+pub fn ntlm_fallback_warning(kerberos_error: &str) -> String {
+    format!(
+        "WARNING: negotiate fell back to NTLM because Kerberos could not be used: {kerberos_error}. \
+         For Kerberos, get a ticket with kinit (KRB5CCNAME) or give the user as user@REALM, and \
+         check krb5.conf and the service principal (--spn); to refuse NTLM, use --no-ntlm-fallback \
+         (PSRP_NO_NTLM_FALLBACK=true, profile no_ntlm_fallback = true); to choose NTLM, -a ntlm"
+    )
 }
 
 /// `basic`, `ntlm`, `kerberos` or `negotiate`.

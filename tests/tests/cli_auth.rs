@@ -292,3 +292,74 @@ fn environment_and_profile_settings_with_precedence() {
         .run();
     run.expect_code(0);
 }
+
+/// Negotiate with a user Kerberos cannot serve (`PEER\user`: a realm
+/// krb5.conf does not know) falls back to NTLM and says so once, with the
+/// Kerberos reason and how to fix or forbid it; `--no-ntlm-fallback` (or
+/// its variable, or the profile key) turns it into exit status 3 with the
+/// Kerberos reason.
+#[test]
+fn negotiate_fallback_to_ntlm_warns_once_or_is_refused() {
+    let peer = Peer::shared();
+    let info = peer.info();
+    let netbios_user = format!("PEER\\{}", info.user);
+    let warning = "psrp: WARNING: negotiate fell back to NTLM because Kerberos could not be used: ";
+    let run = Psrp::peer(peer)
+        .conn(["-u", &netbios_user])
+        .env("PSRP_PASSWORD", &info.password)
+        .args(["invoke", "Write-Output", "-p", "InputObject=via ntlm"])
+        .run();
+    run.expect_code(0);
+    assert_eq!(run.json(), json!(["via ntlm"]));
+    let warnings = run.stderr_lines(warning);
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(
+        warnings[0].contains("realm \"PEER\"")
+            && warnings[0].contains("kinit")
+            && warnings[0].contains("--no-ntlm-fallback"),
+        "{}",
+        warnings[0]
+    );
+    assert_not_printed(&run, &info.password);
+
+    // Forbidden by the flag, the variable or the profile.
+    let cfg_text = format!(
+        "[profiles.strict]\nhost = \"localhost\"\nport = {}\nlogin = '{netbios_user}'\nno_ntlm_fallback = true\n",
+        info.http_port
+    );
+    for how in ["flag", "env", "profile"] {
+        let mut p = Psrp::kerberos(peer);
+        match how {
+            "flag" => p
+                .conn(["-H", &info.host, "--port", &info.http_port.to_string()])
+                .conn(["-u", &netbios_user, "--no-ntlm-fallback"]),
+            "env" => p
+                .conn(["-H", &info.host, "--port", &info.http_port.to_string()])
+                .conn(["-u", &netbios_user])
+                .env("PSRP_NO_NTLM_FALLBACK", "1"),
+            _ => {
+                let cfg = p.home().join("psrp.toml");
+                std::fs::write(&cfg, &cfg_text).unwrap();
+                p.conn(["--config", cfg.to_str().unwrap(), "-P", "strict"])
+            }
+        };
+        let run = p
+            .env("PSRP_PASSWORD", &info.password)
+            .args(["invoke", "Get-Date"])
+            .run();
+        run.expect_code(3);
+        assert!(
+            run.stderr.contains("Negotiate could not use Kerberos (")
+                && run.stderr.contains("realm \"PEER\"")
+                && run.stderr.contains("falling back to NTLM is not allowed"),
+            "{how}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr_lines(warning).is_empty(),
+            "{how}: {}",
+            run.stderr
+        );
+        assert_not_printed(&run, &info.password);
+    }
+}

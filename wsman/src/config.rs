@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::secret::Secret;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use url::Url;
@@ -113,6 +114,58 @@ pub enum ProxyConfig {
     Url(String),
 }
 
+/// Negotiate authenticated with NTLM because Kerberos could not be used.
+///
+/// NTLM is weaker than Kerberos (no mutual authentication of the server,
+/// password-derived keys open to offline guessing), so a client that meant
+/// to use Kerberos should hear about it: see [`WsmanConfig::on_ntlm_fallback`]
+/// and [`crate::WsmanClient::ntlm_fallback`], or forbid it with
+/// [`WsmanConfig::allow_ntlm_fallback`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NtlmFallback {
+    /// The endpoint.
+    pub endpoint: String,
+    /// Why Kerberos could not be used: the GSSAPI error, e.g. no ticket in
+    /// the cache, a realm the KDC configuration does not know, or a user or
+    /// service principal the KDC does not know.
+    pub kerberos_error: String,
+}
+
+impl std::fmt::Display for NtlmFallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Negotiate with {} used NTLM because Kerberos could not be used: {}",
+            self.endpoint, self.kerberos_error
+        )
+    }
+}
+
+/// A function told when Negotiate falls back to NTLM (once per client):
+/// [`WsmanConfig::on_ntlm_fallback`]. It runs on the task that
+/// authenticates, so it should be quick (log, count, set a flag).
+#[derive(Clone)]
+pub struct FallbackHook(Arc<dyn Fn(&NtlmFallback) + Send + Sync>);
+
+impl FallbackHook {
+    /// Wraps a function.
+    pub fn new(f: impl Fn(&NtlmFallback) + Send + Sync + 'static) -> Self {
+        FallbackHook(Arc::new(f))
+    }
+
+    /// Calls the function.
+    pub fn call(&self, fallback: &NtlmFallback) {
+        (self.0)(fallback)
+    }
+}
+
+impl std::fmt::Debug for FallbackHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FallbackHook(..)")
+    }
+}
+
 /// Everything [`crate::WsmanClient`] needs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -143,6 +196,13 @@ pub struct WsmanConfig {
     /// Most authenticated connections held at once (each carries one
     /// request at a time; a blocked Receive occupies one).
     pub max_connections: usize,
+    /// Whether [`Auth::Negotiate`] may use NTLM when no Kerberos credentials
+    /// can be had (default true, as Windows clients do). With false, a
+    /// Kerberos failure is an [`Error::Auth`] that carries the Kerberos
+    /// error.
+    pub allow_ntlm_fallback: bool,
+    /// Called once per client, the first time Negotiate falls back to NTLM.
+    pub on_ntlm_fallback: Option<FallbackHook>,
 }
 
 impl WsmanConfig {
@@ -163,6 +223,8 @@ impl WsmanConfig {
             data_locale: None,
             proxy: ProxyConfig::Environment,
             max_connections: 4,
+            allow_ntlm_fallback: true,
+            on_ntlm_fallback: None,
         })
     }
 

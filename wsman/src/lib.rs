@@ -45,7 +45,10 @@
 //!   configured, it sends raw NTLM tokens under the `Negotiate` scheme, which
 //!   Windows and pyspnego accept. Why not our own SPNEGO around NTLM: MIT's
 //!   SPNEGO is proven, handles the mechListMIC, and a client without Kerberos
-//!   credentials gains nothing from wrapping NTLM in SPNEGO.
+//!   credentials gains nothing from wrapping NTLM in SPNEGO. The fallback is
+//!   not silent: [`WsmanConfig::on_ntlm_fallback`] is called and
+//!   [`WsmanClient::ntlm_fallback`] says why Kerberos was not used; with
+//!   [`WsmanConfig::allow_ntlm_fallback`] false it is an error instead.
 //! - On HTTPS, the `tls-server-end-point` channel binding is always sent.
 //!
 //! # Connections and concurrency
@@ -104,7 +107,9 @@ pub mod soap;
 mod transport;
 
 pub use client::WsmanClient;
-pub use config::{Auth, EncryptionPolicy, ProxyConfig, TlsOptions, WsmanConfig};
+pub use config::{
+    Auth, EncryptionPolicy, FallbackHook, NtlmFallback, ProxyConfig, TlsOptions, WsmanConfig,
+};
 pub use error::Error;
 pub use fault::WsmanFault;
 pub use secret::Secret;

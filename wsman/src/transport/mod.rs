@@ -18,14 +18,14 @@ use crate::auth::channel_bindings::ChannelBindings;
 use crate::auth::gss::{self, GssClient, GssMech};
 use crate::auth::ntlm::{NtlmClient, NtlmCredentials};
 use crate::auth::{scheme, Security};
-use crate::config::{Auth, WsmanConfig};
+use crate::config::{Auth, NtlmFallback, WsmanConfig};
 use crate::encryption::{EncryptionError, Protocol};
 use crate::error::Error;
 use crate::secret::Secret;
 use base64::Engine as _;
 use http::{HttpConn, HttpFailure, Target};
 use hyper::header::{HeaderMap, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     target: Target,
     /// Kerberos credentials acquired with a password, reused by every connection.
     kerberos_cred: Mutex<Option<libgssapi::credential::Cred>>,
+    /// The first Negotiate → NTLM fallback of this client.
+    pub(crate) ntlm_fallback: OnceLock<NtlmFallback>,
 }
 
 impl Shared {
@@ -61,7 +63,27 @@ impl Shared {
             target,
             config,
             kerberos_cred: Mutex::new(None),
+            ntlm_fallback: OnceLock::new(),
         })
+    }
+
+    /// Records a Negotiate → NTLM fallback; the first one of this client
+    /// goes to the configured hook and to the debug trace.
+    fn note_ntlm_fallback(&self, kerberos_error: &Error) {
+        let mut first = false;
+        let fallback = self.ntlm_fallback.get_or_init(|| {
+            first = true;
+            NtlmFallback {
+                endpoint: self.endpoint.clone(),
+                kerberos_error: kerberos_error.to_string(),
+            }
+        });
+        if first {
+            tracing::debug!(error = %kerberos_error, "Kerberos unavailable for Negotiate; falling back to NTLM");
+            if let Some(hook) = &self.config.on_ntlm_fallback {
+                hook.call(fallback);
+            }
+        }
     }
 
     fn auth_error(&self, reason: impl Into<String>) -> Error {
@@ -602,11 +624,15 @@ impl Connection {
                 match start_gss(shared, username.clone(), password.clone(), &spn, GssMech::Spnego, *delegate, cb).await {
                     Ok((g, t)) => Ok((scheme::NEGOTIATE, Some(Pending::Gss(g)), t)),
                     Err(e) => match (username, password) {
-                        (Some(u), Some(p)) => {
-                            tracing::debug!(error = %e, "Kerberos unavailable for Negotiate; falling back to NTLM");
+                        (Some(u), Some(p)) if cfg.allow_ntlm_fallback => {
+                            shared.note_ntlm_fallback(&e);
                             let (p, t) = ntlm(u, p);
                             Ok((scheme::NEGOTIATE, p, t))
                         }
+                        (Some(_), Some(_)) => Err(shared.auth_error(format!(
+                            "Negotiate could not use Kerberos ({e}), and falling back to NTLM is not allowed \
+                             (allow_ntlm_fallback is off)"
+                        ))),
                         _ => Err(shared.auth_error(format!(
                             "Negotiate could not use Kerberos ({e}) and has no username and password for NTLM"
                         ))),
