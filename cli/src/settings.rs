@@ -136,8 +136,13 @@ fn load_profile(args: &ConnectionArgs) -> Result<Profile, SettingsError> {
 
 impl Settings {
     /// Resolves the settings (reads the password, maybe from stdin or a
-    /// prompt).
-    pub fn resolve(args: &ConnectionArgs) -> Result<Settings, SettingsError> {
+    /// prompt). `env_password` is `PSRP_PASSWORD`, taken out of the
+    /// environment at startup; the profile's `password_env` variable is
+    /// taken out here, so this must run before any thread is started.
+    pub fn resolve(
+        args: &ConnectionArgs,
+        env_password: Option<Secret>,
+    ) -> Result<Settings, SettingsError> {
         let profile = load_profile(args)?;
         let mut host_list = Vec::new();
         let mut from_file = false;
@@ -167,9 +172,16 @@ impl Settings {
             None => profile_enum("auth", profile.auth.as_deref())?.unwrap_or(AuthKind::Negotiate),
         };
         let username = args.username.clone().or(profile.username.clone());
-        let mut password = password::from_sources(&password::Sources {
+        // The profile's variable leaves the environment even when another
+        // source wins: it holds a password.
+        let profile_env = profile
+            .password_env
+            .as_deref()
+            .map(|name| (name, password::take_env(name)));
+        let mut password = password::from_sources(password::Sources {
             stdin: args.password_stdin,
-            profile_env: profile.password_env.as_deref(),
+            env: env_password,
+            profile_env,
         })?;
         let needs_password = match auth {
             AuthKind::Basic | AuthKind::Ntlm => true,

@@ -5,8 +5,9 @@
 
 mod cli_support;
 
-use cli_support::{Peer, PeerOptions, Psrp, Run};
+use cli_support::{finish, wait_for, Peer, PeerOptions, Psrp, Run};
 use serde_json::json;
+use std::time::Duration;
 
 /// Neither output mentions `secret`.
 #[track_caller]
@@ -361,5 +362,64 @@ fn negotiate_fallback_to_ntlm_warns_once_or_is_refused() {
             run.stderr
         );
         assert_not_printed(&run, &info.password);
+    }
+}
+
+/// `PSRP_PASSWORD`, and the variable a profile's `password_env` names, leave
+/// psrp's environment as soon as they are read: `/proc/<pid>/environ` of a
+/// running psrp (what `ps e` shows) holds neither the variable nor the
+/// password, and no child could inherit them. The password still works.
+#[test]
+fn password_variables_leave_the_process_environment() {
+    let peer = Peer::shared();
+    let info = peer.info();
+    for source in ["PSRP_PASSWORD", "LAB_PW"] {
+        let mut p = Psrp::peer(peer);
+        p.conn(["-a", "ntlm", "-u", &info.user]);
+        if source == "LAB_PW" {
+            let cfg = p.home().join("psrp.toml");
+            std::fs::write(
+                &cfg,
+                "[profiles.lab]\nauth = \"ntlm\"\npassword_env = \"LAB_PW\"\n",
+            )
+            .unwrap();
+            p.conn(["--config", cfg.to_str().unwrap(), "-P", "lab"]);
+            // Also set, and the profile's variable still leaves.
+            p.env("PSRP_PASSWORD", &info.password);
+        }
+        p.env(source, &info.password)
+            .env("PSRP_TEST_MARKER", "still-here")
+            .args(["invoke", "Start-Sleep", "-p", "Seconds=3"]);
+        let child = p.spawn();
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{}", child.id()));
+        // The async runtime's threads exist: startup (where the variables
+        // are taken) is over.
+        let started = wait_for(Duration::from_secs(20), || {
+            std::fs::read_dir(proc_dir.join("task")).map_or(0, Iterator::count) > 1
+        });
+        let environ = std::fs::read(proc_dir.join("environ")).unwrap_or_default();
+        let run = finish(child, cli_support::RUN_TIMEOUT);
+        assert!(started, "psrp did not get going: {run:?}");
+        run.expect_code(0);
+        let entries: Vec<String> = environ
+            .split(|b| *b == 0)
+            .filter(|e| !e.is_empty())
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect();
+        assert!(
+            entries.iter().any(|e| e == "PSRP_TEST_MARKER=still-here"),
+            "{source}: /proc/<pid>/environ was not read: {entries:?}"
+        );
+        for e in &entries {
+            assert!(
+                !e.starts_with("PSRP_PASSWORD") && !e.starts_with("LAB_PW"),
+                "{source}: {} is still in /proc/<pid>/environ",
+                e.split('=').next().unwrap_or_default()
+            );
+        }
+        assert!(
+            !String::from_utf8_lossy(&environ).contains(&info.password),
+            "{source}: the password is still in /proc/<pid>/environ"
+        );
     }
 }

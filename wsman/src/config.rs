@@ -101,8 +101,8 @@ pub struct TlsOptions {
     pub danger_accept_invalid_certs: bool,
 }
 
-/// Which HTTP proxy to use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Which HTTP proxy to use. `Debug` shows a URL's password as `<redacted>`.
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProxyConfig {
     /// `HTTP_PROXY` / `HTTPS_PROXY` / `ALL_PROXY` / `NO_PROXY` from the environment.
@@ -110,8 +110,40 @@ pub enum ProxyConfig {
     Environment,
     /// No proxy, whatever the environment says.
     None,
-    /// This proxy URL for all requests.
+    /// This proxy URL for all requests (`http://[user:password@]host:port`).
     Url(String),
+}
+
+impl std::fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProxyConfig::Environment => f.write_str("Environment"),
+            ProxyConfig::None => f.write_str("None"),
+            ProxyConfig::Url(u) => f.debug_tuple("Url").field(&redact_url_password(u)).finish(),
+        }
+    }
+}
+
+/// `url` with the password of its `user:password@` part replaced by
+/// `<redacted>` (the user name stays, to tell proxies apart). Works on the
+/// text, so a URL that does not parse is redacted too.
+fn redact_url_password(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    match authority[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:<redacted>{}",
+            &url[..start],
+            &authority[..colon],
+            &url[start + at..]
+        ),
+        None => url.to_owned(),
+    }
 }
 
 /// Negotiate authenticated with NTLM because Kerberos could not be used.
@@ -426,6 +458,34 @@ mod tests {
     }
 
     #[test]
+    fn proxy_passwords_are_redacted() {
+        for (url, shown) in [
+            (
+                "http://bob:hunter2@proxy:3128",
+                "http://bob:<redacted>@proxy:3128",
+            ),
+            (
+                "bob:hunter2@proxy:3128/x?y",
+                "bob:<redacted>@proxy:3128/x?y",
+            ),
+            // An unescaped '@' in the password: everything before the last
+            // '@' of the authority is user information.
+            ("http://bob:hun@ter2@proxy", "http://bob:<redacted>@proxy"),
+            ("http://bob@proxy:3128", "http://bob@proxy:3128"),
+            ("http://proxy:3128/a@b", "http://proxy:3128/a@b"),
+            ("http://[::1]:3128", "http://[::1]:3128"),
+        ] {
+            assert_eq!(redact_url_password(url), shown);
+        }
+        let p = ProxyConfig::Url("http://bob:hunter2@proxy:3128".into());
+        assert_eq!(
+            format!("{p:?}"),
+            r#"Url("http://bob:<redacted>@proxy:3128")"#
+        );
+        assert_eq!(format!("{:?}", ProxyConfig::Environment), "Environment");
+    }
+
+    #[test]
     fn debug_never_shows_passwords() {
         let c = WsmanConfig::new(
             "https://h/wsman",
@@ -435,9 +495,15 @@ mod tests {
             },
         )
         .unwrap();
+        let mut c = c;
+        c.proxy = ProxyConfig::Url("http://proxyuser:s3cr3t-proxy@proxy:3128".into());
         let shown = format!("{c:?}");
         assert!(
             shown.contains("bob") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("proxyuser:<redacted>@proxy:3128") && !shown.contains("s3cr3t"),
             "{shown}"
         );
     }

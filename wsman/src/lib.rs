@@ -21,7 +21,11 @@
 //!   [`EncryptionPolicy::DangerousAllowUnencryptedHttp`].
 //! - A response that fails to decrypt or verify, or arrives unencrypted on an
 //!   encrypted session, is an error; its connection is discarded.
-//! - Passwords are [`Secret`]s: never in `Debug`, errors or logs.
+//! - Passwords are [`Secret`]s: never in `Debug`, errors or logs, and
+//!   cleared from memory when dropped, as are the Basic header, NT hashes,
+//!   NTLM session keys and RC4 states (`zeroize`). A proxy URL's password
+//!   is redacted in `Debug`; `Authorization` and `Proxy-Authorization` are
+//!   marked sensitive. The crate has no `unsafe` code.
 //!
 //! # Authentication
 //!
@@ -94,6 +98,7 @@
 //! ```
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod auth;
 mod client;

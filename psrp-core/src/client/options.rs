@@ -537,6 +537,31 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_no_password_or_proxy_password() {
+        let o = ConnectionOptions::new("h")
+            .credentials("alice", "hunter2")
+            .proxy(ProxyConfig::Url(
+                "http://proxyuser:s3cr3t-proxy@proxy:3128".into(),
+            ));
+        let shown = format!("{o:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("proxyuser:<redacted>@proxy:3128") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+        // Nor once turned into the transport's configuration.
+        let c = o.to_wsman_config(1).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn names_parse() {
         assert_eq!("HTTPS".parse::<Scheme>().unwrap(), Scheme::Https);
         assert_eq!(

@@ -14,6 +14,7 @@ pub use session::NtlmSession;
 use crate::secret::Secret;
 use crypto::{hmac_md5, ntlmv2_response, ntlmv2_temp, ntowfv2, rc4_once, utf16le};
 use messages::{av, flags, Authenticate, Challenge};
+use zeroize::{Zeroize, Zeroizing};
 
 /// NTLM failures (no secrets in the text).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,17 +132,24 @@ impl NtlmCredentials {
 pub struct Nonces {
     /// Client challenge.
     pub client_challenge: [u8; 8],
-    /// ExportedSessionKey when key exchange is negotiated.
+    /// ExportedSessionKey when key exchange is negotiated (cleared when
+    /// dropped).
     pub exported_session_key: [u8; 16],
     /// FILETIME used when the server sends no MsvAvTimestamp.
     pub now_filetime: u64,
 }
 
+impl Drop for Nonces {
+    fn drop(&mut self) {
+        self.exported_session_key.zeroize();
+    }
+}
+
 impl Nonces {
     /// Fresh values from the OS random generator and the clock.
     pub fn generate() -> Result<Self, NtlmError> {
-        let mut buf = [0u8; 24];
-        getrandom::fill(&mut buf).map_err(|e| NtlmError::Random(e.to_string()))?;
+        let mut buf = Zeroizing::new([0u8; 24]);
+        getrandom::fill(&mut *buf).map_err(|e| NtlmError::Random(e.to_string()))?;
         let mut client_challenge = [0u8; 8];
         client_challenge.copy_from_slice(&buf[..8]);
         let mut exported_session_key = [0u8; 16];
@@ -267,8 +275,8 @@ impl NtlmClient {
 
         // Key exchange (required): a random ExportedSessionKey, sent
         // encrypted with the key derived from the password.
-        let exported = nonces.exported_session_key;
-        let encrypted_key = rc4_once(&resp.session_base_key, &exported);
+        let exported = Zeroizing::new(nonces.exported_session_key);
+        let encrypted_key = rc4_once(&*resp.session_base_key, &*exported);
         let domain = utf16le(&self.creds.domain);
         let user = utf16le(&self.creds.user);
         let mut msg = messages::authenticate(&Authenticate {
@@ -280,7 +288,7 @@ impl NtlmClient {
             encrypted_session_key: &encrypted_key,
             flags: negotiated,
         })?;
-        let mic = hmac_md5(&exported, &[&self.negotiate, challenge, &msg]);
+        let mic = hmac_md5(&*exported, &[&self.negotiate, challenge, &msg]);
         msg[messages::MIC_OFFSET..messages::MIC_OFFSET + 16].copy_from_slice(&mic);
 
         // REQUIRED_FLAGS holds NEG_128 and KEY_EXCH: 128-bit sealing keys

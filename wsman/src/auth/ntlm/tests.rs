@@ -52,7 +52,7 @@ fn responses_and_session_base_key_4_2_4_1_2_and_4_2_4_2() {
     assert_eq!(&r.nt_response[16..], &temp[..]);
     // 4.2.4.2.3: EncryptedRandomSessionKey = RC4(KeyExchangeKey, RandomSessionKey).
     assert_eq!(
-        rc4_once(&r.session_base_key, &RANDOM_SESSION_KEY),
+        rc4_once(&*r.session_base_key, &RANDOM_SESSION_KEY),
         unhex("c5dad2544fc9799094ce1ce90bc9d03e")
     );
 }
@@ -105,7 +105,7 @@ fn authenticate_message_against_the_spec_challenge() {
     let temp = &nt[16..];
     let key = ntowfv2("Password", "User", "Domain");
     assert_eq!(
-        hmac_md5(&key, &[&SERVER_CHALLENGE, temp]).to_vec(),
+        hmac_md5(&*key, &[&SERVER_CHALLENGE, temp]).to_vec(),
         nt[..16].to_vec()
     );
     // The spec challenge has no timestamp: the LMv2 response is sent.
@@ -122,7 +122,7 @@ fn authenticate_message_against_the_spec_challenge() {
     assert!(pairs.contains(&(av::TARGET_NAME, utf16le("HTTP/server"))));
     // Key exchange: the spec's encrypted session key, since NTProofStr and so
     // the base key depend on our amended target info, recompute it.
-    let base = hmac_md5(&key, &[&nt[..16]]);
+    let base = hmac_md5(&*key, &[&nt[..16]]);
     assert_eq!(field(52), rc4_once(&base, &RANDOM_SESSION_KEY));
     // MIC over the three messages with the MIC field zeroed.
     let mut zeroed = auth.clone();
