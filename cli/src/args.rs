@@ -182,6 +182,15 @@ pub struct ConnectionArgs {
     /// servers with AllowUnencrypted=true.
     #[arg(long)]
     pub allow_unencrypted: bool,
+    /// With negotiate: fail (exit status 3, with the Kerberos error) instead
+    /// of falling back to NTLM when Kerberos cannot be used. Without it the
+    /// fallback happens with a warning on stderr.
+    #[arg(
+        long,
+        env = "PSRP_NO_NTLM_FALLBACK",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub no_ntlm_fallback: bool,
     /// Session configuration (JEA endpoint), default Microsoft.PowerShell.
     #[arg(
         short = 'c',

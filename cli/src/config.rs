@@ -60,6 +60,9 @@ pub struct Profile {
     pub insecure_skip_tls_verify: Option<bool>,
     /// Allow unencrypted HTTP with NTLM/Kerberos/Negotiate, or Basic over HTTP.
     pub allow_unencrypted: Option<bool>,
+    /// Negotiate fails instead of falling back to NTLM when Kerberos cannot
+    /// be used.
+    pub no_ntlm_fallback: Option<bool>,
     /// WS-Man OperationTimeout in seconds.
     pub operation_timeout: Option<u64>,
     /// Connect timeout in seconds.

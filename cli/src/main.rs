@@ -1,6 +1,10 @@
 //! The `psrp` command line: run PowerShell commands on Windows hosts over
 //! WinRM (PSRP) from Linux, with JSON output and every stream as log lines.
 
+// One exception, justified where it is: overwriting a password variable in
+// the process's environment block (password.rs).
+#![deny(unsafe_code)]
+
 mod args;
 mod clixml_cmd;
 mod command_line;
@@ -41,6 +45,9 @@ fn usage(message: &str) -> Status {
 }
 
 fn main() {
+    // First, while the process has a single thread: the password leaves
+    // the environment (and /proc/<pid>/environ) before anything else runs.
+    let env_password = password::take_env(password::PASSWORD_VAR);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -62,16 +69,17 @@ fn main() {
                 a.command.clone(),
                 &a.connection,
                 &a.output,
+                env_password,
             ),
             Err(e) => usage(&e.to_string()),
         },
-        Commands::Script(a) => script(&a),
+        Commands::Script(a) => script(&a, env_password),
     };
     std::process::exit(status.code());
 }
 
 /// `psrp script`.
-fn script(a: &args::ScriptArgs) -> Status {
+fn script(a: &args::ScriptArgs, env_password: Option<wsman::Secret>) -> Status {
     let from_stdin = a.file == Path::new("-");
     if from_stdin && a.connection.password_stdin {
         return usage("--password-stdin cannot be used when the script is read from stdin");
@@ -95,6 +103,7 @@ fn script(a: &args::ScriptArgs) -> Status {
             "the script".to_owned(),
             &a.connection,
             &a.output,
+            env_password,
         ),
         Err(e) => usage(&e.to_string()),
     }
@@ -133,8 +142,9 @@ fn remote(
     name: String,
     connection: &ConnectionArgs,
     o: &OutputArgs,
+    env_password: Option<wsman::Secret>,
 ) -> Status {
-    let settings = match Settings::resolve(connection) {
+    let settings = match Settings::resolve(connection, env_password) {
         Ok(s) => s,
         Err(e) => return usage(&e.to_string()),
     };

@@ -226,7 +226,8 @@ fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOptions {
         })
         .configuration_name(s.configuration_name.clone())
         .danger_accept_invalid_certs(s.insecure_skip_tls_verify)
-        .allow_unencrypted(s.allow_unencrypted);
+        .allow_unencrypted(s.allow_unencrypted)
+        .allow_ntlm_fallback(!s.no_ntlm_fallback);
     if let Some(p) = host.port.or(s.port) {
         o = o.port(p);
     }
@@ -305,7 +306,15 @@ async fn run_host(
     let log = &job.log;
     let s = &job.settings;
     let deadline = s.timeout.map(|t| tokio::time::Instant::now() + t);
-    let options = connection_options(s, host);
+    let options = {
+        let (log, label) = (job.log.clone(), label.to_owned());
+        connection_options(s, host).on_ntlm_fallback(move |f| {
+            log.psrp(
+                &label,
+                &crate::settings::ntlm_fallback_warning(&f.kerberos_error),
+            );
+        })
+    };
     let pool_options = PoolOptions::new().cleanup_timeout(CLEANUP_TIMEOUT);
     let open = RunspacePool::open_with(options, pool_options);
     tokio::pin!(open);

@@ -46,6 +46,8 @@ pub struct Settings {
     pub insecure_skip_tls_verify: bool,
     /// Allow unencrypted HTTP.
     pub allow_unencrypted: bool,
+    /// Negotiate must not fall back to NTLM.
+    pub no_ntlm_fallback: bool,
     /// Session configuration name.
     pub configuration_name: String,
     /// Session-init commands, parsed.
@@ -134,8 +136,13 @@ fn load_profile(args: &ConnectionArgs) -> Result<Profile, SettingsError> {
 
 impl Settings {
     /// Resolves the settings (reads the password, maybe from stdin or a
-    /// prompt).
-    pub fn resolve(args: &ConnectionArgs) -> Result<Settings, SettingsError> {
+    /// prompt). `env_password` is `PSRP_PASSWORD`, taken out of the
+    /// environment at startup; the profile's `password_env` variable is
+    /// taken out here, so this must run before any thread is started.
+    pub fn resolve(
+        args: &ConnectionArgs,
+        env_password: Option<Secret>,
+    ) -> Result<Settings, SettingsError> {
         let profile = load_profile(args)?;
         let mut host_list = Vec::new();
         let mut from_file = false;
@@ -165,9 +172,16 @@ impl Settings {
             None => profile_enum("auth", profile.auth.as_deref())?.unwrap_or(AuthKind::Negotiate),
         };
         let username = args.username.clone().or(profile.username.clone());
-        let mut password = password::from_sources(&password::Sources {
+        // The profile's variable leaves the environment even when another
+        // source wins: it holds a password.
+        let profile_env = profile
+            .password_env
+            .as_deref()
+            .map(|name| (name, password::take_env(name)));
+        let mut password = password::from_sources(password::Sources {
             stdin: args.password_stdin,
-            profile_env: profile.password_env.as_deref(),
+            env: env_password,
+            profile_env,
         })?;
         let needs_password = match auth {
             AuthKind::Basic | AuthKind::Ntlm => true,
@@ -231,6 +245,7 @@ impl Settings {
             insecure_skip_tls_verify: args.insecure_skip_tls_verify
                 || profile.insecure_skip_tls_verify.unwrap_or(false),
             allow_unencrypted: args.allow_unencrypted || profile.allow_unencrypted.unwrap_or(false),
+            no_ntlm_fallback: args.no_ntlm_fallback || profile.no_ntlm_fallback.unwrap_or(false),
             configuration_name: args
                 .configuration_name
                 .clone()
@@ -264,6 +279,17 @@ impl Settings {
         }
         w
     }
+}
+
+/// The warning printed (once per host) when negotiate used NTLM: why
+/// Kerberos could not be used, and how to fix or forbid the fallback.
+pub fn ntlm_fallback_warning(kerberos_error: &str) -> String {
+    format!(
+        "WARNING: negotiate fell back to NTLM because Kerberos could not be used: {kerberos_error}. \
+         For Kerberos, get a ticket with kinit (KRB5CCNAME) or give the user as user@REALM, and \
+         check krb5.conf and the service principal (--spn); to refuse NTLM, use --no-ntlm-fallback \
+         (PSRP_NO_NTLM_FALLBACK=true, profile no_ntlm_fallback = true); to choose NTLM, -a ntlm"
+    )
 }
 
 /// `basic`, `ntlm`, `kerberos` or `negotiate`.

@@ -10,6 +10,7 @@
 //!   drives them over WS-Management.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 #[cfg(feature = "client")]
 pub mod client;

@@ -20,6 +20,8 @@
 //! # Ok::<(), psrp_tests::PeerError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod http;
 mod peer;
 mod process;

@@ -5,8 +5,9 @@
 
 mod cli_support;
 
-use cli_support::{Peer, PeerOptions, Psrp, Run};
+use cli_support::{finish, wait_for, Peer, PeerOptions, Psrp, Run};
 use serde_json::json;
+use std::time::Duration;
 
 /// Neither output mentions `secret`.
 #[track_caller]
@@ -291,4 +292,134 @@ fn environment_and_profile_settings_with_precedence() {
         .args(["invoke", "Get-Process", "-o", "ndjson"])
         .run();
     run.expect_code(0);
+}
+
+/// Negotiate with a user Kerberos cannot serve (`PEER\user`: a realm
+/// krb5.conf does not know) falls back to NTLM and says so once, with the
+/// Kerberos reason and how to fix or forbid it; `--no-ntlm-fallback` (or
+/// its variable, or the profile key) turns it into exit status 3 with the
+/// Kerberos reason.
+#[test]
+fn negotiate_fallback_to_ntlm_warns_once_or_is_refused() {
+    let peer = Peer::shared();
+    let info = peer.info();
+    let netbios_user = format!("PEER\\{}", info.user);
+    let warning = "psrp: WARNING: negotiate fell back to NTLM because Kerberos could not be used: ";
+    let run = Psrp::peer(peer)
+        .conn(["-u", &netbios_user])
+        .env("PSRP_PASSWORD", &info.password)
+        .args(["invoke", "Write-Output", "-p", "InputObject=via ntlm"])
+        .run();
+    run.expect_code(0);
+    assert_eq!(run.json(), json!(["via ntlm"]));
+    let warnings = run.stderr_lines(warning);
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(
+        warnings[0].contains("realm \"PEER\"")
+            && warnings[0].contains("kinit")
+            && warnings[0].contains("--no-ntlm-fallback"),
+        "{}",
+        warnings[0]
+    );
+    assert_not_printed(&run, &info.password);
+
+    // Forbidden by the flag, the variable or the profile.
+    let cfg_text = format!(
+        "[profiles.strict]\nhost = \"localhost\"\nport = {}\nlogin = '{netbios_user}'\nno_ntlm_fallback = true\n",
+        info.http_port
+    );
+    for how in ["flag", "env", "profile"] {
+        let mut p = Psrp::kerberos(peer);
+        match how {
+            "flag" => p
+                .conn(["-H", &info.host, "--port", &info.http_port.to_string()])
+                .conn(["-u", &netbios_user, "--no-ntlm-fallback"]),
+            "env" => p
+                .conn(["-H", &info.host, "--port", &info.http_port.to_string()])
+                .conn(["-u", &netbios_user])
+                .env("PSRP_NO_NTLM_FALLBACK", "1"),
+            _ => {
+                let cfg = p.home().join("psrp.toml");
+                std::fs::write(&cfg, &cfg_text).unwrap();
+                p.conn(["--config", cfg.to_str().unwrap(), "-P", "strict"])
+            }
+        };
+        let run = p
+            .env("PSRP_PASSWORD", &info.password)
+            .args(["invoke", "Get-Date"])
+            .run();
+        run.expect_code(3);
+        assert!(
+            run.stderr.contains("Negotiate could not use Kerberos (")
+                && run.stderr.contains("realm \"PEER\"")
+                && run.stderr.contains("falling back to NTLM is not allowed"),
+            "{how}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr_lines(warning).is_empty(),
+            "{how}: {}",
+            run.stderr
+        );
+        assert_not_printed(&run, &info.password);
+    }
+}
+
+/// `PSRP_PASSWORD`, and the variable a profile's `password_env` names, leave
+/// psrp's environment as soon as they are read: `/proc/<pid>/environ` of a
+/// running psrp (what `ps e` shows) holds neither the variable nor the
+/// password, and no child could inherit them. The password still works.
+#[test]
+fn password_variables_leave_the_process_environment() {
+    let peer = Peer::shared();
+    let info = peer.info();
+    for source in ["PSRP_PASSWORD", "LAB_PW"] {
+        let mut p = Psrp::peer(peer);
+        p.conn(["-a", "ntlm", "-u", &info.user]);
+        if source == "LAB_PW" {
+            let cfg = p.home().join("psrp.toml");
+            std::fs::write(
+                &cfg,
+                "[profiles.lab]\nauth = \"ntlm\"\npassword_env = \"LAB_PW\"\n",
+            )
+            .unwrap();
+            p.conn(["--config", cfg.to_str().unwrap(), "-P", "lab"]);
+            // Also set, and the profile's variable still leaves.
+            p.env("PSRP_PASSWORD", &info.password);
+        }
+        p.env(source, &info.password)
+            .env("PSRP_TEST_MARKER", "still-here")
+            .args(["invoke", "Start-Sleep", "-p", "Seconds=3"]);
+        let child = p.spawn();
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{}", child.id()));
+        // The async runtime's threads exist: startup (where the variables
+        // are taken) is over.
+        let started = wait_for(Duration::from_secs(20), || {
+            std::fs::read_dir(proc_dir.join("task")).map_or(0, Iterator::count) > 1
+        });
+        let environ = std::fs::read(proc_dir.join("environ")).unwrap_or_default();
+        let run = finish(child, cli_support::RUN_TIMEOUT);
+        assert!(started, "psrp did not get going: {run:?}");
+        run.expect_code(0);
+        let entries: Vec<String> = environ
+            .split(|b| *b == 0)
+            .filter(|e| !e.is_empty())
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect();
+        assert!(
+            entries.iter().any(|e| e == "PSRP_TEST_MARKER=still-here"),
+            "{source}: /proc/<pid>/environ was not read: {entries:?}"
+        );
+        for e in &entries {
+            assert!(
+                !e.starts_with("PSRP_PASSWORD") && !e.starts_with("LAB_PW"),
+                "{source}: {} is still in /proc/<pid>/environ",
+                e.split('=').next().unwrap_or_default()
+            );
+        }
+        assert!(
+            !String::from_utf8_lossy(&environ).contains(&info.password),
+            "{source}: the password is still in /proc/<pid>/environ"
+        );
+    }
 }

@@ -6,7 +6,7 @@ mod client_common;
 
 use client_common::{basic_https, close, kerberos, negotiate, ntlm, open, operations_of, peer};
 use psrp_core::client::{
-    AuthMethod, Command, ConnectionOptions, ErrorKind, RunspacePool, Scheme, Secret,
+    AuthMethod, Command, ConnectionOptions, ErrorKind, PoolOptions, RunspacePool, Scheme, Secret,
 };
 use psrp_core::message::PROTOCOL_2_3;
 use serde_json::json;
@@ -71,6 +71,68 @@ async fn negotiate_falls_back_to_ntlm_for_a_non_kerberos_account() {
     let p = peer();
     let options = ntlm(p).auth(AuthMethod::Negotiate);
     assert_eq!(round_trip(options).await, http_encrypted("ntlm"));
+}
+
+/// The fallback is reported once per pool (however many connections fall
+/// back), with the Kerberos reason; forbidden, it is an auth error that
+/// carries that reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negotiate_fallback_is_reported_once_or_refused() {
+    use std::sync::{Arc, Mutex};
+    let p = peer();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook = seen.clone();
+    // PEER\user: a realm krb5.conf does not know, so no Kerberos ticket.
+    let options = ntlm(p)
+        .auth(AuthMethod::Negotiate)
+        .on_ntlm_fallback(move |f| hook.lock().unwrap().push(f.clone()));
+    // Two runspaces: two pipelines at once hold two connections (one
+    // waits in Receive while the other sends), each authenticated anew.
+    let pool = RunspacePool::open_with(options, PoolOptions::new().max_runspaces(2))
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        pool.invoke(Command::new("Start-Sleep").param("Milliseconds", 1000)),
+        pool.invoke(Command::new("Get-Date"))
+    );
+    assert!(a.unwrap().succeeded() && b.unwrap().succeeded());
+    let shell_id = pool.shell_id().to_owned();
+    let reported = pool.ntlm_fallback().expect("the pool says it fell back");
+    close(p, pool).await;
+    let ntlm_connections = operations_of(p, &shell_id)
+        .iter()
+        .filter(|o| o["auth"]["mechanism"] == "ntlm")
+        .filter_map(|o| o["connection"].as_u64())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, std::slice::from_ref(&reported), "reported once");
+    assert!(
+        reported.kerberos_error.contains("realm \"PEER\""),
+        "{reported}"
+    );
+    assert!(reported.endpoint.ends_with("/wsman"), "{reported}");
+    assert!(
+        ntlm_connections >= 2,
+        "only {ntlm_connections} connection(s) fell back to NTLM"
+    );
+
+    let err = RunspacePool::open(
+        ntlm(p)
+            .auth(AuthMethod::Negotiate)
+            .allow_ntlm_fallback(false),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Negotiate could not use Kerberos (")
+            && msg.contains("realm \"PEER\"")
+            && msg.contains("falling back to NTLM is not allowed"),
+        "{msg}"
+    );
+    assert!(!msg.contains(&p.info().password));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

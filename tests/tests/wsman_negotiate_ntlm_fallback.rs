@@ -51,6 +51,9 @@ async fn http_negotiate_falls_back_to_ntlm() {
         .map(|e| e["text"].as_str().unwrap())
         .collect();
     assert_eq!(outputs, ["via ntlm"]);
+    // The client says so, with the Kerberos reason.
+    let fallback = client.ntlm_fallback().expect("fallback recorded");
+    assert!(fallback.kerberos_error.starts_with("GSSAPI"), "{fallback}");
     client.delete_shell(&shell).await.unwrap();
     assert!(!peer.shell_open(&shell.id).unwrap());
     // The peer's log says which mechanism authenticated us.

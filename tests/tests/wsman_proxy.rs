@@ -8,7 +8,7 @@ use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{open_pool, Peer, Psrp};
-use wsman::{Auth, CommandRequest, Secret, WsmanClient, WsmanConfig};
+use wsman::{Auth, CommandRequest, ProxyConfig, Secret, WsmanClient, WsmanConfig};
 
 struct Tinyproxy {
     child: Child,
@@ -24,6 +24,11 @@ impl Drop for Tinyproxy {
 }
 
 fn tinyproxy() -> (Tinyproxy, u16) {
+    tinyproxy_with("")
+}
+
+/// tinyproxy with `extra` configuration lines.
+fn tinyproxy_with(extra: &str) -> (Tinyproxy, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -35,7 +40,7 @@ fn tinyproxy() -> (Tinyproxy, u16) {
     std::fs::write(
         &conf,
         format!(
-            "Port {port}\nListen 127.0.0.1\nTimeout 60\nLogLevel Connect\nLogFile \"{}\"\nMaxClients 20\nAllow 127.0.0.1\n",
+            "Port {port}\nListen 127.0.0.1\nTimeout 60\nLogLevel Connect\nLogFile \"{}\"\nMaxClients 20\nAllow 127.0.0.1\n{extra}",
             log.display()
         ),
     )
@@ -127,4 +132,53 @@ async fn https_through_a_connect_proxy_from_the_environment() {
         tunnels,
         "NO_PROXY was ignored"
     );
+}
+
+/// A proxy that wants credentials gets them from the proxy URL
+/// (`Proxy-Authorization` on CONNECT), refuses wrong ones with a clear
+/// error, and the configuration's Debug never shows the proxy password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_through_a_proxy_that_wants_credentials() {
+    let peer = Peer::shared();
+    let info = peer.info();
+    let (_proxy, port) = tinyproxy_with("BasicAuth proxyuser pr0xy-pa55\n");
+    let client_for = |proxy_password: &str| {
+        let mut c = WsmanConfig::new(
+            &info.https_url(),
+            Auth::Ntlm {
+                username: info.user.clone(),
+                password: Secret::new(info.password.clone()),
+            },
+        )
+        .unwrap();
+        c.tls.ca_bundle = Some(info.ca_file.clone());
+        c.operation_timeout = Duration::from_secs(5);
+        c.proxy = ProxyConfig::Url(format!(
+            "http://proxyuser:{proxy_password}@127.0.0.1:{port}"
+        ));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains(proxy_password) && shown.contains("proxyuser:<redacted>@"),
+            "{shown}"
+        );
+        WsmanClient::new(c).unwrap()
+    };
+    run_once(&client_for("pr0xy-pa55")).await;
+
+    let (pool_id, creation_xml) = Psrp::start().open();
+    let err = client_for("wrong-pa55")
+        .create_shell(
+            wsman::CreateShell::powershell("Microsoft.PowerShell")
+                .with_shell_id(pool_id)
+                .with_creation_xml(creation_xml),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    // (tinyproxy answers a CONNECT with wrong credentials 401, not 407.)
+    assert!(
+        err.contains("proxy refused CONNECT") && err.contains("Unauthorized"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-pa55"), "{err}");
 }

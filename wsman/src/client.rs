@@ -1,7 +1,7 @@
 //! The async WS-Man client: a small pool of authenticated connections and the
 //! shell operations on top.
 
-use crate::config::WsmanConfig;
+use crate::config::{NtlmFallback, WsmanConfig};
 use crate::error::Error;
 use crate::fault::WsmanFault;
 use crate::shell::{self, CommandRequest, CreateShell, ReceiveOutcome, Request, Shell};
@@ -81,6 +81,13 @@ impl WsmanClient {
     /// The configuration in use.
     pub fn config(&self) -> &WsmanConfig {
         &self.inner.shared.config
+    }
+
+    /// Why Negotiate used NTLM instead of Kerberos, if it did on any
+    /// connection of this client so far (the first time; see
+    /// [`WsmanConfig::on_ntlm_fallback`] to be told as it happens).
+    pub fn ntlm_fallback(&self) -> Option<NtlmFallback> {
+        self.inner.shared.ntlm_fallback.get().cloned()
     }
 
     async fn lease(&self) -> Result<Lease<'_>, Error> {

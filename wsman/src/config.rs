@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::secret::Secret;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use url::Url;
@@ -100,8 +101,8 @@ pub struct TlsOptions {
     pub danger_accept_invalid_certs: bool,
 }
 
-/// Which HTTP proxy to use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Which HTTP proxy to use. `Debug` shows a URL's password as `<redacted>`.
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProxyConfig {
     /// `HTTP_PROXY` / `HTTPS_PROXY` / `ALL_PROXY` / `NO_PROXY` from the environment.
@@ -109,8 +110,92 @@ pub enum ProxyConfig {
     Environment,
     /// No proxy, whatever the environment says.
     None,
-    /// This proxy URL for all requests.
+    /// This proxy URL for all requests (`http://[user:password@]host:port`).
     Url(String),
+}
+
+impl std::fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProxyConfig::Environment => f.write_str("Environment"),
+            ProxyConfig::None => f.write_str("None"),
+            ProxyConfig::Url(u) => f.debug_tuple("Url").field(&redact_url_password(u)).finish(),
+        }
+    }
+}
+
+/// `url` with the password of its `user:password@` part replaced by
+/// `<redacted>` (the user name stays, to tell proxies apart). Works on the
+/// text, so a URL that does not parse is redacted too.
+fn redact_url_password(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    match authority[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:<redacted>{}",
+            &url[..start],
+            &authority[..colon],
+            &url[start + at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+/// Negotiate authenticated with NTLM because Kerberos could not be used.
+///
+/// NTLM is weaker than Kerberos (no mutual authentication of the server,
+/// password-derived keys open to offline guessing), so a client that meant
+/// to use Kerberos should hear about it: see [`WsmanConfig::on_ntlm_fallback`]
+/// and [`crate::WsmanClient::ntlm_fallback`], or forbid it with
+/// [`WsmanConfig::allow_ntlm_fallback`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NtlmFallback {
+    /// The endpoint.
+    pub endpoint: String,
+    /// Why Kerberos could not be used: the GSSAPI error, e.g. no ticket in
+    /// the cache, a realm the KDC configuration does not know, or a user or
+    /// service principal the KDC does not know.
+    pub kerberos_error: String,
+}
+
+impl std::fmt::Display for NtlmFallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Negotiate with {} used NTLM because Kerberos could not be used: {}",
+            self.endpoint, self.kerberos_error
+        )
+    }
+}
+
+/// A function told when Negotiate falls back to NTLM (once per client):
+/// [`WsmanConfig::on_ntlm_fallback`]. It runs on the task that
+/// authenticates, so it should be quick (log, count, set a flag).
+#[derive(Clone)]
+pub struct FallbackHook(Arc<dyn Fn(&NtlmFallback) + Send + Sync>);
+
+impl FallbackHook {
+    /// Wraps a function.
+    pub fn new(f: impl Fn(&NtlmFallback) + Send + Sync + 'static) -> Self {
+        FallbackHook(Arc::new(f))
+    }
+
+    /// Calls the function.
+    pub fn call(&self, fallback: &NtlmFallback) {
+        (self.0)(fallback)
+    }
+}
+
+impl std::fmt::Debug for FallbackHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FallbackHook(..)")
+    }
 }
 
 /// Everything [`crate::WsmanClient`] needs.
@@ -143,6 +228,13 @@ pub struct WsmanConfig {
     /// Most authenticated connections held at once (each carries one
     /// request at a time; a blocked Receive occupies one).
     pub max_connections: usize,
+    /// Whether [`Auth::Negotiate`] may use NTLM when no Kerberos credentials
+    /// can be had (default true, as Windows clients do). With false, a
+    /// Kerberos failure is an [`Error::Auth`] that carries the Kerberos
+    /// error.
+    pub allow_ntlm_fallback: bool,
+    /// Called once per client, the first time Negotiate falls back to NTLM.
+    pub on_ntlm_fallback: Option<FallbackHook>,
 }
 
 impl WsmanConfig {
@@ -163,6 +255,8 @@ impl WsmanConfig {
             data_locale: None,
             proxy: ProxyConfig::Environment,
             max_connections: 4,
+            allow_ntlm_fallback: true,
+            on_ntlm_fallback: None,
         })
     }
 
@@ -364,6 +458,34 @@ mod tests {
     }
 
     #[test]
+    fn proxy_passwords_are_redacted() {
+        for (url, shown) in [
+            (
+                "http://bob:hunter2@proxy:3128",
+                "http://bob:<redacted>@proxy:3128",
+            ),
+            (
+                "bob:hunter2@proxy:3128/x?y",
+                "bob:<redacted>@proxy:3128/x?y",
+            ),
+            // An unescaped '@' in the password: everything before the last
+            // '@' of the authority is user information.
+            ("http://bob:hun@ter2@proxy", "http://bob:<redacted>@proxy"),
+            ("http://bob@proxy:3128", "http://bob@proxy:3128"),
+            ("http://proxy:3128/a@b", "http://proxy:3128/a@b"),
+            ("http://[::1]:3128", "http://[::1]:3128"),
+        ] {
+            assert_eq!(redact_url_password(url), shown);
+        }
+        let p = ProxyConfig::Url("http://bob:hunter2@proxy:3128".into());
+        assert_eq!(
+            format!("{p:?}"),
+            r#"Url("http://bob:<redacted>@proxy:3128")"#
+        );
+        assert_eq!(format!("{:?}", ProxyConfig::Environment), "Environment");
+    }
+
+    #[test]
     fn debug_never_shows_passwords() {
         let c = WsmanConfig::new(
             "https://h/wsman",
@@ -373,9 +495,15 @@ mod tests {
             },
         )
         .unwrap();
+        let mut c = c;
+        c.proxy = ProxyConfig::Url("http://proxyuser:s3cr3t-proxy@proxy:3128".into());
         let shown = format!("{c:?}");
         assert!(
             shown.contains("bob") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("proxyuser:<redacted>@proxy:3128") && !shown.contains("s3cr3t"),
             "{shown}"
         );
     }

@@ -21,7 +21,11 @@
 //!   [`EncryptionPolicy::DangerousAllowUnencryptedHttp`].
 //! - A response that fails to decrypt or verify, or arrives unencrypted on an
 //!   encrypted session, is an error; its connection is discarded.
-//! - Passwords are [`Secret`]s: never in `Debug`, errors or logs.
+//! - Passwords are [`Secret`]s: never in `Debug`, errors or logs, and
+//!   cleared from memory when dropped, as are the Basic header, NT hashes,
+//!   NTLM session keys and RC4 states (`zeroize`). A proxy URL's password
+//!   is redacted in `Debug`; `Authorization` and `Proxy-Authorization` are
+//!   marked sensitive. The crate has no `unsafe` code.
 //!
 //! # Authentication
 //!
@@ -29,17 +33,26 @@
 //!   `kinit`, ticket caches, keytabs and krb5.conf work as for other tools;
 //!   with a password a TGT is fetched into memory. The SPN defaults to
 //!   `HTTP/<host>`; delegation is optional. Messages are sealed with
-//!   `gss_wrap_iov` over HEADER | DATA | PADDING, WinRM's layout.
+//!   `gss_wrap_iov` over HEADER | DATA | PADDING, WinRM's layout. The
+//!   flags the established context was granted are checked: mutual
+//!   authentication always, confidentiality and integrity when messages
+//!   are encrypted ([`auth::gss::missing_flags`]); a server message that
+//!   verifies but was only signed, not encrypted, is refused.
 //! - **NTLM** is NTLMv2 written here on RustCrypto primitives: MIC, key
 //!   exchange, channel bindings, signing and sealing with per-direction RC4
 //!   state, checked against the MS-NLMP 4.2.4 known answers and pyspnego.
+//!   A server whose CHALLENGE does not offer 128-bit keys, key exchange,
+//!   signing and sealing is refused ([`auth::ntlm::NtlmError::MissingFlags`]).
 //! - **Negotiate** runs the GSSAPI SPNEGO mechanism when Kerberos credentials
 //!   can be had (ticket cache, or username + password from the KDC); if that
 //!   fails before anything is sent and a username and password are
 //!   configured, it sends raw NTLM tokens under the `Negotiate` scheme, which
 //!   Windows and pyspnego accept. Why not our own SPNEGO around NTLM: MIT's
 //!   SPNEGO is proven, handles the mechListMIC, and a client without Kerberos
-//!   credentials gains nothing from wrapping NTLM in SPNEGO.
+//!   credentials gains nothing from wrapping NTLM in SPNEGO. The fallback is
+//!   not silent: [`WsmanConfig::on_ntlm_fallback`] is called and
+//!   [`WsmanClient::ntlm_fallback`] says why Kerberos was not used; with
+//!   [`WsmanConfig::allow_ntlm_fallback`] false it is an error instead.
 //! - On HTTPS, the `tls-server-end-point` channel binding is always sent.
 //!
 //! # Connections and concurrency
@@ -85,6 +98,7 @@
 //! ```
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod auth;
 mod client;
@@ -98,7 +112,9 @@ pub mod soap;
 mod transport;
 
 pub use client::WsmanClient;
-pub use config::{Auth, EncryptionPolicy, ProxyConfig, TlsOptions, WsmanConfig};
+pub use config::{
+    Auth, EncryptionPolicy, FallbackHook, NtlmFallback, ProxyConfig, TlsOptions, WsmanConfig,
+};
 pub use error::Error;
 pub use fault::WsmanFault;
 pub use secret::Secret;

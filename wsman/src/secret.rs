@@ -1,10 +1,11 @@
 //! A string that must never be printed: passwords.
 
 use std::fmt;
+use zeroize::Zeroize;
 
 /// A secret string (a password). `Debug` and `Display` print `<redacted>`;
 /// the value is reachable only through [`Secret::expose`]. The memory is
-/// overwritten with zeros when dropped.
+/// overwritten with zeros when dropped (with the `zeroize` crate).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -46,13 +47,10 @@ impl fmt::Display for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // Best effort: clear the bytes before the allocation is freed.
-        // SAFETY: zero bytes are valid UTF-8, so the String stays valid.
-        let bytes = unsafe { self.0.as_bytes_mut() };
-        for b in bytes.iter_mut() {
-            // Volatile so the compiler cannot drop the "dead" store.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        // Best effort: clear the bytes (the whole allocation) before it is
+        // freed. Copies the caller made before wrapping the value, or that
+        // a String's growth left behind, are out of reach.
+        self.0.zeroize();
     }
 }
 

@@ -56,6 +56,22 @@ fn exchange_messages(client: &mut GssClient, acc: &mut Acceptor) {
     );
 }
 
+/// A message the MIT acceptor signed but did not encrypt verifies, and is
+/// refused as not encrypted; an encrypted one after it still unwraps.
+fn integrity_only_wraps_are_refused(client: &mut GssClient, acc: &mut Acceptor) {
+    let msg = b"<s:Envelope>signed, not sealed</s:Envelope>";
+    let (header, data, encrypted) = acc.wrap_integrity_only(msg);
+    assert!(!encrypted, "pyspnego encrypted the integrity-only wrap");
+    assert_eq!(data, msg, "an integrity-only wrap carries the plaintext");
+    let err = client.unwrap(&header, &data).unwrap_err().to_string();
+    assert!(err.contains("signed but not encrypted"), "{err}");
+    let (header, data, _) = acc.wrap(b"<s:Envelope>sealed</s:Envelope>");
+    assert_eq!(
+        client.unwrap(&header, &data).unwrap(),
+        b"<s:Envelope>sealed</s:Envelope>"
+    );
+}
+
 #[test]
 fn kerberos_and_spnego_against_pyspnego() {
     let kdc = Kdc::start();
@@ -78,6 +94,10 @@ fn kerberos_and_spnego_against_pyspnego() {
     establish(&mut client, &mut acc).unwrap();
     let (principal, protocol) = acc.info();
     assert_eq!((principal.as_str(), protocol.as_str()), (USER, "kerberos"));
+    // MIT grants mutual authentication, confidentiality and integrity.
+    client.verify_granted(true).unwrap();
+    // (Before exchange_messages, which ends out of step with a tampered message.)
+    integrity_only_wraps_are_refused(&mut client, &mut acc);
     exchange_messages(&mut client, &mut acc);
 
     // 2. Password credentials (fresh TGT in memory), SPNEGO, explicit SPN
@@ -95,6 +115,9 @@ fn kerberos_and_spnego_against_pyspnego() {
     let mut acc = Acceptor::start("negotiate", None, &env);
     establish(&mut client, &mut acc).unwrap();
     assert_eq!(acc.info(), (USER.to_string(), "kerberos".to_string()));
+    client.verify_granted(true).unwrap();
+    // (Before exchange_messages, which ends out of step with a tampered message.)
+    integrity_only_wraps_are_refused(&mut client, &mut acc);
     exchange_messages(&mut client, &mut acc);
 
     // 3. Channel bindings: the acceptor checks them.

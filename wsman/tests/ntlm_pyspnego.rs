@@ -168,3 +168,38 @@ fn encrypted_body_framing_round_trip_with_the_acceptor() {
         soap
     );
 }
+
+#[test]
+fn a_challenge_without_128_bit_keys_or_key_exchange_is_refused() {
+    use wsman::auth::ntlm::messages::flags;
+    use wsman::auth::ntlm::NtlmError;
+    let dir = tempfile::tempdir().unwrap();
+    let env = user_file(&dir, ":testuser:Password01");
+    // pyspnego's acceptor answers with the flags of the NEGOTIATE it got,
+    // so a NEGOTIATE downgraded on the way (or a client asking for less)
+    // gets a real CHALLENGE without them.
+    for strip in [
+        flags::NEG_128,
+        flags::KEY_EXCH,
+        flags::NEG_128 | flags::NEG_56 | flags::KEY_EXCH,
+    ] {
+        let mut acc = Acceptor::start("ntlm", None, &env);
+        let creds = NtlmCredentials::from_username("testuser", Secret::new("Password01"));
+        let (client, mut negotiate) = NtlmClient::new(creds, Some("HTTP/localhost".into()));
+        let f = u32::from_le_bytes(negotiate[12..16].try_into().unwrap()) & !strip;
+        negotiate[12..16].copy_from_slice(&f.to_le_bytes());
+        let (challenge, _) = acc.step(&negotiate).unwrap();
+        let challenge = challenge.expect("challenge");
+        let offered = u32::from_le_bytes(challenge[20..24].try_into().unwrap());
+        assert_eq!(offered & strip, 0, "the acceptor still offers {strip:#x}");
+        let err = client.authenticate(&challenge, None).unwrap_err();
+        assert_eq!(
+            err,
+            NtlmError::MissingFlags {
+                missing: strip & (flags::NEG_128 | flags::KEY_EXCH),
+                offered
+            }
+        );
+        assert!(err.to_string().contains("128-bit"), "{err}");
+    }
+}

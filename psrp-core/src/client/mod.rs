@@ -94,4 +94,4 @@ pub use crate::host::{HostCall, HostInfo, HostMethodId, HostResponse};
 pub use crate::message::{
     ErrorRecord, InformationRecord, InformationalRecord, PipelineState, ProgressRecord,
 };
-pub use wsman::{ProxyConfig, Secret};
+pub use wsman::{NtlmFallback, ProxyConfig, Secret};

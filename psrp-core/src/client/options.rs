@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wsman::{Auth, EncryptionPolicy, ProxyConfig, Secret, WsmanConfig};
+use wsman::{Auth, EncryptionPolicy, FallbackHook, NtlmFallback, ProxyConfig, Secret, WsmanConfig};
 
 use super::error::ClientError;
 
@@ -145,6 +145,8 @@ pub struct ConnectionOptions {
     data_locale: Option<String>,
     max_connections: Option<usize>,
     proxy: ProxyConfig,
+    allow_ntlm_fallback: bool,
+    on_ntlm_fallback: Option<FallbackHook>,
 }
 
 impl ConnectionOptions {
@@ -175,6 +177,8 @@ impl ConnectionOptions {
             data_locale: None,
             max_connections: None,
             proxy: ProxyConfig::Environment,
+            allow_ntlm_fallback: true,
+            on_ntlm_fallback: None,
         }
     }
 
@@ -313,6 +317,43 @@ impl ConnectionOptions {
         self
     }
 
+    /// Whether Negotiate may use NTLM when Kerberos credentials cannot be
+    /// had (no ticket, a realm or user the KDC does not know; default true).
+    /// With false such a Kerberos failure is an authentication error
+    /// ([`super::ErrorKind::Auth`]) that carries the Kerberos reason.
+    ///
+    /// ```
+    /// use psrp_core::client::{AuthMethod, ConnectionOptions};
+    ///
+    /// let kerberos_or_nothing = ConnectionOptions::new("win01.example.com")
+    ///     .auth(AuthMethod::Negotiate)
+    ///     .credentials("alice@EXAMPLE.COM", "secret")
+    ///     .allow_ntlm_fallback(false);
+    /// # let _ = kerberos_or_nothing;
+    /// ```
+    pub fn allow_ntlm_fallback(mut self, allow: bool) -> Self {
+        self.allow_ntlm_fallback = allow;
+        self
+    }
+
+    /// Calls `f` when Negotiate falls back to NTLM (at most once per pool,
+    /// while it authenticates its first connection without Kerberos), with
+    /// the reason Kerberos could not be used. Afterwards
+    /// [`super::RunspacePool::ntlm_fallback`] tells the same.
+    ///
+    /// ```
+    /// use psrp_core::client::ConnectionOptions;
+    ///
+    /// let options = ConnectionOptions::new("win01.example.com")
+    ///     .credentials("EXAMPLE\\alice", "secret")
+    ///     .on_ntlm_fallback(|f| eprintln!("warning: {f}"));
+    /// # let _ = options;
+    /// ```
+    pub fn on_ntlm_fallback(mut self, f: impl Fn(&NtlmFallback) + Send + Sync + 'static) -> Self {
+        self.on_ntlm_fallback = Some(FallbackHook::new(f));
+        self
+    }
+
     /// The host.
     pub fn host(&self) -> &str {
         &self.host
@@ -424,6 +465,8 @@ impl ConnectionOptions {
         c.locale = self.locale.clone();
         c.data_locale = self.data_locale.clone();
         c.proxy = self.proxy.clone();
+        c.allow_ntlm_fallback = self.allow_ntlm_fallback;
+        c.on_ntlm_fallback = self.on_ntlm_fallback.clone();
         c.max_connections = self
             .max_connections
             .unwrap_or_else(|| (max_runspaces + 2).max(4));
@@ -491,6 +534,31 @@ mod tests {
             "http://schemas.microsoft.com/powershell/Custom.Endpoint"
         );
         assert!(ConnectionOptions::new("").to_wsman_config(1).is_err());
+    }
+
+    #[test]
+    fn debug_shows_no_password_or_proxy_password() {
+        let o = ConnectionOptions::new("h")
+            .credentials("alice", "hunter2")
+            .proxy(ProxyConfig::Url(
+                "http://proxyuser:s3cr3t-proxy@proxy:3128".into(),
+            ));
+        let shown = format!("{o:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("proxyuser:<redacted>@proxy:3128") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+        // Nor once turned into the transport's configuration.
+        let c = o.to_wsman_config(1).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
     }
 
     #[test]

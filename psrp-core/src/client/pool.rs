@@ -440,6 +440,13 @@ impl RunspacePool {
         &self.endpoint
     }
 
+    /// Why Negotiate authenticated with NTLM instead of Kerberos, when it
+    /// did (see [`ConnectionOptions::on_ntlm_fallback`] and
+    /// [`ConnectionOptions::allow_ntlm_fallback`]).
+    pub fn ntlm_fallback(&self) -> Option<wsman::NtlmFallback> {
+        self.shared.client.ntlm_fallback()
+    }
+
     /// The session configuration name.
     pub fn configuration_name(&self) -> &str {
         &self.shared.configuration

@@ -97,6 +97,32 @@ fn target_name(spn: &str) -> Result<Name, GssError> {
     .map_err(gss_err("parsing the service principal name"))
 }
 
+/// The flags an established context must have been granted: MUTUAL
+/// always (the server proved it holds the service key: over plain HTTP,
+/// or HTTPS without certificate checks, nothing else authenticates it);
+/// CONF and INTEG when the context seals WinRM messages (HTTP), since
+/// otherwise `gss_wrap` would send them signed but readable. Over HTTPS
+/// without message encryption the context seals nothing, so CONF and INTEG
+/// are not needed.
+pub fn missing_flags(granted: CtxFlags, seals_messages: bool) -> Vec<&'static str> {
+    let mut required = vec![(CtxFlags::GSS_C_MUTUAL_FLAG, "mutual authentication")];
+    if seals_messages {
+        required.push((CtxFlags::GSS_C_CONF_FLAG, "confidentiality"));
+        required.push((CtxFlags::GSS_C_INTEG_FLAG, "integrity"));
+    }
+    required
+        .into_iter()
+        .filter(|(flag, _)| !granted.contains(*flag))
+        .map(|(_, name)| name)
+        .collect()
+}
+
+/// How many bytes of a message [`GssClient::unwrap_in_place`] compares
+/// before and after unwrapping: an encrypted message changes them (the
+/// chance that 16 bytes of AES or RC4 ciphertext equal the plaintext is
+/// 2^-128); a message that was only signed does not.
+const CONF_CHECK_LEN: usize = 16;
+
 /// The client side of a Kerberos or SPNEGO context.
 pub struct GssClient {
     ctx: ClientCtx,
@@ -165,6 +191,38 @@ impl GssClient {
         self.ctx.is_complete()
     }
 
+    /// Checks the flags the established context was granted (see
+    /// [`missing_flags`]); `seals_messages` when it will encrypt WinRM
+    /// messages.
+    pub fn verify_granted(&self, seals_messages: bool) -> Result<(), GssError> {
+        let what = "checking the established security context";
+        if !self.ctx.is_complete() {
+            return Err(GssError {
+                what: what.into(),
+                message: "the context is not established".into(),
+            });
+        }
+        let granted = self.ctx.flags().map_err(gss_err(what))?;
+        let missing = missing_flags(granted, seals_messages);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(GssError {
+            what: what.into(),
+            message: format!(
+                "the server's Kerberos context did not grant {} (granted flags {:#x}); WinRM needs \
+                 mutual authentication{}. Check the server's Kerberos configuration, or use HTTPS",
+                missing.join(", "),
+                granted.bits(),
+                if seals_messages {
+                    ", confidentiality and integrity to encrypt messages over HTTP"
+                } else {
+                    ""
+                }
+            ),
+        })
+    }
+
     /// Encrypts with gss_wrap_iov over HEADER | DATA | PADDING, which yields
     /// the DCE-style token WinRM expects (trailer folded into the header).
     pub fn wrap(&mut self, msg: &[u8]) -> Result<Wrapped, GssError> {
@@ -200,20 +258,72 @@ impl GssClient {
     /// Decrypts and verifies a server message in place: `data` holds the
     /// plaintext afterwards (`header` is scratch). No copies: WinRM
     /// responses are up to MaxEnvelopeSize.
+    ///
+    /// A message that verifies but was not encrypted (an integrity-only
+    /// wrap, conf_state 0) is refused. libgssapi 0.11 passes no conf_state
+    /// to gss_unwrap_iov and does not expose the context handle, so this is
+    /// seen from the data itself: unwrapping an encrypted message changes
+    /// its first bytes, unwrapping a signed-only one leaves them as they
+    /// were (see [`CONF_CHECK_LEN`]). Empty messages cannot show either
+    /// and are refused (WinRM never sends one).
     pub fn unwrap_in_place(&mut self, header: &mut [u8], data: &mut [u8]) -> Result<(), GssError> {
+        let what = "decrypting a message";
+        if data.is_empty() {
+            return Err(GssError {
+                what: what.into(),
+                message:
+                    "the server sent an empty sealed message, which cannot be shown to be encrypted"
+                        .into(),
+            });
+        }
+        let mut before = [0u8; CONF_CHECK_LEN];
+        let checked = data.len().min(CONF_CHECK_LEN);
+        before[..checked].copy_from_slice(&data[..checked]);
         let mut iovs = [
             GssIov::new(GssIovType::Header, header),
             GssIov::new(GssIovType::Data, data),
         ];
-        self.ctx
-            .unwrap_iov(&mut iovs)
-            .map_err(gss_err("decrypting a message"))
+        self.ctx.unwrap_iov(&mut iovs).map_err(gss_err(what))?;
+        drop(iovs);
+        if data[..checked] == before[..checked] {
+            return Err(GssError {
+                what: what.into(),
+                message: "the server's message is signed but not encrypted (an integrity-only \
+                          Kerberos wrap); refusing it, as the session requires encryption"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn required_context_flags() {
+        let all = CtxFlags::GSS_C_MUTUAL_FLAG
+            | CtxFlags::GSS_C_CONF_FLAG
+            | CtxFlags::GSS_C_INTEG_FLAG
+            | CtxFlags::GSS_C_REPLAY_FLAG;
+        assert!(missing_flags(all, true).is_empty());
+        assert_eq!(
+            missing_flags(all - CtxFlags::GSS_C_CONF_FLAG, true),
+            ["confidentiality"]
+        );
+        assert_eq!(
+            missing_flags(CtxFlags::GSS_C_REPLAY_FLAG, true),
+            ["mutual authentication", "confidentiality", "integrity"]
+        );
+        // Over HTTPS without message encryption only mutual authentication
+        // is required.
+        assert!(missing_flags(CtxFlags::GSS_C_MUTUAL_FLAG, false).is_empty());
+        assert_eq!(
+            missing_flags(all - CtxFlags::GSS_C_MUTUAL_FLAG, false),
+            ["mutual authentication"]
+        );
+    }
 
     #[test]
     fn principal_forms() {

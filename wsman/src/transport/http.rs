@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
+use zeroize::Zeroizing;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -101,9 +102,17 @@ async fn proxy_connect(
     authority: &str,
     auth: Option<&str>,
 ) -> Result<(), HttpFailure> {
-    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    // Holds the proxy credentials: sized once (no reallocation leaves a
+    // copy behind) and cleared when dropped.
+    let head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    let mut req = Zeroizing::new(String::with_capacity(
+        head.len() + auth.map_or(0, |a| a.len() + 23) + 2,
+    ));
+    req.push_str(&head);
     if let Some(a) = auth {
-        req.push_str(&format!("Proxy-Authorization: {a}\r\n"));
+        req.push_str("Proxy-Authorization: ");
+        req.push_str(a);
+        req.push_str("\r\n");
     }
     req.push_str("\r\n");
     stream
@@ -172,7 +181,8 @@ impl HttpConn {
             let (io, peer_cert): (Box<dyn Io>, Option<Vec<u8>>) = match &t.tls {
                 Some(cfg) => {
                     if let Some(p) = &t.proxy {
-                        proxy_connect(&mut tcp, &authority, p.authorization.as_deref()).await?;
+                        let auth = p.authorization.as_deref().map(String::as_str);
+                        proxy_connect(&mut tcp, &authority, auth).await?;
                     }
                     let name = ServerName::try_from(
                         host.trim_start_matches('[')
@@ -242,7 +252,13 @@ impl HttpConn {
             (Some(p), None) => p
                 .authorization
                 .as_deref()
-                .map(HeaderValue::from_str)
+                .map(|a| {
+                    HeaderValue::from_str(a).map(|mut v| {
+                        // Kept out of hyper's debug output, like Authorization.
+                        v.set_sensitive(true);
+                        v
+                    })
+                })
                 .transpose()
                 .map_err(|e| HttpFailure::new(format!("proxy credentials: {e}")))?,
             _ => None,

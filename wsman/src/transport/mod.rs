@@ -18,14 +18,15 @@ use crate::auth::channel_bindings::ChannelBindings;
 use crate::auth::gss::{self, GssClient, GssMech};
 use crate::auth::ntlm::{NtlmClient, NtlmCredentials};
 use crate::auth::{scheme, Security};
-use crate::config::{Auth, WsmanConfig};
+use crate::config::{Auth, NtlmFallback, WsmanConfig};
 use crate::encryption::{EncryptionError, Protocol};
 use crate::error::Error;
 use crate::secret::Secret;
 use base64::Engine as _;
 use http::{HttpConn, HttpFailure, Target};
 use hyper::header::{HeaderMap, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use zeroize::Zeroizing;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     target: Target,
     /// Kerberos credentials acquired with a password, reused by every connection.
     kerberos_cred: Mutex<Option<libgssapi::credential::Cred>>,
+    /// The first Negotiate → NTLM fallback of this client.
+    pub(crate) ntlm_fallback: OnceLock<NtlmFallback>,
 }
 
 impl Shared {
@@ -61,7 +64,27 @@ impl Shared {
             target,
             config,
             kerberos_cred: Mutex::new(None),
+            ntlm_fallback: OnceLock::new(),
         })
+    }
+
+    /// Records a Negotiate → NTLM fallback; the first one of this client
+    /// goes to the configured hook and to the debug trace.
+    fn note_ntlm_fallback(&self, kerberos_error: &Error) {
+        let mut first = false;
+        let fallback = self.ntlm_fallback.get_or_init(|| {
+            first = true;
+            NtlmFallback {
+                endpoint: self.endpoint.clone(),
+                kerberos_error: kerberos_error.to_string(),
+            }
+        });
+        if first {
+            tracing::debug!(error = %kerberos_error, "Kerberos unavailable for Negotiate; falling back to NTLM");
+            if let Some(hook) = &self.config.on_ntlm_fallback {
+                hook.call(fallback);
+            }
+        }
     }
 
     fn auth_error(&self, reason: impl Into<String>) -> Error {
@@ -155,15 +178,19 @@ pub(crate) struct Connection {
     /// The server associates the current TCP connection with us.
     authenticated: bool,
     security: Option<(Security, Protocol)>,
-    /// Authorization header for Basic.
-    basic: Option<String>,
+    /// Authorization header for Basic (cleared when dropped).
+    basic: Option<Zeroizing<String>>,
 }
 
-fn basic_header(username: &str, password: &Secret) -> String {
-    format!(
-        "Basic {}",
-        B64.encode(format!("{username}:{}", password.expose()))
-    )
+/// `Basic base64(user:password)`; the `user:password` string and the
+/// header are cleared when dropped. (hyper's copy of the header in the
+/// request it writes is out of reach; it is marked sensitive.)
+fn basic_header(username: &str, password: &Secret) -> Zeroizing<String> {
+    let pair = Zeroizing::new(format!("{username}:{}", password.expose()));
+    let mut header = Zeroizing::new(String::with_capacity(6 + pair.len().div_ceil(3) * 4));
+    header.push_str("Basic ");
+    B64.encode_string(pair.as_bytes(), &mut header);
+    header
 }
 
 /// Why a POST failed: the HTTP failure and whether resending is safe.
@@ -299,7 +326,12 @@ impl Connection {
     ) -> Result<Option<Reply>, PostError> {
         if let Some(basic) = self.basic.clone() {
             let r = self
-                .post(shared, soap.to_vec(), Some(SOAP_CONTENT_TYPE), Some(&basic))
+                .post(
+                    shared,
+                    soap.to_vec(),
+                    Some(SOAP_CONTENT_TYPE),
+                    Some(basic.as_str()),
+                )
                 .await?;
             if r.status == 401 {
                 return Err(shared
@@ -481,6 +513,8 @@ impl Connection {
                         }
                         g
                     };
+                    // The flags the context was granted, not just requested.
+                    g.verify_granted(cfg.encrypts()).map_err(Error::from)?;
                     Security::Gss(g)
                 }
                 Some(Pending::Ntlm(_)) => {
@@ -600,11 +634,15 @@ impl Connection {
                 match start_gss(shared, username.clone(), password.clone(), &spn, GssMech::Spnego, *delegate, cb).await {
                     Ok((g, t)) => Ok((scheme::NEGOTIATE, Some(Pending::Gss(g)), t)),
                     Err(e) => match (username, password) {
-                        (Some(u), Some(p)) => {
-                            tracing::debug!(error = %e, "Kerberos unavailable for Negotiate; falling back to NTLM");
+                        (Some(u), Some(p)) if cfg.allow_ntlm_fallback => {
+                            shared.note_ntlm_fallback(&e);
                             let (p, t) = ntlm(u, p);
                             Ok((scheme::NEGOTIATE, p, t))
                         }
+                        (Some(_), Some(_)) => Err(shared.auth_error(format!(
+                            "Negotiate could not use Kerberos ({e}), and falling back to NTLM is not allowed \
+                             (allow_ntlm_fallback is off)"
+                        ))),
                         _ => Err(shared.auth_error(format!(
                             "Negotiate could not use Kerberos ({e}) and has no username and password for NTLM"
                         ))),
@@ -706,6 +744,15 @@ mod tests {
             "Negotiate, Basic realm=\"x\", charset=\"UTF-8\"",
         )]);
         assert_eq!(r.offered_schemes(), ["Negotiate", "Basic"]);
+    }
+
+    #[test]
+    fn basic_header_value() {
+        let h = basic_header("Aladdin", &Secret::new("open sesame"));
+        assert_eq!(h.as_str(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        // The capacity computed up front was enough: no reallocation left
+        // a copy behind.
+        assert_eq!(h.capacity(), h.len());
     }
 
     #[test]

@@ -5,14 +5,29 @@
 use crate::config::ProxyConfig;
 use crate::error::Error;
 use url::Url;
+use zeroize::Zeroizing;
 
 /// A proxy to go through.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Proxy {
     pub(crate) host: String,
     pub(crate) port: u16,
-    /// `Proxy-Authorization` value from credentials in the proxy URL.
-    pub(crate) authorization: Option<String>,
+    /// `Proxy-Authorization` value from credentials in the proxy URL
+    /// (cleared when dropped, never in Debug).
+    pub(crate) authorization: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 fn env(names: &[&str]) -> Option<String> {
@@ -64,12 +79,13 @@ pub(crate) fn parse(url: &str) -> Result<Proxy, Error> {
         None
     } else {
         use base64::Engine as _;
-        let user = percent_decode(u.username());
-        let pass = percent_decode(u.password().unwrap_or(""));
-        Some(format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-        ))
+        let user = Zeroizing::new(percent_decode(u.username()));
+        let pass = Zeroizing::new(percent_decode(u.password().unwrap_or("")));
+        let pair = Zeroizing::new(format!("{}:{}", *user, *pass));
+        let mut header = Zeroizing::new(String::with_capacity(6 + pair.len().div_ceil(3) * 4));
+        header.push_str("Basic ");
+        base64::engine::general_purpose::STANDARD.encode_string(pair.as_bytes(), &mut header);
+        Some(header)
     };
     Ok(Proxy {
         host,
@@ -143,9 +159,24 @@ mod tests {
         assert_eq!((p.host.as_str(), p.port), ("proxy.example", 3128));
         use base64::Engine as _;
         let cred = base64::engine::general_purpose::STANDARD
-            .decode(p.authorization.unwrap().trim_start_matches("Basic "))
+            .decode(
+                p.authorization
+                    .clone()
+                    .unwrap()
+                    .trim_start_matches("Basic "),
+            )
             .unwrap();
         assert_eq!(cred, b"u@d:p:ss");
+        // Debug shows neither the password nor the encoded credentials.
+        let shown = format!("{p:?}");
+        assert!(
+            shown.contains("proxy.example") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("p%3Ass") && !shown.contains("dUBkOnA6c3M"),
+            "{shown}"
+        );
         assert_eq!(parse("proxy:8080").unwrap().port, 8080);
         assert!(parse("socks5://proxy:1080").is_err());
         let u = Url::parse("https://h/wsman").unwrap();

@@ -6,9 +6,11 @@ independent implementation.
 
 argv: protocol (ntlm | kerberos | negotiate) [channel-binding application data, hex]
 Requests: {"op": "step", "token": b64}, {"op": "wrap", "data": b64},
-          {"op": "unwrap", "header": b64, "data": b64}, {"op": "info"}
+          {"op": "wrap_integrity", "data": b64} (WinRM's layout, signed but not
+          encrypted), {"op": "unwrap", "header": b64, "data": b64}, {"op": "info"}
 Replies:  {"token": b64|null, "complete": bool} / {"header", "data", "padding"} /
-          {"data"} / {"principal", "protocol"}; or {"error": text}.
+          {"header", "data", "padding", "encrypted"} / {"data"} /
+          {"principal", "protocol"}; or {"error": text}.
 """
 
 import base64
@@ -17,6 +19,7 @@ import sys
 
 import spnego
 from spnego.channel_bindings import GssChannelBindings
+from spnego.iov import BufferType
 
 
 def b64(b):
@@ -39,6 +42,17 @@ def main():
             elif op == "wrap":
                 w = ctx.wrap_winrm(base64.b64decode(req["data"]))
                 rep = {"header": b64(w.header), "data": b64(w.data), "padding": w.padding_length}
+            elif op == "wrap_integrity":
+                # HEADER | DATA | PADDING as wrap_winrm, with conf_req_flag false.
+                data = base64.b64decode(req["data"])
+                res = ctx.wrap_iov([BufferType.header, data, BufferType.padding], encrypt=False)
+                header, body, padding = (b.data or b"" for b in res.buffers)
+                rep = {
+                    "header": b64(header),
+                    "data": b64(body + padding),
+                    "padding": len(padding),
+                    "encrypted": res.encrypted,
+                }
             elif op == "unwrap":
                 d = ctx.unwrap_winrm(base64.b64decode(req["header"]), base64.b64decode(req["data"]))
                 rep = {"data": b64(d)}

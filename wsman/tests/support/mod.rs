@@ -73,6 +73,18 @@ impl Acceptor {
         )
     }
 
+    /// A WinRM-layout wrap that is signed but not encrypted: (header, data,
+    /// whether pyspnego says it encrypted).
+    pub fn wrap_integrity_only(&mut self, data: &[u8]) -> (Vec<u8>, Vec<u8>, bool) {
+        let r = self.call(json!({"op": "wrap_integrity", "data": B64.encode(data)}));
+        assert!(r.get("error").is_none(), "{r}");
+        (
+            Self::bytes(&r, "header").unwrap(),
+            Self::bytes(&r, "data").unwrap(),
+            r["encrypted"].as_bool().unwrap(),
+        )
+    }
+
     /// unwrap_winrm.
     pub fn unwrap(&mut self, header: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
         let r = self

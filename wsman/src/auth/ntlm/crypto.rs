@@ -4,6 +4,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use md4::Md4;
 use md5::{Digest, Md5};
 use rc4::{Rc4, StreamCipher};
+use zeroize::{Zeroize, Zeroizing};
 
 type HmacMd5 = Hmac<Md5>;
 
@@ -32,10 +33,13 @@ pub fn md5(parts: &[&[u8]]) -> [u8; 16] {
 }
 
 /// NTOWFv2 = HMAC_MD5(MD4(UNICODE(password)), UNICODE(Upper(user) ‖ domain)).
-pub fn ntowfv2(password: &str, user: &str, domain: &str) -> [u8; 16] {
-    let nt_hash: [u8; 16] = Md4::digest(utf16le(password)).into();
+/// The result is as good as the password for this account, so it, the NT
+/// hash and the UTF-16 password are cleared when dropped.
+pub fn ntowfv2(password: &str, user: &str, domain: &str) -> Zeroizing<[u8; 16]> {
+    let unicode_password = Zeroizing::new(utf16le(password));
+    let nt_hash: Zeroizing<[u8; 16]> = Zeroizing::new(Md4::digest(&*unicode_password).into());
     let who = utf16le(&format!("{}{}", user.to_uppercase(), domain));
-    hmac_md5(&nt_hash, &[&who])
+    Zeroizing::new(hmac_md5(&*nt_hash, &[&who]))
 }
 
 /// The NTLMv2 client blob ("temp" in MS-NLMP 3.3.2) for a timestamp, client
@@ -57,8 +61,9 @@ pub struct V2Response {
     pub nt_response: Vec<u8>,
     /// LmChallengeResponse = HMAC_MD5(key, server ‖ client challenge) ‖ client challenge.
     pub lm_response: [u8; 24],
-    /// SessionBaseKey = HMAC_MD5(key, NTProofStr); also the KeyExchangeKey for NTLMv2.
-    pub session_base_key: [u8; 16],
+    /// SessionBaseKey = HMAC_MD5(key, NTProofStr); also the KeyExchangeKey
+    /// for NTLMv2 (cleared when dropped).
+    pub session_base_key: Zeroizing<[u8; 16]>,
 }
 
 /// Computes the NTLMv2 responses (MS-NLMP 3.3.2).
@@ -78,7 +83,7 @@ pub fn ntlmv2_response(
     V2Response {
         nt_response,
         lm_response,
-        session_base_key: hmac_md5(response_key, &[&proof]),
+        session_base_key: Zeroizing::new(hmac_md5(response_key, &[&proof])),
     }
 }
 
@@ -110,6 +115,15 @@ pub struct SessionKeys {
     pub server_sign: [u8; 16],
     /// Server-to-client sealing key.
     pub server_seal: [u8; 16],
+}
+
+impl Drop for SessionKeys {
+    fn drop(&mut self) {
+        self.client_sign.zeroize();
+        self.client_seal.zeroize();
+        self.server_sign.zeroize();
+        self.server_seal.zeroize();
+    }
 }
 
 impl std::fmt::Debug for SessionKeys {

@@ -14,6 +14,7 @@ pub use session::NtlmSession;
 use crate::secret::Secret;
 use crypto::{hmac_md5, ntlmv2_response, ntlmv2_temp, ntowfv2, rc4_once, utf16le};
 use messages::{av, flags, Authenticate, Challenge};
+use zeroize::{Zeroize, Zeroizing};
 
 /// NTLM failures (no secrets in the text).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,12 +25,70 @@ pub enum NtlmError {
     /// The server would not agree to what WinRM needs.
     #[error("NTLM negotiation: {0}")]
     Negotiation(String),
+    /// The server's CHALLENGE lacks session-security flags this client
+    /// requires ([`REQUIRED_FLAGS`]): without NEGOTIATE_128, messages would
+    /// be sealed with 40- or 56-bit RC4 keys; without KEY_EXCH, the session
+    /// key would not be random but derived from the password hash alone.
+    #[error(
+        "the server's NTLM CHALLENGE does not offer {} (it offered {offered:#010x}: {}); this client requires {}. \
+         Require 128-bit NTLM session security on the server (policy \"Network security: Minimum \
+         session security for NTLM SSP based servers\": require 128-bit encryption), check that \
+         nothing on the path rewrites the NTLM messages, or use Kerberos",
+        flag_names(*missing).join(", "),
+        flag_names(*offered).join(", "),
+        flag_names(REQUIRED_FLAGS).join(", ")
+    )]
+    MissingFlags {
+        /// The required NegotiateFlags the server did not set.
+        missing: u32,
+        /// The NegotiateFlags of the CHALLENGE.
+        offered: u32,
+    },
     /// A sealed message failed verification.
     #[error("NTLM message verification failed: {0}")]
     BadSignature(String),
     /// The system random number generator failed.
     #[error("random number generator: {0}")]
     Random(String),
+}
+
+/// NegotiateFlags the server's CHALLENGE must carry: NTLMv2 session
+/// security (extended session security), signing and sealing with 128-bit
+/// keys and a random exported session key (key exchange), Unicode strings.
+/// Windows has offered all of them since Windows 2000 / Vista (128-bit).
+pub const REQUIRED_FLAGS: u32 = flags::EXTENDED_SESSIONSECURITY
+    | flags::SIGN
+    | flags::SEAL
+    | flags::NEG_128
+    | flags::KEY_EXCH
+    | flags::UNICODE;
+
+/// Names of the NegotiateFlags bits this client knows, for messages
+/// (MS-NLMP 2.2.2.5 names without the `NTLMSSP_NEGOTIATE_` prefix).
+pub fn flag_names(bits: u32) -> Vec<&'static str> {
+    const NAMES: [(u32, &str); 12] = [
+        (flags::UNICODE, "UNICODE"),
+        (flags::REQUEST_TARGET, "REQUEST_TARGET"),
+        (flags::SIGN, "SIGN"),
+        (flags::SEAL, "SEAL"),
+        (flags::NTLM, "NTLM"),
+        (flags::ALWAYS_SIGN, "ALWAYS_SIGN"),
+        (flags::EXTENDED_SESSIONSECURITY, "EXTENDED_SESSIONSECURITY"),
+        (flags::TARGET_INFO, "TARGET_INFO"),
+        (flags::VERSION, "VERSION"),
+        (flags::NEG_128, "128"),
+        (flags::KEY_EXCH, "KEY_EXCH"),
+        (flags::NEG_56, "56"),
+    ];
+    let mut names: Vec<&'static str> = NAMES
+        .iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if names.is_empty() {
+        names.push("none of them");
+    }
+    names
 }
 
 /// Who to authenticate as.
@@ -73,17 +132,24 @@ impl NtlmCredentials {
 pub struct Nonces {
     /// Client challenge.
     pub client_challenge: [u8; 8],
-    /// ExportedSessionKey when key exchange is negotiated.
+    /// ExportedSessionKey when key exchange is negotiated (cleared when
+    /// dropped).
     pub exported_session_key: [u8; 16],
     /// FILETIME used when the server sends no MsvAvTimestamp.
     pub now_filetime: u64,
 }
 
+impl Drop for Nonces {
+    fn drop(&mut self) {
+        self.exported_session_key.zeroize();
+    }
+}
+
 impl Nonces {
     /// Fresh values from the OS random generator and the clock.
     pub fn generate() -> Result<Self, NtlmError> {
-        let mut buf = [0u8; 24];
-        getrandom::fill(&mut buf).map_err(|e| NtlmError::Random(e.to_string()))?;
+        let mut buf = Zeroizing::new([0u8; 24]);
+        getrandom::fill(&mut *buf).map_err(|e| NtlmError::Random(e.to_string()))?;
         let mut client_challenge = [0u8; 8];
         client_challenge.copy_from_slice(&buf[..8]);
         let mut exported_session_key = [0u8; 16];
@@ -153,17 +219,12 @@ impl NtlmClient {
     ) -> Result<(Vec<u8>, NtlmSession), NtlmError> {
         let ch = Challenge::parse(challenge)?;
         let negotiated = flags::CLIENT & ch.flags | (ch.flags & flags::TARGET_INFO);
-        for (bit, name) in [
-            (flags::EXTENDED_SESSIONSECURITY, "extended session security"),
-            (flags::SIGN, "signing"),
-            (flags::SEAL, "sealing"),
-            (flags::UNICODE, "Unicode"),
-        ] {
-            if negotiated & bit == 0 {
-                return Err(NtlmError::Negotiation(format!(
-                    "server refused {name}, which this client requires"
-                )));
-            }
+        let missing = REQUIRED_FLAGS & !negotiated;
+        if missing != 0 {
+            return Err(NtlmError::MissingFlags {
+                missing,
+                offered: ch.flags,
+            });
         }
 
         // Amend the server's target info: MIC flag, channel bindings, SPN.
@@ -212,15 +273,10 @@ impl NtlmClient {
             resp.lm_response
         };
 
-        let key_exch = negotiated & flags::KEY_EXCH != 0;
-        let (exported, encrypted_key) = if key_exch {
-            (
-                nonces.exported_session_key,
-                rc4_once(&resp.session_base_key, &nonces.exported_session_key),
-            )
-        } else {
-            (resp.session_base_key, Vec::new())
-        };
+        // Key exchange (required): a random ExportedSessionKey, sent
+        // encrypted with the key derived from the password.
+        let exported = Zeroizing::new(nonces.exported_session_key);
+        let encrypted_key = rc4_once(&*resp.session_base_key, &*exported);
         let domain = utf16le(&self.creds.domain);
         let user = utf16le(&self.creds.user);
         let mut msg = messages::authenticate(&Authenticate {
@@ -232,17 +288,12 @@ impl NtlmClient {
             encrypted_session_key: &encrypted_key,
             flags: negotiated,
         })?;
-        let mic = hmac_md5(&exported, &[&self.negotiate, challenge, &msg]);
+        let mic = hmac_md5(&*exported, &[&self.negotiate, challenge, &msg]);
         msg[messages::MIC_OFFSET..messages::MIC_OFFSET + 16].copy_from_slice(&mic);
 
-        let seal_len = if negotiated & flags::NEG_128 != 0 {
-            16
-        } else if negotiated & flags::NEG_56 != 0 {
-            7
-        } else {
-            5
-        };
-        Ok((msg, NtlmSession::client(&exported, seal_len, key_exch)))
+        // REQUIRED_FLAGS holds NEG_128 and KEY_EXCH: 128-bit sealing keys
+        // and an RC4-encrypted checksum.
+        Ok((msg, NtlmSession::client(&exported, 16, true)))
     }
 }
 

@@ -52,7 +52,7 @@ fn responses_and_session_base_key_4_2_4_1_2_and_4_2_4_2() {
     assert_eq!(&r.nt_response[16..], &temp[..]);
     // 4.2.4.2.3: EncryptedRandomSessionKey = RC4(KeyExchangeKey, RandomSessionKey).
     assert_eq!(
-        rc4_once(&r.session_base_key, &RANDOM_SESSION_KEY),
+        rc4_once(&*r.session_base_key, &RANDOM_SESSION_KEY),
         unhex("c5dad2544fc9799094ce1ce90bc9d03e")
     );
 }
@@ -105,7 +105,7 @@ fn authenticate_message_against_the_spec_challenge() {
     let temp = &nt[16..];
     let key = ntowfv2("Password", "User", "Domain");
     assert_eq!(
-        hmac_md5(&key, &[&SERVER_CHALLENGE, temp]).to_vec(),
+        hmac_md5(&*key, &[&SERVER_CHALLENGE, temp]).to_vec(),
         nt[..16].to_vec()
     );
     // The spec challenge has no timestamp: the LMv2 response is sent.
@@ -122,7 +122,7 @@ fn authenticate_message_against_the_spec_challenge() {
     assert!(pairs.contains(&(av::TARGET_NAME, utf16le("HTTP/server"))));
     // Key exchange: the spec's encrypted session key, since NTProofStr and so
     // the base key depend on our amended target info, recompute it.
-    let base = hmac_md5(&key, &[&nt[..16]]);
+    let base = hmac_md5(&*key, &[&nt[..16]]);
     assert_eq!(field(52), rc4_once(&base, &RANDOM_SESSION_KEY));
     // MIC over the three messages with the MIC field zeroed.
     let mut zeroed = auth.clone();
@@ -138,16 +138,55 @@ fn authenticate_message_against_the_spec_challenge() {
     assert_eq!(sealed, unhex("54e50165bf1936dc996020c1811b0f06fb5f"));
 }
 
-#[test]
-fn refuses_a_server_without_sealing() {
+/// The spec CHALLENGE with `clear` removed from its NegotiateFlags.
+fn spec_challenge_without(clear: u32) -> Vec<u8> {
     let mut challenge = unhex(messages::tests_support::SPEC_CHALLENGE);
-    let f = u32::from_le_bytes([challenge[20], challenge[21], challenge[22], challenge[23]])
-        & !flags::SEAL;
+    let f =
+        u32::from_le_bytes([challenge[20], challenge[21], challenge[22], challenge[23]]) & !clear;
     challenge[20..24].copy_from_slice(&f.to_le_bytes());
-    let creds = NtlmCredentials::from_username("u", Secret::new("p"));
-    let (client, _) = NtlmClient::new(creds, None);
-    let err = client.authenticate(&challenge, None).unwrap_err();
-    assert!(matches!(err, NtlmError::Negotiation(_)), "{err}");
+    challenge
+}
+
+#[test]
+fn refuses_a_server_without_sealing_128_bit_keys_or_key_exchange() {
+    for (clear, named) in [
+        (flags::SEAL, "SEAL"),
+        (flags::NEG_128, "128"),
+        // A server offering only 56-bit keys.
+        (flags::NEG_128 | flags::KEY_EXCH, "128, KEY_EXCH"),
+        (flags::KEY_EXCH, "KEY_EXCH"),
+        (
+            flags::NEG_128 | flags::NEG_56 | flags::KEY_EXCH,
+            "128, KEY_EXCH",
+        ),
+    ] {
+        let challenge = spec_challenge_without(clear);
+        let creds = NtlmCredentials::from_username("u", Secret::new("p"));
+        let (client, _) = NtlmClient::new(creds, None);
+        let err = client.authenticate(&challenge, None).unwrap_err();
+        let offered = 0xe28a_8233 & !clear;
+        assert_eq!(
+            err,
+            NtlmError::MissingFlags {
+                missing: clear & REQUIRED_FLAGS,
+                offered
+            }
+        );
+        // The message says what is missing, what was offered and what to do.
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("does not offer {named} (it offered 0x"))
+                && text.contains("this client requires UNICODE, SIGN, SEAL, EXTENDED_SESSIONSECURITY, 128, KEY_EXCH.")
+                && text.contains("128-bit encryption"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("(it offered {offered:#010x}: UNICODE, SIGN, ")),
+            "offered flags listed: {text}"
+        );
+    }
+    // All flags present: accepted (the known-answer test above).
+    assert_eq!(flag_names(0), ["none of them"]);
 }
 
 #[test]
