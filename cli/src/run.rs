@@ -276,14 +276,31 @@ fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOptions {
     o
 }
 
-/// The exit status for a client error.
+/// The exit status for a client error. A message over the size limit is
+/// a failed run (2), not a connection failure (3): the host works, and
+/// retrying does not help; a larger --max-message-size does.
 fn error_status(e: &ClientError) -> Status {
     match e.kind() {
         ErrorKind::Config => Status::Usage,
-        ErrorKind::SessionInit | ErrorKind::PipelineFailed | ErrorKind::InvalidCommand => {
-            Status::Failed
-        }
+        ErrorKind::SessionInit
+        | ErrorKind::PipelineFailed
+        | ErrorKind::InvalidCommand
+        | ErrorKind::LimitExceeded => Status::Failed,
         _ => Status::Connection,
+    }
+}
+
+/// A client error as text; a size limit names psrp's option rather than
+/// the library's.
+fn error_text(e: &ClientError) -> String {
+    match e {
+        ClientError::LimitExceeded {
+            operation, source, ..
+        } => format!(
+            "{operation}: {source}; raise --max-message-size (PSRP_MAX_MESSAGE_SIZE, profile \
+             key max_message_size) if the server legitimately sends this much"
+        ),
+        e => e.to_string(),
     }
 }
 
@@ -326,9 +343,15 @@ async fn run_host(
     let s = &job.settings;
     let deadline = s.timeout.map(|t| tokio::time::Instant::now() + t);
     let options = connection_options(s, host);
-    let pool_options = PoolOptions::new()
+    let mut pool_options = PoolOptions::new()
         .cleanup_timeout(CLEANUP_TIMEOUT)
         .cleanup_tracker(cleanup.clone());
+    if let Some(n) = s.max_message_size {
+        // Partial messages may hold twice the largest message, as by default.
+        pool_options = pool_options
+            .max_message_size(n)
+            .max_buffered_bytes(n.saturating_mul(2));
+    }
     // A signal or the deadline abandons the open (dropping it): the pool
     // then deletes its shell in the background (after the Create, when one
     // is still on its way), and run_all waits for that before exiting.
@@ -346,7 +369,7 @@ async fn run_host(
     let pool = match opened {
         Ok(pool) => pool,
         Err(e) => {
-            log.psrp(label, &format!("cannot connect: {e}"));
+            log.psrp(label, &format!("cannot connect: {}", error_text(&e)));
             return error_status(&e);
         }
     };
@@ -408,7 +431,7 @@ fn completed(log: &Logger, label: &str, what: &str, ended: Ended) -> Result<(), 
         Ended::Done(Some(PipelineState::Completed), _) => return Ok(()),
         Ended::Done(state, error) => (state, error),
         Ended::Error(e) => {
-            log.psrp(label, &format!("{what}: {e}"));
+            log.psrp(label, &format!("{what}: {}", error_text(&e)));
             return Err(error_status(&e).max(Status::Failed));
         }
         Ended::Cut(status, why) => {

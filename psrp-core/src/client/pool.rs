@@ -9,6 +9,7 @@ use wsman::{CommandRequest, CreateShell, ReceiveOutcome, Shell, WsmanClient};
 
 use crate::clixml::{to_json, PsValue, Version};
 use crate::command::{Command, CreatePipeline, PowerShell};
+use crate::fragment::{DefragmentLimits, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::message::{ApplicationPrivateData, RunspacePoolState, SessionCapability};
 use crate::pool::{PoolEvent, RunspacePool as CorePool, RunspacePoolConfig, Target};
 
@@ -106,6 +107,8 @@ pub struct PoolOptions {
     cleanup_timeout: Duration,
     idle_timeout: Option<Duration>,
     cleanup: CleanupTracker,
+    max_message_size: usize,
+    max_buffered_bytes: Option<usize>,
 }
 
 impl std::fmt::Debug for PoolOptions {
@@ -120,6 +123,8 @@ impl std::fmt::Debug for PoolOptions {
             .field("cleanup_timeout", &self.cleanup_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("cleanup_pending", &self.cleanup.pending())
+            .field("max_message_size", &self.max_message_size)
+            .field("max_buffered_bytes", &self.buffered_limit())
             .finish_non_exhaustive()
     }
 }
@@ -138,13 +143,17 @@ impl Default for PoolOptions {
             cleanup_timeout: Duration::from_secs(30),
             idle_timeout: None,
             cleanup: CleanupTracker::new(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_buffered_bytes: None,
         }
     }
 }
 
 impl PoolOptions {
     /// The defaults: one runspace, the non-interactive host, a buffer of
-    /// 1024 events, opening bounded by 120 s, stopping and clean-up by 30 s.
+    /// 1024 events, opening bounded by 120 s, stopping and clean-up by 30 s,
+    /// messages from the server up to 32 MiB and 64 MiB of partial
+    /// messages.
     pub fn new() -> Self {
         PoolOptions::default()
     }
@@ -223,6 +232,29 @@ impl PoolOptions {
     pub fn cleanup_tracker(mut self, tracker: CleanupTracker) -> Self {
         self.cleanup = tracker;
         self
+    }
+
+    /// The largest PSRP message accepted from the server, in bytes
+    /// (default 32 MiB). One message carries one output object or stream
+    /// record; a larger one fails the pipeline (or the open) with
+    /// [`ClientError::LimitExceeded`] before its data is buffered.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// The most bytes of partial messages held at once for the pool and
+    /// all its pipelines together (default: twice
+    /// [`PoolOptions::max_message_size`], 64 MiB). Beyond it the pipeline
+    /// whose data would not fit fails with [`ClientError::LimitExceeded`].
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.max_buffered_bytes = Some(bytes);
+        self
+    }
+
+    fn buffered_limit(&self) -> usize {
+        self.max_buffered_bytes
+            .unwrap_or(self.max_message_size.saturating_mul(2))
     }
 }
 
@@ -311,6 +343,11 @@ impl RunspacePool {
             max_runspaces: runspaces,
             host_info: options.host.host_info(),
             application_arguments: options.application_arguments.clone(),
+            defragment_limits: DefragmentLimits {
+                max_message_size: options.max_message_size,
+                max_buffered_bytes: options.buffered_limit(),
+                ..DefragmentLimits::default()
+            },
             ..RunspacePoolConfig::default()
         });
         let max_payload = client.max_payload_size();
