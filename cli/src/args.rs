@@ -11,7 +11,8 @@ Exit status:
   0    success
   1    the pipeline ran but wrote errors (non-terminating error records)
   2    the pipeline failed (terminating error, command not found or not
-       visible in the JEA endpoint, timeout while running)
+       visible in the JEA endpoint, timeout while running, a message
+       larger than --max-message-size)
   3    connection, authentication or transport failure
   64   usage or configuration error (bad flags, parameters, profile)
   65   `psrp clixml`: the input is not valid CLIXML
@@ -217,6 +218,12 @@ pub struct ConnectionArgs {
     /// Maximum WS-Man envelope size in bytes.
     #[arg(long, env = "PSRP_MAX_ENVELOPE_SIZE", value_name = "BYTES")]
     pub max_envelope_size: Option<u32>,
+    /// Largest PSRP message accepted from the server (one output object or
+    /// record), in bytes or with a K, M or G suffix (KiB, MiB, GiB; default
+    /// 32M); partial messages may hold twice this. A larger one fails the
+    /// pipeline (exit status 2).
+    #[arg(long, env = "PSRP_MAX_MESSAGE_SIZE", value_name = "SIZE")]
+    pub max_message_size: Option<String>,
     /// Locale for the remote session (default en-US).
     #[arg(long, env = "PSRP_LOCALE")]
     pub locale: Option<String>,

@@ -71,10 +71,23 @@ pub struct Profile {
     pub timeout: Option<u64>,
     /// Maximum envelope size in bytes.
     pub max_envelope_size: Option<u32>,
+    /// Largest PSRP message accepted, in bytes (a number) or with a unit
+    /// (`"64M"`).
+    pub max_message_size: Option<ByteSize>,
     /// Locale, e.g. `en-US`.
     pub locale: Option<String>,
     /// Commands run in the same runspace before the main command.
     pub session_init: Option<Vec<String>>,
+}
+
+/// A size in a profile: a number of bytes, or text with a unit (`"64M"`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ByteSize {
+    /// Bytes.
+    Bytes(u64),
+    /// Text such as `64M`, read like the command-line option.
+    Text(String),
 }
 
 /// Why the configuration could not be used.
@@ -179,6 +192,23 @@ mod tests {
         assert_eq!(p.username.as_deref(), Some("svc@EXAMPLE.COM"));
         assert_eq!(p.port, Some(5985));
         assert_eq!(p.session_init.as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sizes_are_numbers_or_text() {
+        let file = parse(
+            "[profiles.a]\nmax_message_size = 1048576\n[profiles.b]\nmax_message_size = \"64M\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            file.profiles["a"].max_message_size,
+            Some(ByteSize::Bytes(1 << 20))
+        );
+        assert_eq!(
+            file.profiles["b"].max_message_size,
+            Some(ByteSize::Text("64M".into()))
+        );
     }
 
     #[test]

@@ -3,8 +3,14 @@
 //! texts get the prefix on every line, so that `grep ERROR:` finds a whole
 //! error record. Progress is a progress bar when stderr is a terminal and
 //! log lines otherwise.
+//!
+//! Everything written to stderr passes [`terminal_safe`]: text from the
+//! server (records, host calls, fault messages in errors) cannot carry
+//! escape sequences to the operator's terminal.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -98,8 +104,10 @@ impl Logger {
         }
     }
 
-    /// Writes lines, keeping progress bars intact.
+    /// Writes lines, keeping progress bars intact. The one place (with
+    /// the progress bars) where text reaches stderr.
     fn emit(&self, text: &str) {
+        let text = terminal_safe(text);
         let write = || {
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(text.as_bytes());
@@ -141,7 +149,8 @@ impl Logger {
         let mut out = String::new();
         for line in text.trim_end().split('\n') {
             out.push_str(&prefix);
-            out.push_str(line);
+            // Windows fault messages end their lines with CRLF.
+            out.push_str(line.trim_end_matches('\r'));
             out.push('\n');
         }
         self.emit(&out);
@@ -179,9 +188,9 @@ impl Logger {
                 }
                 return;
             }
-            let prefix = self.prefix(host);
+            let prefix = terminal_safe(&self.prefix(host)).into_owned();
             let Bars { multi, bars } = &mut *bars;
-            let message = record.text(false);
+            let message = terminal_safe(&record.text(false)).into_owned();
             let position = u64::try_from(record.percent_complete.clamp(0, 100)).unwrap_or(0);
             match bars.get(&key) {
                 Some(bar) => {
@@ -228,6 +237,32 @@ impl Logger {
     }
 }
 
+/// Whether `c` is a control character a terminal may act on: C0 other than
+/// tab and newline, DEL, C1.
+fn is_control(c: char) -> bool {
+    matches!(c, '\0'..='\x08' | '\x0b'..='\x1f' | '\x7f'..='\u{9f}')
+}
+
+/// `text` with every control character but newline and tab shown as
+/// `\xHH` (ESC as `\x1b`, CSI as `\x9b`): a server cannot move the
+/// cursor, clear the screen, retitle the window or overwrite earlier lines
+/// (such as psrp's warnings) through what it sends. A backslash is left as
+/// it is (Windows paths), so `\x1b` may also be literal text.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_control(c) {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +275,25 @@ mod tests {
         let none = Logger::new(LogLevel::None, false);
         assert!(!none.enabled(Level::Error));
         assert!(Logger::new(LogLevel::Debug, true).enabled(Level::Debug));
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_sent() {
+        assert!(matches!(
+            terminal_safe("plain C:\\x text"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            terminal_safe("a\u{1b}[2Jb\u{1b}]0;title\u{7}c"),
+            "a\\x1b[2Jb\\x1b]0;title\\x07c"
+        );
+        // Newline and tab stay; CR, NUL, DEL and C1 (CSI, OSC) do not.
+        assert_eq!(
+            terminal_safe("l1\n\tl2\r\0\u{7f}\u{9b}2J\u{9d}x\u{a0}é"),
+            "l1\n\tl2\\x0d\\x00\\x7f\\x9b2J\\x9dx\u{a0}é"
+        );
+        let bad: String = (0u32..0x100).filter_map(char::from_u32).collect();
+        let safe = terminal_safe(&bad);
+        assert!(!safe.chars().any(is_control), "{safe:?}");
     }
 }

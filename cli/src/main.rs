@@ -40,7 +40,7 @@ fn json_options(o: &OutputArgs) -> JsonOptions {
 }
 
 fn usage(message: &str) -> Status {
-    eprintln!("psrp: {message}");
+    eprintln!("psrp: {}", logging::terminal_safe(message));
     Status::Usage
 }
 

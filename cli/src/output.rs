@@ -9,11 +9,16 @@
 //! With several hosts, each object is wrapped as
 //! `{"host": "<host>", "value": <object>}`, which keeps every value (also
 //! strings and numbers) whole and tagged the same way.
+//!
+//! No control character reaches a terminal through the output: JSON
+//! escapes C0 controls and, here, DEL and C1 controls too (`\u009b`);
+//! CLIXML escapes them all as `_xHHHH_`.
 
 use std::io::{self, Write};
 use std::thread::JoinHandle;
 
 use psrp_core::clixml::{self, JsonOptions, PsValue};
+use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::args::OutputFormat;
@@ -65,14 +70,43 @@ impl Formatter {
             OutputFormat::Clixml => batch.extend_from_slice(clixml::encode(value).as_bytes()),
             OutputFormat::Json | OutputFormat::Ndjson => {
                 let view = clixml::JsonView::new(value, &self.json);
+                let mut json = serde_json::Serializer::with_formatter(&mut *batch, NoC1Controls);
                 // Writing to a Vec cannot fail and every map key is a string.
                 let _ = if self.tag_hosts {
-                    serde_json::to_writer(&mut *batch, &Tagged { host, value: view })
+                    Tagged { host, value: view }.serialize(&mut json)
                 } else {
-                    serde_json::to_writer(&mut *batch, &view)
+                    view.serialize(&mut json)
                 };
             }
         }
+    }
+}
+
+/// serde_json's compact format, with DEL and the C1 controls (U+007F to
+/// U+009F) written as `\u` escapes as well: serde_json escapes only C0,
+/// and a terminal may act on C1 (U+009B is CSI).
+struct NoC1Controls;
+
+impl serde_json::ser::Formatter for NoC1Controls {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let bytes = fragment.as_bytes();
+        let mut start = 0;
+        // DEL is 0x7F; U+0080 to U+009F are 0xC2 0x80 to 0xC2 0x9F in UTF-8.
+        for at in memchr::memchr2_iter(0x7F, 0xC2, bytes) {
+            let code = match (bytes[at], bytes.get(at + 1)) {
+                (0x7F, _) => 0x7F,
+                (_, Some(&next @ 0x80..=0x9F)) => u32::from(next),
+                _ => continue,
+            };
+            writer.write_all(&bytes[start..at])?;
+            write!(writer, "\\u{code:04x}")?;
+            start = at + if code == 0x7F { 1 } else { 2 };
+        }
+        writer.write_all(&bytes[start..])
     }
 }
 
@@ -234,6 +268,37 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(&text).unwrap(),
             serde_json::json!([{"host": "h1", "value": "a"}, {"host": "h1", "value": null}])
         );
+    }
+
+    #[test]
+    fn json_escapes_every_control_character() {
+        let text = "esc\u{1b}[2J del\u{7f} csi\u{9b}2J nel\u{85} nbsp\u{a0} é \u{7f}";
+        for format in [OutputFormat::Json, OutputFormat::Ndjson] {
+            for tag in [false, true] {
+                let out = run(format, tag, &[PsValue::from(text)]);
+                let bytes = out.as_bytes();
+                assert!(!bytes.contains(&0x1b) && !bytes.contains(&0x7f), "{out:?}");
+                assert!(
+                    !bytes
+                        .windows(2)
+                        .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1])),
+                    "{out:?}"
+                );
+                assert!(
+                    out.contains(
+                        "\\u001b[2J del\\u007f csi\\u009b2J nel\\u0085 nbsp\u{a0} é \\u007f"
+                    ),
+                    "{out:?}"
+                );
+                let back: serde_json::Value = if format == OutputFormat::Json {
+                    serde_json::from_str::<serde_json::Value>(&out).unwrap()[0].take()
+                } else {
+                    serde_json::from_str(out.trim_end()).unwrap()
+                };
+                let back = if tag { back["value"].clone() } else { back };
+                assert_eq!(back, serde_json::json!(text));
+            }
+        }
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! session-init commands, then the command with its events streamed to
 //! stdout (output) and stderr (every other stream); several hosts at once
 //! up to the throttle; Ctrl-C and `--timeout` stop the pipeline and delete
-//! the shell before the process exits.
+//! the shell before the process exits, also when they come while the pool
+//! is still opening.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use psrp_core::client::{
-    AuthMethod, ClientError, ConnectionOptions, ErrorKind, Event, HostCall, HostMethodId,
-    Invocation, PipelineState, PoolOptions, PowerShell, RunspacePool, Scheme,
+    AuthMethod, CleanupTracker, ClientError, ConnectionOptions, ErrorKind, Event, HostCall,
+    HostMethodId, Invocation, PipelineState, PoolOptions, PowerShell, RunspacePool, Scheme,
 };
 use psrp_core::clixml::PsValue;
 use psrp_core::command::Command;
@@ -28,10 +29,8 @@ use crate::settings::Settings;
 /// How long a stopped pipeline may take to wind down (events drained,
 /// command released) before the pool is closed anyway.
 const STOP_GRACE: Duration = Duration::from_secs(35);
-/// How long an interrupted open may still take, so that its shell can be
-/// deleted properly.
-const OPEN_GRACE: Duration = Duration::from_secs(10);
-/// Bound on deleting the shell.
+/// Bound on deleting a shell, and on waiting, before exiting, for the
+/// shells of abandoned opens to be deleted (every exit path gets the same).
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why a run was cut short.
@@ -115,9 +114,13 @@ pub async fn run_all(job: Job, cancel: watch::Receiver<Option<Cancel>>) -> Statu
         job.log.psrp("", &format!("WARNING: {w}"));
     }
     let throttle = Arc::new(Semaphore::new(job.settings.throttle));
+    // Counts every shell until it is deleted, also by a pool's background
+    // delete after an abandoned open.
+    let cleanup = CleanupTracker::new();
     let mut tasks = JoinSet::new();
     for (index, host) in job.settings.hosts.iter().enumerate() {
         let job = job.clone();
+        let cleanup = cleanup.clone();
         let host = host.clone();
         let throttle = throttle.clone();
         let mut cancel = cancel.clone();
@@ -130,7 +133,7 @@ pub async fn run_all(job: Job, cancel: watch::Receiver<Option<Cancel>>) -> Statu
                 c = wait_cancel(&mut cancel) => return (index, Outcome::skipped(label, c.status())),
             };
             let mut counts = Counts::default();
-            let status = run_host(&job, &host, &label, cancel, &mut counts).await;
+            let status = run_host(&job, &host, &label, cancel, &cleanup, &mut counts).await;
             drop(permit);
             (
                 index,
@@ -155,6 +158,22 @@ pub async fn run_all(job: Job, cancel: watch::Receiver<Option<Cancel>>) -> Statu
                 worst = Status::Failed;
             }
         }
+    }
+    // The runtime stops when this returns, and with it any delete still
+    // running: wait for them, bounded.
+    if tokio::time::timeout(CLEANUP_TIMEOUT, cleanup.wait())
+        .await
+        .is_err()
+    {
+        job.log.psrp(
+            "",
+            &format!(
+                "{} shell(s) could not be deleted within {}s; the server removes them after \
+                 its idle timeout",
+                cleanup.pending(),
+                CLEANUP_TIMEOUT.as_secs()
+            ),
+        );
     }
     outcomes.sort_by_key(|(i, _)| *i);
     job.log.clear_progress();
@@ -258,14 +277,31 @@ fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOptions {
     o
 }
 
-/// The exit status for a client error.
+/// The exit status for a client error. A message over the size limit is
+/// a failed run (2), not a connection failure (3): the host works, and
+/// retrying does not help; a larger --max-message-size does.
 fn error_status(e: &ClientError) -> Status {
     match e.kind() {
         ErrorKind::Config => Status::Usage,
-        ErrorKind::SessionInit | ErrorKind::PipelineFailed | ErrorKind::InvalidCommand => {
-            Status::Failed
-        }
+        ErrorKind::SessionInit
+        | ErrorKind::PipelineFailed
+        | ErrorKind::InvalidCommand
+        | ErrorKind::LimitExceeded => Status::Failed,
         _ => Status::Connection,
+    }
+}
+
+/// A client error as text; a size limit names psrp's option rather than
+/// the library's.
+fn error_text(e: &ClientError) -> String {
+    match e {
+        ClientError::LimitExceeded {
+            operation, source, ..
+        } => format!(
+            "{operation}: {source}; raise --max-message-size (PSRP_MAX_MESSAGE_SIZE, profile \
+             key max_message_size) if the server legitimately sends this much"
+        ),
+        e => e.to_string(),
     }
 }
 
@@ -301,6 +337,7 @@ async fn run_host(
     host: &HostSpec,
     label: &str,
     mut cancel: watch::Receiver<Option<Cancel>>,
+    cleanup: &CleanupTracker,
     counts: &mut Counts,
 ) -> Status {
     let log = &job.log;
@@ -315,17 +352,21 @@ async fn run_host(
             );
         })
     };
-    let pool_options = PoolOptions::new().cleanup_timeout(CLEANUP_TIMEOUT);
-    let open = RunspacePool::open_with(options, pool_options);
-    tokio::pin!(open);
+    let mut pool_options = PoolOptions::new()
+        .cleanup_timeout(CLEANUP_TIMEOUT)
+        .cleanup_tracker(cleanup.clone());
+    if let Some(n) = s.max_message_size {
+        // Partial messages may hold twice the largest message, as by default.
+        pool_options = pool_options
+            .max_message_size(n)
+            .max_buffered_bytes(n.saturating_mul(2));
+    }
+    // A signal or the deadline abandons the open (dropping it): the pool
+    // then deletes its shell in the background (after the Create, when one
+    // is still on its way), and run_all waits for that before exiting.
     let opened = tokio::select! {
-        r = &mut open => r,
+        r = RunspacePool::open_with(options, pool_options) => r,
         c = wait_cancel(&mut cancel) => {
-            // Let a nearly-open pool finish so that its shell is deleted
-            // by close() rather than by a task nobody waits for.
-            if let Ok(Ok(pool)) = tokio::time::timeout(OPEN_GRACE, &mut open).await {
-                close(log, label, pool).await;
-            }
             log.psrp(label, &format!("{} while connecting", c.name()));
             return c.status();
         }
@@ -337,7 +378,7 @@ async fn run_host(
     let pool = match opened {
         Ok(pool) => pool,
         Err(e) => {
-            log.psrp(label, &format!("cannot connect: {e}"));
+            log.psrp(label, &format!("cannot connect: {}", error_text(&e)));
             return error_status(&e);
         }
     };
@@ -399,7 +440,7 @@ fn completed(log: &Logger, label: &str, what: &str, ended: Ended) -> Result<(), 
         Ended::Done(Some(PipelineState::Completed), _) => return Ok(()),
         Ended::Done(state, error) => (state, error),
         Ended::Error(e) => {
-            log.psrp(label, &format!("{what}: {e}"));
+            log.psrp(label, &format!("{what}: {}", error_text(&e)));
             return Err(error_status(&e).max(Status::Failed));
         }
         Ended::Cut(status, why) => {

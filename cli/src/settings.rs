@@ -9,7 +9,7 @@ use wsman::Secret;
 
 use crate::args::{AuthKind, ConnectionArgs, Scheme};
 use crate::command_line::{self, CommandLine, CommandLineError};
-use crate::config::{self, ConfigError, Profile};
+use crate::config::{self, ByteSize, ConfigError, Profile};
 use crate::hosts::{self, HostError, HostSpec};
 use crate::password::{self, PasswordError};
 
@@ -60,6 +60,8 @@ pub struct Settings {
     pub operation_timeout: Option<Duration>,
     /// MaxEnvelopeSize.
     pub max_envelope_size: Option<u32>,
+    /// Largest PSRP message accepted, in bytes.
+    pub max_message_size: Option<usize>,
     /// Locale.
     pub locale: Option<String>,
 }
@@ -97,6 +99,33 @@ fn seconds(what: &str, v: Option<f64>) -> Result<Option<Duration>, SettingsError
             "{what} must be a positive number of seconds, not {s}"
         ))),
     }
+}
+
+/// A size: bytes, or a number with a K, M or G suffix (powers of 1024;
+/// `KiB`, `MiB`, `GiB` and a trailing `B` are accepted too).
+fn byte_size(what: &str, text: &str) -> Result<usize, SettingsError> {
+    let invalid = || {
+        SettingsError::Invalid(format!(
+            "{what} must be a positive size in bytes, or with a K, M or G suffix (e.g. 64M), \
+             not '{text}'"
+        ))
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(invalid()),
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(invalid)
 }
 
 fn profile_enum<T: clap::ValueEnum>(
@@ -226,6 +255,16 @@ impl Settings {
             args.operation_timeout
                 .or(profile.operation_timeout.map(|t| t as f64)),
         )?;
+        let max_message_size = match (&args.max_message_size, &profile.max_message_size) {
+            (Some(text), _) => Some(byte_size("--max-message-size", text)?),
+            (None, Some(ByteSize::Text(text))) => {
+                Some(byte_size("profile: max_message_size", text)?)
+            }
+            (None, Some(ByteSize::Bytes(n))) => {
+                Some(byte_size("profile: max_message_size", &n.to_string())?)
+            }
+            (None, None) => None,
+        };
         Ok(Settings {
             tag_hosts: host_list.len() > 1 || from_file,
             hosts: host_list,
@@ -256,6 +295,7 @@ impl Settings {
             connect_timeout,
             operation_timeout,
             max_envelope_size: args.max_envelope_size.or(profile.max_envelope_size),
+            max_message_size,
             locale: args.locale.clone().or(profile.locale.clone()),
         })
     }
@@ -299,5 +339,33 @@ pub fn auth_name(auth: AuthKind) -> &'static str {
         AuthKind::Ntlm => "ntlm",
         AuthKind::Kerberos => "kerberos",
         AuthKind::Negotiate => "negotiate",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_bytes_or_binary_units() {
+        let size = |t| byte_size("--max-message-size", t);
+        assert_eq!(size("65536").unwrap(), 65536);
+        assert_eq!(size("64K").unwrap(), 64 << 10);
+        assert_eq!(size("32m").unwrap(), 32 << 20);
+        assert_eq!(size(" 1 GiB ").unwrap(), 1 << 30);
+        assert_eq!(size("100MB").unwrap(), 100 << 20);
+        for bad in [
+            "",
+            "0",
+            "0M",
+            "-1",
+            "1.5M",
+            "12T",
+            "M",
+            "99999999999999999999",
+        ] {
+            let e = size(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--max-message-size must be"), "{bad}: {e}");
+        }
     }
 }

@@ -272,20 +272,83 @@ fn check_limit(limit: usize) -> Result<(), FragmentError> {
 pub struct DefragmentLimits {
     /// Largest message accepted, in bytes (header included).
     pub max_message_size: usize,
-    /// Most messages being reassembled at the same time.
+    /// Most messages being reassembled at the same time (per defragmenter).
     pub max_pending_objects: usize,
-    /// Most bytes held at once across all partial messages.
+    /// Most bytes held at once by partial messages and incomplete
+    /// fragments: the [`ReassemblyBudget`] of a defragmenter used on its
+    /// own, and of a whole runspace pool in [`crate::pool::RunspacePool`]
+    /// (its own and all its pipelines' defragmenters together).
     pub max_buffered_bytes: usize,
 }
 
+/// The default [`DefragmentLimits::max_message_size`]: 32 MiB. A message
+/// holds one output object or record; PowerShell's own server-side default
+/// for an object it receives is 10 MB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 32 << 20;
+
+/// The default [`DefragmentLimits::max_buffered_bytes`]: 64 MiB, twice
+/// the largest message.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 2 * DEFAULT_MAX_MESSAGE_SIZE;
+
 impl Default for DefragmentLimits {
-    /// 256 MiB per message and in total, 1024 interleaved messages.
+    /// 32 MiB per message, 64 MiB buffered, 1024 interleaved messages.
     fn default() -> Self {
         DefragmentLimits {
-            max_message_size: 256 << 20,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_pending_objects: 1024,
-            max_buffered_bytes: 256 << 20,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
         }
+    }
+}
+
+/// Bytes held by partial messages, counted across every [`Defragmenter`]
+/// that shares the budget: a runspace pool passes one budget to its own
+/// defragmenter and to each of its pipelines', so the server cannot make
+/// the client hold more however many pipelines it feeds at once. A plain
+/// counter (sans-IO): its owner passes it to
+/// [`Defragmenter::push_into_budget`].
+///
+/// A fragment is charged in full as soon as its header arrives (its data
+/// may follow in later pushes) and a message stays charged until its last
+/// fragment completes it; completed messages are handed over uncharged.
+/// Every fragment, the last of a message included, must fit: so the bytes
+/// held never exceed the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReassemblyBudget {
+    limit: usize,
+    used: usize,
+}
+
+impl ReassemblyBudget {
+    /// An empty budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        ReassemblyBudget { limit, used: 0 }
+    }
+
+    /// The limit in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Gives back what a defragmenter that is dropped held
+    /// ([`Defragmenter::held_bytes`]).
+    pub fn release(&mut self, bytes: usize) {
+        self.used = self.used.saturating_sub(bytes);
+    }
+
+    fn charge(&mut self, bytes: usize) {
+        self.used = self.used.saturating_add(bytes);
+    }
+
+    fn fits(&self, bytes: usize) -> bool {
+        self.used
+            .checked_add(bytes)
+            .is_some_and(|total| total <= self.limit)
     }
 }
 
@@ -335,7 +398,8 @@ pub enum DefragmentError {
     },
     /// A message grew beyond [`DefragmentLimits::max_message_size`].
     #[error(
-        "object {object_id} is larger than the limit of {limit} bytes (at least {size} bytes)"
+        "a message from the server (object {object_id}) is larger than the limit of {limit} \
+         bytes (max_message_size): {size} bytes or more"
     )]
     TooLarge {
         /// ObjectId of the message.
@@ -351,11 +415,19 @@ pub enum DefragmentError {
         /// The limit.
         limit: usize,
     },
-    /// Partial messages hold more than [`DefragmentLimits::max_buffered_bytes`].
-    #[error("partial objects hold more than {limit} bytes")]
+    /// Partial messages would hold more than their [`ReassemblyBudget`]
+    /// ([`DefragmentLimits::max_buffered_bytes`]).
+    #[error(
+        "partial messages from the server would hold more than the limit of {limit} bytes \
+         (max_buffered_bytes): {held} bytes held and a fragment of {needed} more"
+    )]
     BufferLimit {
         /// The limit.
         limit: usize,
+        /// Bytes held when the fragment came.
+        held: usize,
+        /// The fragment's data length.
+        needed: usize,
     },
     /// The stream ended inside a fragment or with messages unfinished.
     #[error("fragment stream ended early: {pending_objects} unfinished objects, {trailing_bytes} bytes of an incomplete fragment")]
@@ -367,6 +439,18 @@ pub enum DefragmentError {
     },
 }
 
+impl DefragmentError {
+    /// Whether a memory limit was hit ([`DefragmentError::TooLarge`],
+    /// [`DefragmentError::BufferLimit`]): the stream may be fine, and a
+    /// larger limit would take it.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            DefragmentError::TooLarge { .. } | DefragmentError::BufferLimit { .. }
+        )
+    }
+}
+
 #[derive(Debug)]
 struct Partial {
     next_fragment_id: u64,
@@ -375,18 +459,35 @@ struct Partial {
 
 /// Reassembles messages from a byte stream of fragments, which may hold
 /// several fragments back to back and interleave fragments of different
-/// messages. A fragment may also be split across two calls to
-/// [`Defragmenter::push`].
+/// messages. A fragment may also be split across calls to
+/// [`Defragmenter::push`]: its data is gathered in one buffer sized from
+/// its header, never copied again.
+///
+/// Memory: at most [`DefragmentLimits::max_buffered_bytes`] of partial
+/// messages and incomplete fragments, checked from each fragment's header
+/// before its data is kept (a [`ReassemblyBudget`] of its own, or one
+/// shared with other defragmenters through
+/// [`Defragmenter::push_into_budget`]).
 ///
 /// After an error the stream is corrupt: the session that fed it should be
 /// abandoned. The defragmenter never panics, whatever the input.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Defragmenter {
     limits: DefragmentLimits,
     partial: HashMap<u64, Partial>,
+    /// Bytes of the partial messages (charged to the budget).
     buffered: usize,
-    /// Bytes of an incomplete fragment carried over to the next push.
+    /// An incomplete fragment carried over to the next push: its header,
+    /// then its data as it arrives.
     tail: Vec<u8>,
+    /// The budget when used on its own ([`Defragmenter::push_into`]).
+    own: ReassemblyBudget,
+}
+
+impl Default for Defragmenter {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Defragmenter {
@@ -402,12 +503,21 @@ impl Defragmenter {
             partial: HashMap::new(),
             buffered: 0,
             tail: Vec::new(),
+            own: ReassemblyBudget::new(limits.max_buffered_bytes),
         }
     }
 
     /// Messages started but not yet complete.
     pub fn pending_objects(&self) -> usize {
         self.partial.len()
+    }
+
+    /// Bytes this defragmenter has charged to its budget: partial messages
+    /// and the announced data of an incomplete fragment. Give them back
+    /// ([`ReassemblyBudget::release`]) when dropping it from a shared
+    /// budget.
+    pub fn held_bytes(&self) -> usize {
+        self.buffered.saturating_add(self.tail_charge())
     }
 
     /// Whether nothing is held: no partial message and no partial fragment.
@@ -442,44 +552,111 @@ impl Defragmenter {
         data: &[u8],
         done: &mut Vec<Vec<u8>>,
     ) -> Result<(), DefragmentError> {
-        if self.tail.is_empty() {
-            let used = self.consume(data, done)?;
-            self.keep_tail(&data[used..]);
-        } else {
-            let mut joined = std::mem::take(&mut self.tail);
-            joined.extend_from_slice(data);
-            let used = self.consume(&joined, done)?;
-            self.keep_tail(&joined[used..]);
+        let mut own = self.own;
+        let result = self.push_into_budget(data, done, &mut own);
+        self.own = own;
+        result
+    }
+
+    /// [`Defragmenter::push_into`] with a budget shared with other
+    /// defragmenters (those of one runspace pool) instead of its own.
+    pub fn push_into_budget(
+        &mut self,
+        data: &[u8],
+        done: &mut Vec<Vec<u8>>,
+        budget: &mut ReassemblyBudget,
+    ) -> Result<(), DefragmentError> {
+        // The carried-over fragment is checked and charged again below.
+        budget.release(self.tail_charge());
+        let result = self.push_inner(data, done, budget);
+        budget.charge(self.tail_charge());
+        result
+    }
+
+    /// What the incomplete fragment is charged: its announced data, once
+    /// its header is in.
+    fn tail_charge(&self) -> usize {
+        FragmentHeader::parse(&self.tail).map_or(0, |h| h.blob_len as usize)
+    }
+
+    fn push_inner(
+        &mut self,
+        mut data: &[u8],
+        done: &mut Vec<Vec<u8>>,
+        budget: &mut ReassemblyBudget,
+    ) -> Result<(), DefragmentError> {
+        if !self.tail.is_empty() {
+            // Complete the carried-over fragment from the new bytes: its
+            // header first, then its data.
+            if self.tail.len() < FRAGMENT_HEADER_LEN {
+                let take = (FRAGMENT_HEADER_LEN - self.tail.len()).min(data.len());
+                self.tail.extend_from_slice(&data[..take]);
+                data = &data[take..];
+            }
+            let Some(header) = FragmentHeader::parse(&self.tail) else {
+                // Still no whole header: every byte was taken.
+                return Ok(());
+            };
+            self.check_announced(&header, budget)?;
+            let total = FRAGMENT_HEADER_LEN.saturating_add(header.blob_len as usize);
+            let missing = total.saturating_sub(self.tail.len());
+            // Checked above: allocate the whole fragment once.
+            self.tail.reserve_exact(missing);
+            let take = missing.min(data.len());
+            self.tail.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.tail.len() < total {
+                return Ok(());
+            }
+            let mut blob = std::mem::take(&mut self.tail);
+            blob.drain(..FRAGMENT_HEADER_LEN);
+            self.accept(&header, blob, done, budget)?;
         }
+        let used = self.consume(data, done, budget)?;
+        let rest = &data[used..];
+        if let Some(header) = FragmentHeader::parse(rest) {
+            // Checked by `consume`: allocate the whole fragment once.
+            self.tail
+                .reserve_exact(FRAGMENT_HEADER_LEN.saturating_add(header.blob_len as usize));
+        }
+        self.tail.extend_from_slice(rest);
         Ok(())
     }
 
-    fn keep_tail(&mut self, rest: &[u8]) {
-        // `consume` stops only at an incomplete fragment whose announced
-        // length already passed the size check, so the tail is bounded.
-        self.tail.clear();
-        self.tail.extend_from_slice(rest);
-    }
-
-    /// Processes whole fragments from `data`; returns how many bytes were used.
-    fn consume(&mut self, data: &[u8], done: &mut Vec<Vec<u8>>) -> Result<usize, DefragmentError> {
+    /// Processes whole fragments from `data`; returns how many bytes were
+    /// used. It stops at an incomplete fragment whose header passed the
+    /// checks, or at fewer than 21 bytes.
+    fn consume(
+        &mut self,
+        data: &[u8],
+        done: &mut Vec<Vec<u8>>,
+        budget: &mut ReassemblyBudget,
+    ) -> Result<usize, DefragmentError> {
         let mut pos = 0;
-        while let Some(header) = FragmentHeader::parse(&data[pos..]) {
-            let blob_len = header.blob_len as usize;
-            self.check_announced(&header)?;
+        while let Some(header) = data.get(pos..).and_then(FragmentHeader::parse) {
+            self.check_announced(&header, budget)?;
             let body_start = pos + FRAGMENT_HEADER_LEN;
-            let Some(blob) = data.get(body_start..body_start + blob_len) else {
+            let Some(blob) = body_start
+                .checked_add(header.blob_len as usize)
+                .and_then(|end| data.get(body_start..end))
+            else {
                 break;
             };
-            self.accept(&header, blob, done)?;
-            pos = body_start + blob_len;
+            self.accept(&header, blob, done, budget)?;
+            pos = body_start + blob.len();
         }
         Ok(pos)
     }
 
     /// Rejects a fragment from its header alone, before its data is
-    /// buffered, when it cannot be valid or would exceed the limits.
-    fn check_announced(&self, h: &FragmentHeader) -> Result<(), DefragmentError> {
+    /// buffered, when it cannot be valid or would exceed the limits. Every
+    /// fragment must fit the budget, the last of a message too: completing
+    /// a message needs its bytes and the fragment's at once.
+    fn check_announced(
+        &self,
+        h: &FragmentHeader,
+        budget: &ReassemblyBudget,
+    ) -> Result<(), DefragmentError> {
         let blob_len = h.blob_len as usize;
         let so_far = self.partial.get(&h.object_id).map_or(0, |p| p.data.len());
         let size = so_far.saturating_add(blob_len);
@@ -490,79 +667,88 @@ impl Defragmenter {
                 limit: self.limits.max_message_size,
             });
         }
-        if self.buffered.saturating_add(blob_len) > self.limits.max_buffered_bytes && !h.end {
+        if !budget.fits(blob_len) {
             return Err(DefragmentError::BufferLimit {
-                limit: self.limits.max_buffered_bytes,
+                limit: budget.limit(),
+                held: budget.used(),
+                needed: blob_len,
             });
         }
         Ok(())
     }
 
-    fn accept(
+    /// Takes a whole fragment whose header passed [`Self::check_announced`];
+    /// `blob` is borrowed from the pushed bytes or owned (gathered across
+    /// pushes; then a one-fragment message is handed over without a copy).
+    fn accept<B: AsRef<[u8]> + Into<Vec<u8>>>(
         &mut self,
         h: &FragmentHeader,
-        blob: &[u8],
+        blob: B,
         done: &mut Vec<Vec<u8>>,
+        budget: &mut ReassemblyBudget,
     ) -> Result<(), DefragmentError> {
-        match self.partial.get_mut(&h.object_id) {
-            None => {
-                if h.fragment_id != 0 || !h.start {
-                    return Err(DefragmentError::MissingStart {
-                        object_id: h.object_id,
-                        fragment_id: h.fragment_id,
-                    });
-                }
-                if h.end {
-                    done.push(blob.to_vec());
-                    return Ok(());
-                }
-                if self.partial.len() >= self.limits.max_pending_objects {
-                    return Err(DefragmentError::TooManyPending {
-                        limit: self.limits.max_pending_objects,
-                    });
-                }
-                self.buffered += blob.len();
-                self.partial.insert(
-                    h.object_id,
-                    Partial {
-                        next_fragment_id: 1,
-                        data: blob.to_vec(),
-                    },
-                );
-                Ok(())
+        let Some(p) = self.partial.get_mut(&h.object_id) else {
+            if h.fragment_id != 0 || !h.start {
+                return Err(DefragmentError::MissingStart {
+                    object_id: h.object_id,
+                    fragment_id: h.fragment_id,
+                });
             }
-            Some(p) => {
-                if h.fragment_id < p.next_fragment_id {
-                    return Err(DefragmentError::Duplicate {
-                        object_id: h.object_id,
-                        fragment_id: h.fragment_id,
-                    });
-                }
-                if h.fragment_id > p.next_fragment_id {
-                    return Err(DefragmentError::OutOfOrder {
-                        object_id: h.object_id,
-                        expected: p.next_fragment_id,
-                        got: h.fragment_id,
-                    });
-                }
-                if h.start {
-                    return Err(DefragmentError::UnexpectedStart {
-                        object_id: h.object_id,
-                        fragment_id: h.fragment_id,
-                    });
-                }
-                p.data.extend_from_slice(blob);
-                p.next_fragment_id += 1;
-                self.buffered += blob.len();
-                if h.end {
-                    if let Some(p) = self.partial.remove(&h.object_id) {
-                        self.buffered -= p.data.len();
-                        done.push(p.data);
-                    }
-                }
-                Ok(())
+            if h.end {
+                done.push(blob.into());
+                return Ok(());
             }
+            if self.partial.len() >= self.limits.max_pending_objects {
+                return Err(DefragmentError::TooManyPending {
+                    limit: self.limits.max_pending_objects,
+                });
+            }
+            let data: Vec<u8> = blob.into();
+            budget.charge(data.len());
+            self.buffered += data.len();
+            self.partial.insert(
+                h.object_id,
+                Partial {
+                    next_fragment_id: 1,
+                    data,
+                },
+            );
+            return Ok(());
+        };
+        if h.fragment_id < p.next_fragment_id {
+            return Err(DefragmentError::Duplicate {
+                object_id: h.object_id,
+                fragment_id: h.fragment_id,
+            });
         }
+        if h.fragment_id > p.next_fragment_id {
+            return Err(DefragmentError::OutOfOrder {
+                object_id: h.object_id,
+                expected: p.next_fragment_id,
+                got: h.fragment_id,
+            });
+        }
+        if h.start {
+            return Err(DefragmentError::UnexpectedStart {
+                object_id: h.object_id,
+                fragment_id: h.fragment_id,
+            });
+        }
+        let blob = blob.as_ref();
+        if !h.end {
+            p.data.extend_from_slice(blob);
+            p.next_fragment_id = p.next_fragment_id.saturating_add(1);
+            budget.charge(blob.len());
+            self.buffered += blob.len();
+            return Ok(());
+        }
+        if let Some(mut p) = self.partial.remove(&h.object_id) {
+            budget.release(p.data.len());
+            self.buffered -= p.data.len();
+            p.data.extend_from_slice(blob);
+            done.push(p.data);
+        }
+        Ok(())
     }
 }
 
@@ -809,7 +995,137 @@ mod tests {
         d.push(&frag(1, 0, true, false, b"12345")).unwrap();
         assert_eq!(
             d.push(&frag(2, 0, true, false, b"1234")),
-            Err(DefragmentError::BufferLimit { limit: 8 })
+            Err(DefragmentError::BufferLimit {
+                limit: 8,
+                held: 5,
+                needed: 4
+            })
         );
+    }
+
+    /// The last fragment of a message needs memory too: it used to skip
+    /// the buffered check, so a partial message plus any number of bytes
+    /// in end fragments went through.
+    #[test]
+    fn end_fragments_must_fit_the_budget() {
+        let limits = DefragmentLimits {
+            max_message_size: 10,
+            max_pending_objects: 4,
+            max_buffered_bytes: 8,
+        };
+        let limit = |held, needed| {
+            Err(DefragmentError::BufferLimit {
+                limit: 8,
+                held,
+                needed,
+            })
+        };
+        // A whole message in one fragment, beside a partial one.
+        let mut d = Defragmenter::with_limits(limits);
+        d.push(&frag(1, 0, true, false, b"12345")).unwrap();
+        assert_eq!(d.push(&frag(2, 0, true, true, b"1234")), limit(5, 4));
+        // The end of the partial message itself (9 bytes, under the
+        // message limit).
+        let mut d = Defragmenter::with_limits(limits);
+        d.push(&frag(1, 0, true, false, b"12345")).unwrap();
+        assert_eq!(d.push(&frag(1, 1, false, true, b"1234")), limit(5, 4));
+        // What fits passes, and a completed message is no longer held.
+        let mut d = Defragmenter::with_limits(limits);
+        d.push(&frag(1, 0, true, false, b"12345")).unwrap();
+        assert_eq!(
+            d.push(&frag(1, 1, false, true, b"123")).unwrap(),
+            [b"12345123"]
+        );
+        assert_eq!(d.held_bytes(), 0);
+        assert_eq!(
+            d.push(&frag(2, 0, true, true, b"12345678")).unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn defragmenters_sharing_a_budget_hold_no_more_than_it_together() {
+        let limits = DefragmentLimits {
+            max_message_size: 100,
+            max_pending_objects: 4,
+            max_buffered_bytes: 100,
+        };
+        let mut budget = ReassemblyBudget::new(10);
+        let mut pool = Defragmenter::with_limits(limits);
+        let mut pipeline = Defragmenter::with_limits(limits);
+        let mut done = Vec::new();
+        pool.push_into_budget(&frag(1, 0, true, false, b"123456"), &mut done, &mut budget)
+            .unwrap();
+        assert_eq!((budget.used(), pool.held_bytes()), (6, 6));
+        // Each alone is far below its own limits; together they are not.
+        assert_eq!(
+            pipeline.push_into_budget(&frag(2, 0, true, false, b"12345"), &mut done, &mut budget),
+            Err(DefragmentError::BufferLimit {
+                limit: 10,
+                held: 6,
+                needed: 5
+            })
+        );
+        // The pool's partial message is dropped (say its pipeline closed).
+        budget.release(pool.held_bytes());
+        drop(pool);
+        let mut pipeline = Defragmenter::with_limits(limits);
+        pipeline
+            .push_into_budget(&frag(2, 0, true, false, b"12345"), &mut done, &mut budget)
+            .unwrap();
+        pipeline
+            .push_into_budget(&frag(2, 1, false, true, b"12345"), &mut done, &mut budget)
+            .unwrap();
+        assert_eq!(done, [b"1234512345".to_vec()]);
+        assert_eq!(budget.used(), 0);
+    }
+
+    /// A fragment arriving in pieces is charged in full from its header
+    /// on, and gathered in one buffer of its announced size.
+    #[test]
+    fn an_incomplete_fragment_is_charged_from_its_header() {
+        let limits = DefragmentLimits {
+            max_message_size: 100,
+            max_pending_objects: 4,
+            max_buffered_bytes: 100,
+        };
+        let mut budget = ReassemblyBudget::new(10);
+        let mut d = Defragmenter::with_limits(limits);
+        let mut other = Defragmenter::with_limits(limits);
+        let mut done = Vec::new();
+        let big = frag(1, 0, true, true, b"12345678");
+        d.push_into_budget(&big[..10], &mut done, &mut budget)
+            .unwrap();
+        assert_eq!(budget.used(), 0, "no whole header yet");
+        d.push_into_budget(&big[10..22], &mut done, &mut budget)
+            .unwrap();
+        assert_eq!(budget.used(), 8, "the header announces 8 bytes");
+        assert_eq!(d.tail.capacity(), big.len());
+        assert!(matches!(
+            other.push_into_budget(&frag(2, 0, true, true, b"123"), &mut done, &mut budget),
+            Err(DefragmentError::BufferLimit { held: 8, .. })
+        ));
+        for byte in big[22..].chunks(1) {
+            d.push_into_budget(byte, &mut done, &mut budget).unwrap();
+        }
+        assert_eq!(done, [b"12345678".to_vec()]);
+        assert_eq!((budget.used(), d.held_bytes()), (0, 0));
+        assert!(d.finish().is_ok());
+    }
+
+    #[test]
+    fn a_stream_fed_byte_by_byte_reassembles_the_same() {
+        let mut f = Fragmenter::new();
+        let messages: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 40 * usize::from(i)]).collect();
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let stream = f.pack(&refs, 50).unwrap().concat();
+        let mut d = Defragmenter::new();
+        let mut done = Vec::new();
+        for byte in stream.chunks(1) {
+            d.push_into(byte, &mut done).unwrap();
+        }
+        assert_eq!(done, messages);
+        assert!(d.finish().is_ok());
+        assert_eq!(d.held_bytes(), 0);
     }
 }

@@ -38,7 +38,8 @@ use uuid::Uuid;
 use crate::clixml::{PsValue, Version};
 use crate::command::{CommandError, CreatePipeline};
 use crate::fragment::{
-    DefragmentError, DefragmentLimits, Defragmenter, OutgoingMessage, MIN_FRAGMENT_SIZE,
+    DefragmentError, DefragmentLimits, Defragmenter, OutgoingMessage, ReassemblyBudget,
+    MIN_FRAGMENT_SIZE,
 };
 use crate::host::{HostCall, HostInfo, HostResponse};
 use crate::message::{
@@ -69,6 +70,8 @@ pub struct RunspacePoolConfig {
     /// What this client announces in SESSION_CAPABILITY.
     pub capability: SessionCapability,
     /// Limits on what the server may send (message sizes, interleaving).
+    /// `max_buffered_bytes` is one budget for the whole pool: partial
+    /// messages of the pool and of all its pipelines together.
     pub defragment_limits: DefragmentLimits,
 }
 
@@ -313,6 +316,8 @@ pub struct RunspacePool {
     next_object_id: u64,
     send_queue: VecDeque<Queued>,
     defragmenter: Defragmenter,
+    /// Bytes held by partial messages of the pool and all its pipelines.
+    budget: ReassemblyBudget,
     pipelines: HashMap<Uuid, PipelineEntry>,
     received: VecDeque<Vec<u8>>,
     next_call_id: i64,
@@ -331,6 +336,7 @@ impl RunspacePool {
             next_object_id: 1,
             send_queue: VecDeque::new(),
             defragmenter: Defragmenter::with_limits(config.defragment_limits),
+            budget: ReassemblyBudget::new(config.defragment_limits.max_buffered_bytes),
             pipelines: HashMap::new(),
             received: VecDeque::new(),
             next_call_id: 1,
@@ -679,11 +685,20 @@ impl RunspacePool {
     /// Forgets a pipeline (after its terminal state and the WS-Man
     /// `Signal` terminate). Queued payloads for it are dropped.
     pub fn close_pipeline(&mut self, id: Uuid) -> Result<(), PoolError> {
-        self.pipelines
+        let entry = self
+            .pipelines
             .remove(&id)
             .ok_or(PoolError::UnknownPipeline(id))?;
+        self.budget.release(entry.defragmenter.held_bytes());
         self.send_queue.retain(|q| q.target != Target::Pipeline(id));
         Ok(())
+    }
+
+    /// Bytes held by partial messages from the server, for the pool and
+    /// all its pipelines, and their limit
+    /// ([`DefragmentLimits::max_buffered_bytes`]).
+    pub fn reassembly_budget(&self) -> ReassemblyBudget {
+        self.budget
     }
 
     fn call(
@@ -755,24 +770,30 @@ impl RunspacePool {
     pub fn close(&mut self) {
         self.state = RunspacePoolState::Closed;
         self.send_queue.clear();
-        self.pipelines.clear();
+        for (_, entry) in self.pipelines.drain() {
+            self.budget.release(entry.defragmenter.held_bytes());
+        }
         self.received.clear();
     }
 
     /// Feeds bytes from a WS-Man `Receive`: `target` is the pool for a
     /// Receive without CommandId, else the pipeline whose CommandId it had.
     /// Complete messages are kept for [`RunspacePool::next_event`]. An
-    /// error means the stream for that target is corrupt.
+    /// error means the stream for that target is corrupt, or a memory
+    /// limit was hit ([`DefragmentError::is_limit`]); partial messages of
+    /// the pool and all its pipelines share one
+    /// [`DefragmentLimits::max_buffered_bytes`].
     pub fn receive(&mut self, target: Target, data: &[u8]) -> Result<(), PoolError> {
         let mut done = Vec::new();
+        let budget = &mut self.budget;
         let result = match target {
-            Target::Pool => self.defragmenter.push_into(data, &mut done),
+            Target::Pool => self.defragmenter.push_into_budget(data, &mut done, budget),
             Target::Pipeline(id) => self
                 .pipelines
                 .get_mut(&id)
                 .ok_or(PoolError::UnknownPipeline(id))?
                 .defragmenter
-                .push_into(data, &mut done),
+                .push_into_budget(data, &mut done, budget),
         };
         self.received.extend(done);
         result.map_err(|source| PoolError::Defragment { target, source })
@@ -922,7 +943,11 @@ mod tests {
 
     /// A pool opened by a server that answered with `capability`.
     fn opened_pool_with(capability: SessionCapability) -> RunspacePool {
-        let mut pool = RunspacePool::new(RunspacePoolConfig::default());
+        opened_pool_from(RunspacePoolConfig::default(), capability)
+    }
+
+    fn opened_pool_from(config: RunspacePoolConfig, capability: SessionCapability) -> RunspacePool {
+        let mut pool = RunspacePool::new(config);
         pool.open(1 << 20).unwrap();
         let cap = server_message(&pool, None, Message::SessionCapability(capability));
         let state = server_message(
@@ -937,6 +962,66 @@ mod tests {
         while pool.next_event().unwrap().is_some() {}
         assert_eq!(pool.state(), RunspacePoolState::Opened);
         pool
+    }
+
+    /// The first fragment (of more) of a message with `len` bytes of data.
+    fn partial_fragment(object_id: u64, len: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::fragment::FragmentHeader {
+            object_id,
+            fragment_id: 0,
+            start: true,
+            end: false,
+            blob_len: len as u32,
+        }
+        .write(&mut out);
+        out.resize(out.len() + len, b'x');
+        out
+    }
+
+    #[test]
+    fn pool_and_pipelines_share_one_reassembly_budget() {
+        let config = RunspacePoolConfig {
+            defragment_limits: DefragmentLimits {
+                max_message_size: 1000,
+                max_pending_objects: 8,
+                max_buffered_bytes: 1000,
+            },
+            ..RunspacePoolConfig::default()
+        };
+        let mut pool = opened_pool_from(config, SessionCapability::default());
+        let a = plain_pipeline(&mut pool);
+        let b = plain_pipeline(&mut pool);
+        pool.receive(Target::Pool, &partial_fragment(10, 300))
+            .unwrap();
+        pool.receive(Target::Pipeline(a), &partial_fragment(11, 600))
+            .unwrap();
+        assert_eq!(pool.reassembly_budget().used(), 900);
+        // Each stream alone is within every limit; together they are not.
+        match pool.receive(Target::Pipeline(b), &partial_fragment(12, 200)) {
+            Err(PoolError::Defragment { target, source }) => {
+                assert_eq!(target, Target::Pipeline(b));
+                assert!(source.is_limit(), "{source}");
+                assert_eq!(
+                    source,
+                    DefragmentError::BufferLimit {
+                        limit: 1000,
+                        held: 900,
+                        needed: 200
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A closed pipeline gives its bytes back.
+        pool.close_pipeline(a).unwrap();
+        assert_eq!(pool.reassembly_budget().used(), 300);
+        let c = plain_pipeline(&mut pool);
+        pool.receive(Target::Pipeline(c), &partial_fragment(13, 700))
+            .unwrap();
+        assert_eq!(pool.reassembly_budget().used(), 1000);
+        pool.close();
+        assert_eq!(pool.reassembly_budget().used(), 300, "the pool's own part");
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! Property tests of fragmenting: any set of messages, cut at any fragment
 //! size, interleaved in any order and delivered in arbitrary chunks,
-//! reassembles into exactly the messages; corrupting the order is caught.
+//! reassembles into exactly the messages; corrupting the order is caught;
+//! defragmenters sharing a budget never hold more than it together.
 
 use proptest::prelude::*;
-use psrp_core::fragment::{DefragmentError, Defragmenter, Fragmenter, FRAGMENT_HEADER_LEN};
+use psrp_core::fragment::{
+    DefragmentError, DefragmentLimits, Defragmenter, Fragmenter, ReassemblyBudget,
+    FRAGMENT_HEADER_LEN,
+};
 
 fn messages() -> impl Strategy<Value = Vec<Vec<u8>>> {
     prop::collection::vec(prop::collection::vec(any::<u8>(), 0..600), 1..6)
@@ -88,5 +92,65 @@ proptest! {
             Err(DefragmentError::MissingStart { fragment_id, .. }) => prop_assert_eq!(fragment_id, 1),
             other => prop_assert!(false, "dropping fragment {} gave {:?}", i, other),
         }
+    }
+
+    /// Two streams (a pool's and a pipeline's) of interleaved messages,
+    /// maybe with a tampered byte, fed in arbitrary chunks to two
+    /// defragmenters sharing one small budget: the budget always equals
+    /// what they hold, and after every accepted push it is within the
+    /// limit; what completes is one of the messages sent.
+    #[test]
+    fn a_shared_budget_bounds_what_defragmenters_hold(
+        msgs in messages(),
+        max in 22usize..200,
+        chunk in 1usize..300,
+        limit in 0usize..1500,
+        tamper in prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+    ) {
+        let mut f = Fragmenter::new();
+        let mut streams = [Vec::new(), Vec::new()];
+        for (i, m) in msgs.iter().enumerate() {
+            for fr in f.fragment(m, max).unwrap() {
+                streams[i % 2].extend(fr);
+            }
+        }
+        if let Some((at, byte)) = tamper {
+            if !streams[0].is_empty() {
+                let i = at.index(streams[0].len());
+                streams[0][i] = byte;
+            }
+        }
+        let limits = DefragmentLimits {
+            max_message_size: 1 << 20,
+            max_pending_objects: 8,
+            max_buffered_bytes: 1 << 20,
+        };
+        let mut budget = ReassemblyBudget::new(limit);
+        let mut ds = [Defragmenter::with_limits(limits), Defragmenter::with_limits(limits)];
+        let mut failed = [false, false];
+        let mut done = Vec::new();
+        let chunks: Vec<Vec<&[u8]>> = streams.iter().map(|s| s.chunks(chunk).collect()).collect();
+        for round in 0..chunks[0].len().max(chunks[1].len()) {
+            for k in 0..2 {
+                let Some(part) = chunks[k].get(round) else { continue };
+                if failed[k] {
+                    continue;
+                }
+                match ds[k].push_into_budget(part, &mut done, &mut budget) {
+                    Ok(()) => prop_assert!(budget.used() <= limit, "{} > {}", budget.used(), limit),
+                    Err(_) => failed[k] = true,
+                }
+                prop_assert_eq!(budget.used(), ds[0].held_bytes() + ds[1].held_bytes());
+            }
+        }
+        if tamper.is_none() {
+            for m in &done {
+                prop_assert!(msgs.contains(m));
+            }
+        }
+        // Dropping both gives everything back.
+        budget.release(ds[0].held_bytes());
+        budget.release(ds[1].held_bytes());
+        prop_assert_eq!(budget.used(), 0);
     }
 }

@@ -1,12 +1,12 @@
 //! Output formats: a JSON array, NDJSON and a CLIXML `<Objs>` document
-//! (read back by psrpcore and by `psrp clixml`), `--depth`, and a large
-//! output that arrives whole and in order.
+//! (read back by psrpcore and by `psrp clixml`), `--depth`, a large
+//! output that arrives whole and in order, and `--max-message-size`.
 
 mod cli_support;
 
 use std::process::{Command, Stdio};
 
-use cli_support::{Peer, Psrp};
+use cli_support::{Peer, PeerOptions, Psrp};
 use serde_json::{json, Value};
 
 const ECHO: [&str; 6] = [
@@ -202,4 +202,56 @@ fn a_closed_stdout_stops_the_pipeline() {
     );
     // The remaining objects were dropped, not logged.
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// A message over `--max-message-size` fails the pipeline with an error
+/// that names the limit and the option (exit status 2), and the shell is
+/// still deleted.
+#[test]
+fn a_message_over_the_size_limit_fails_clearly_and_the_shell_is_deleted() {
+    let peer = Peer::start(&PeerOptions::default()).expect("a private test peer");
+    // Invoke-Echo sends back an object holding the 100 KB string.
+    let data = format!("Data={}", "x".repeat(100_000));
+    let run = Psrp::jea(&peer)
+        .args([
+            "invoke",
+            "Invoke-Echo",
+            "-p",
+            &data,
+            "--max-message-size",
+            "1M",
+        ])
+        .run();
+    run.expect_code(0);
+    assert_eq!(
+        run.json()[0]["Parameters"]["Data"].as_str().map(str::len),
+        Some(100_000)
+    );
+    let run = Psrp::jea(&peer)
+        .env("PSRP_MAX_MESSAGE_SIZE", "64K")
+        .args(["invoke", "Invoke-Echo", "-p", &data])
+        .run();
+    run.expect_code(2);
+    assert_eq!(run.json(), json!([]));
+    let line = run
+        .stderr_lines("psrp: Invoke-Echo: ")
+        .first()
+        .copied()
+        .unwrap_or_else(|| panic!("no error line:\n{}", run.stderr));
+    for part in [
+        "reading pipeline output: a message from the server (object ",
+        ") is larger than the limit of 65536 bytes (max_message_size): ",
+        "raise --max-message-size (PSRP_MAX_MESSAGE_SIZE, profile key max_message_size)",
+    ] {
+        assert!(line.contains(part), "{part:?} not in {line:?}");
+    }
+    // psrp deleted both shells itself.
+    assert_eq!(peer.open_shells().unwrap(), 0);
+    let deletes = peer
+        .operations()
+        .unwrap()
+        .iter()
+        .filter(|o| o["action"] == "Delete" && o["status"] == 200)
+        .count();
+    assert_eq!(deletes, 2);
 }

@@ -1,13 +1,15 @@
 //! Ctrl-C (SIGINT), SIGTERM and `--timeout` stop the running pipeline
 //! (WS-Man Signal ctrl_c) and delete the shell before psrp exits: nothing is
-//! left open on the peer, and stdout is still a complete JSON array.
+//! left open on the peer, and stdout is still a complete JSON array. The
+//! same holds when they come while the pool is still opening (a delayed
+//! Create or opening Receive).
 
 mod cli_support;
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use cli_support::{finish, signal, wait_for, Peer, Psrp};
+use cli_support::{finish, signal, wait_for, Fault, FaultRule, Peer, PeerOptions, Psrp};
 
 /// These tests count the peer's shells: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -142,4 +144,123 @@ fn output_before_the_interrupt_is_kept() {
     run.expect_code(130);
     assert_eq!(run.stdout, "\"one\"\n");
     assert_stopped_and_deleted(peer, &shell);
+}
+
+/// A private peer (same realm) whose next `action` request waits `ms`
+/// before the peer handles it.
+fn peer_delaying(action: &str, ms: u64) -> Peer {
+    let peer = Peer::start(&PeerOptions::default()).expect("a private test peer");
+    peer.add_fault(&FaultRule::new(Fault::Delay { ms }, Some(action)))
+        .unwrap();
+    peer
+}
+
+/// Waits until the delayed request has reached the peer (its rule fired).
+fn wait_delay_started(peer: &Peer) {
+    let fired = wait_for(Duration::from_secs(30), || {
+        peer.control_get("/faults").unwrap() == serde_json::json!([])
+    });
+    assert!(fired, "the delayed request never reached the peer");
+}
+
+/// Once the (maybe delayed) Create has been handled, no shell is open.
+/// psrp has exited: every Delete it sent is done.
+fn assert_no_shell_left(peer: &Peer) {
+    // The peer logs a request when it has handled it.
+    let created = wait_for(Duration::from_secs(30), || {
+        peer.operations()
+            .unwrap()
+            .iter()
+            .any(|o| o["action"] == "Create")
+    });
+    assert!(created, "the Create was never handled");
+    let open = peer.open_shell_ids().unwrap();
+    let actions: Vec<String> = peer
+        .operations()
+        .unwrap()
+        .iter()
+        .map(|o| format!("{} {}", o["action"], o["status"]))
+        .collect();
+    assert!(
+        open.is_empty(),
+        "shells left on the peer: {open:?}; operations: {actions:?}"
+    );
+}
+
+/// `--timeout` while the Create is delayed beyond it: psrp gives up on
+/// the open, and the shell the late Create makes is still deleted.
+#[test]
+fn timeout_during_a_slow_create_leaves_no_shell() {
+    let peer = peer_delaying("Create", 5_000);
+    let started = Instant::now();
+    let run = Psrp::jea(&peer)
+        .args(["invoke", "Get-Date", "--timeout", "2"])
+        .run();
+    run.expect_code(3);
+    assert!(
+        run.stderr
+            .contains("psrp: timed out after 2s while connecting"),
+        "{}",
+        run.stderr
+    );
+    assert_no_shell_left(&peer);
+    // psrp waited for the Create to come back, then deleted its shell.
+    assert!(started.elapsed() >= Duration::from_secs(5), "{run:?}");
+}
+
+/// `--timeout` while the opening Receive is delayed: the shell exists
+/// and is deleted before psrp exits.
+#[test]
+fn timeout_during_a_slow_open_leaves_no_shell() {
+    let peer = peer_delaying("Receive", 8_000);
+    let run = Psrp::jea(&peer)
+        .args(["invoke", "Get-Date", "--timeout", "2"])
+        .run();
+    run.expect_code(3);
+    assert!(
+        run.stderr
+            .contains("psrp: timed out after 2s while connecting"),
+        "{}",
+        run.stderr
+    );
+    assert_no_shell_left(&peer);
+}
+
+/// Ctrl-C while the Create takes longer than psrp used to wait for an
+/// interrupted open (10 s).
+#[test]
+fn sigint_during_a_slow_create_leaves_no_shell() {
+    let peer = peer_delaying("Create", 11_000);
+    let child = Psrp::jea(&peer).args(["invoke", "Get-Date"]).spawn();
+    wait_delay_started(&peer);
+    signal(&child, "INT");
+    let run = finish(child, Duration::from_secs(60));
+    run.expect_code(130);
+    assert!(
+        run.stderr
+            .contains("psrp: interrupted (SIGINT) while connecting"),
+        "{}",
+        run.stderr
+    );
+    assert_no_shell_left(&peer);
+}
+
+/// Ctrl-C while the opening Receive takes longer than psrp used to wait
+/// for an interrupted open: psrp exits without waiting for the open, and
+/// the shell is deleted first.
+#[test]
+fn sigint_during_a_slow_open_leaves_no_shell() {
+    let peer = peer_delaying("Receive", 15_000);
+    let child = Psrp::jea(&peer).args(["invoke", "Get-Date"]).spawn();
+    wait_delay_started(&peer);
+    let interrupted = Instant::now();
+    signal(&child, "INT");
+    let run = finish(child, Duration::from_secs(60));
+    let exited = interrupted.elapsed();
+    run.expect_code(130);
+    assert_no_shell_left(&peer);
+    assert!(
+        exited < Duration::from_secs(10),
+        "psrp waited for the open ({exited:?}): {run:?}"
+    );
 }

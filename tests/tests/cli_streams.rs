@@ -157,3 +157,86 @@ fn read_host_fails_instead_of_waiting_for_input() {
         run.stderr
     );
 }
+
+/// Escape sequences a hostile server could send: clear the screen, retitle
+/// the window (OSC ... BEL), CSI as one C1 character, DEL.
+const HOSTILE: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m\u{7f}";
+/// How psrp shows them on stderr.
+const SHOWN: &str = "\\x1b[2J\\x1b]0;pwned\\x07\\x9b31m\\x7f";
+
+/// Whether `text` holds a control character a terminal acts on (C0 but
+/// newline and tab, DEL, C1).
+fn has_controls(text: &str) -> bool {
+    text.chars()
+        .any(|c| matches!(c, '\0'..='\x08' | '\x0b'..='\x1f' | '\x7f'..='\u{9f}'))
+}
+
+#[test]
+fn escape_sequences_from_the_server_are_shown_not_sent_to_the_terminal() {
+    let peer = Peer::shared();
+    // The script carries raw ESC characters: our encoder sends them as
+    // `_x001B_`, the peer decodes them and its psrpcore serializer sends
+    // them back as `_x001B_` in every record.
+    let script = format!(
+        "$VerbosePreference = 'Continue'\n$DebugPreference = 'Continue'\n\
+         Write-Output 'out{HOSTILE}'\n\
+         Write-Warning 'warn{HOSTILE}'\n\
+         Write-Verbose 'verb{HOSTILE}'\n\
+         Write-Debug 'dbg{HOSTILE}'\n\
+         Write-Information 'info{HOSTILE}'\n\
+         Write-Progress -Activity 'act{HOSTILE}' -Status 'st{HOSTILE}' -PercentComplete 5\n\
+         Write-Error 'err{HOSTILE}' -TargetObject 'tgt{HOSTILE}'\n\
+         Read-Host -Prompt 'host{HOSTILE}'\n"
+    );
+    let run = Psrp::peer(peer)
+        .conn(["-a", "kerberos"])
+        .args(["script", "-"])
+        .stdin(script)
+        .run();
+    // Read-Host fails on the non-interactive host.
+    assert!(matches!(run.code(), 1 | 2), "{run:?}");
+    assert!(
+        !has_controls(&run.stderr),
+        "raw controls on stderr: {:?}",
+        run.stderr
+    );
+    for line in [
+        format!("WARNING: warn{SHOWN}"),
+        format!("VERBOSE: verb{SHOWN}"),
+        format!("DEBUG: dbg{SHOWN}"),
+        format!("INFO: info{SHOWN}"),
+        format!("PROGRESS: act{SHOWN}: st{SHOWN} (5%)"),
+        format!("ERROR: Write-Error : err{SHOWN}"),
+        format!("ERROR:     + TargetObject          : tgt{SHOWN}"),
+        // Read-Host writes its prompt through a host call (Write).
+        format!("INFO: host{SHOWN}: "),
+    ] {
+        assert!(
+            run.stderr.lines().any(|l| l == line),
+            "no line {line:?} in\n{}",
+            run.stderr
+        );
+    }
+    // JSON escapes them (and still means the same string).
+    assert!(!has_controls(&run.stdout), "{:?}", run.stdout);
+    assert_eq!(run.json(), json!([format!("out{HOSTILE}")]));
+
+    // A terminating error's message lands in psrp's own line.
+    let run = Psrp::peer(peer)
+        .conn(["-a", "kerberos"])
+        .args([
+            "invoke",
+            "Invoke-Throw",
+            "-p",
+            &format!("Message=boom{HOSTILE}"),
+        ])
+        .run();
+    run.expect_code(2);
+    assert!(!has_controls(&run.stderr), "{:?}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with(&format!("psrp: Invoke-Throw failed: boom{SHOWN}\n")),
+        "{}",
+        run.stderr
+    );
+}

@@ -184,3 +184,39 @@ fn progress_is_a_bar_on_a_terminal() {
         "log lines instead of a bar: {text:?}"
     );
 }
+
+#[test]
+fn escape_sequences_in_progress_are_shown_not_sent_to_the_terminal() {
+    // Clear the screen, retitle the window (OSC ... BEL), CSI as one C1
+    // character, DEL.
+    const HOSTILE: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m\u{7f}";
+    let peer = Peer::shared();
+    let mut child = on_terminal(
+        peer,
+        &format!(
+            "invoke Write-Progress -p 'Activity=act{HOSTILE}' -p 'Status=st' \
+             --param-json PercentComplete=50 -a kerberos -c JEA.Maintenance"
+        ),
+    );
+    drop(child.stdin.take());
+    let rx = output_of(&mut child);
+    let code = wait(&mut child);
+    let mut seen = Vec::new();
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(2)) {
+        seen.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(code, 0, "{text:?}");
+    // The bar draws with its own escape sequences (erase line, cursor up),
+    // never with the server's.
+    assert!(
+        text.contains("act\\x1b[2J\\x1b]0;pwned\\x07\\x9b31m\\x7f: st ["),
+        "no bar with the escaped activity: {text:?}"
+    );
+    for raw in ["\u{1b}[2J", "\u{1b}]0;pwned", "\u{7}", "\u{9b}", "\u{7f}"] {
+        assert!(
+            !text.contains(raw),
+            "{raw:?} reached the terminal: {text:?}"
+        );
+    }
+}

@@ -12,7 +12,8 @@ use client_common::{
     PeerOptions,
 };
 use psrp_core::client::{
-    Command, ErrorKind, Event, PipelineState, PoolOptions, PowerShell, PsValue, RunspacePool,
+    CleanupTracker, Command, ErrorKind, Event, PipelineState, PoolOptions, PowerShell, PsValue,
+    RunspacePool,
 };
 use serde_json::Value;
 
@@ -332,6 +333,48 @@ async fn an_abandoned_open_deletes_the_shell_it_created() {
     let gone =
         tokio::task::block_in_place(|| p.wait_no_open_shells(Duration::from_secs(15)).unwrap());
     assert!(gone, "the shell of the abandoned open is still there");
+}
+
+/// An open given up while its Create is still on its way: the Create is
+/// seen through and its shell deleted afterwards (a Delete sent at once
+/// would find nothing, and the late Create would leave its shell), and the
+/// tracker counts the shell until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_abandoned_during_its_create_deletes_the_shell_once_created() {
+    let p = &Peer::start(&PeerOptions::default()).unwrap();
+    p.add_fault(&FaultRule::new(Fault::Delay { ms: 3000 }, Some("Create")))
+        .unwrap();
+    let cleanup = CleanupTracker::new();
+    let open = RunspacePool::open_with(
+        kerberos_jea(p),
+        PoolOptions::new().cleanup_tracker(cleanup.clone()),
+    );
+    assert!(tokio::time::timeout(Duration::from_millis(1000), open)
+        .await
+        .is_err());
+    assert_eq!(cleanup.pending(), 1, "the shell of the Create is counted");
+    tokio::time::timeout(BOUND, cleanup.wait())
+        .await
+        .expect("the Create and the Delete end within their timeouts");
+    let actions: Vec<(String, Value)> = p
+        .operations()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["action"].as_str().unwrap_or_default().to_owned(),
+                o["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("Create".to_owned(), 200.into()),
+            ("Delete".to_owned(), 200.into())
+        ]
+    );
+    assert_eq!(p.open_shells().unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

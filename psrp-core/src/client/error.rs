@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::command::CommandError;
+use crate::fragment::DefragmentError;
 use crate::message::{ErrorRecord, PipelineState};
 use crate::pool::PoolError;
 
@@ -34,6 +35,10 @@ pub enum ErrorKind {
     PipelineFailed,
     /// An operation did not finish within its time bound.
     Timeout,
+    /// Data from the server went beyond a memory limit of the pool
+    /// ([`super::PoolOptions::max_message_size`]): a larger limit may take
+    /// it.
+    LimitExceeded,
     /// The runspace pool is closed.
     Closed,
     /// The pipeline cannot be sent (empty, or a redirection the server's
@@ -77,6 +82,25 @@ pub enum ClientError {
         /// The transport's error.
         #[source]
         source: wsman::Error,
+    },
+
+    /// Data from the server went beyond a memory limit of the pool: a
+    /// message larger than [`super::PoolOptions::max_message_size`], or
+    /// partial messages beyond [`super::PoolOptions::max_buffered_bytes`].
+    /// The pipeline (or the open) fails; the shell is still deleted.
+    #[error(
+        "{operation}: {source}; raise PoolOptions::{option} if the server legitimately sends \
+         this much"
+    )]
+    LimitExceeded {
+        /// What was being done.
+        operation: &'static str,
+        /// The [`super::PoolOptions`] setting of the limit that was hit:
+        /// `max_message_size` or `max_buffered_bytes`.
+        option: &'static str,
+        /// The limit, what was held and what came.
+        #[source]
+        source: DefragmentError,
     },
 
     /// PSRP data from the server could not be used.
@@ -163,6 +187,7 @@ impl ClientError {
             ClientError::SessionInit { .. } => ErrorKind::SessionInit,
             ClientError::PipelineFailed { .. } => ErrorKind::PipelineFailed,
             ClientError::Timeout { .. } => ErrorKind::Timeout,
+            ClientError::LimitExceeded { .. } => ErrorKind::LimitExceeded,
             ClientError::Closed => ErrorKind::Closed,
             ClientError::InvalidCommand(_) => ErrorKind::InvalidCommand,
         }
@@ -212,6 +237,16 @@ impl ClientError {
         match source {
             PoolError::Command(c) => ClientError::InvalidCommand(c),
             PoolError::InvalidState { .. } => ClientError::Closed,
+            PoolError::Defragment { source, .. } if source.is_limit() => {
+                ClientError::LimitExceeded {
+                    operation,
+                    option: match source {
+                        DefragmentError::TooLarge { .. } => "max_message_size",
+                        _ => "max_buffered_bytes",
+                    },
+                    source,
+                }
+            }
             source => ClientError::Protocol { operation, source },
         }
     }
@@ -353,5 +388,55 @@ mod tests {
              [System.Management.Automation.CommandNotFoundException, CommandNotFoundException]"
         );
         assert!(e.error_record().is_some());
+    }
+
+    #[test]
+    fn a_limit_is_its_own_kind_and_names_the_option() {
+        let too_large = ClientError::pool(
+            "reading pipeline output",
+            PoolError::Defragment {
+                target: crate::pool::Target::Pool,
+                source: DefragmentError::TooLarge {
+                    object_id: 7,
+                    size: 100_000,
+                    limit: 65_536,
+                },
+            },
+        );
+        assert_eq!(too_large.kind(), ErrorKind::LimitExceeded);
+        assert!(!too_large.is_connection_failure());
+        assert_eq!(
+            too_large.to_string(),
+            "reading pipeline output: a message from the server (object 7) is larger than the \
+             limit of 65536 bytes (max_message_size): 100000 bytes or more; raise \
+             PoolOptions::max_message_size if the server legitimately sends this much"
+        );
+        let buffered = ClientError::pool(
+            "x",
+            PoolError::Defragment {
+                target: crate::pool::Target::Pool,
+                source: DefragmentError::BufferLimit {
+                    limit: 10,
+                    held: 8,
+                    needed: 4,
+                },
+            },
+        );
+        assert!(matches!(
+            buffered,
+            ClientError::LimitExceeded {
+                option: "max_buffered_bytes",
+                ..
+            }
+        ));
+        // A corrupt stream is not a limit.
+        let corrupt = ClientError::pool(
+            "x",
+            PoolError::Defragment {
+                target: crate::pool::Target::Pool,
+                source: DefragmentError::TooManyPending { limit: 1 },
+            },
+        );
+        assert_eq!(corrupt.kind(), ErrorKind::Protocol);
     }
 }

@@ -6,7 +6,9 @@
 //!   credentials, TLS, configuration name (JEA endpoints), timeouts.
 //! - [`RunspacePool`]: opened with [`RunspacePool::open`] /
 //!   [`RunspacePool::open_with`] ([`PoolOptions`]: runspaces, host,
-//!   session-init commands), closed with [`RunspacePool::close`].
+//!   session-init commands), closed with [`RunspacePool::close`];
+//!   [`CleanupTracker`] waits for the shells of dropped pools to be
+//!   deleted before a program exits.
 //! - Pipelines: [`RunspacePool::invoke`] collects an
 //!   [`InvocationResult`]; [`RunspacePool::start`] gives an [`Invocation`]
 //!   whose [`Event`]s arrive as the server sends them, with back-pressure,
@@ -73,6 +75,7 @@
 //! # }
 //! ```
 
+mod cleanup;
 mod error;
 mod events;
 mod host;
@@ -81,6 +84,7 @@ mod options;
 mod pool;
 mod shared;
 
+pub use cleanup::CleanupTracker;
 pub use error::{ClientError, ErrorKind};
 pub use events::{Completion, Event, InvocationResult};
 pub use host::{Host, NonInteractiveHost};

@@ -9,9 +9,11 @@ use wsman::{CommandRequest, CreateShell, ReceiveOutcome, Shell, WsmanClient};
 
 use crate::clixml::{to_json, PsValue, Version};
 use crate::command::{Command, CreatePipeline, PowerShell};
+use crate::fragment::{DefragmentLimits, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::message::{ApplicationPrivateData, RunspacePoolState, SessionCapability};
 use crate::pool::{PoolEvent, RunspacePool as CorePool, RunspacePoolConfig, Target};
 
+use super::cleanup::CleanupTracker;
 use super::error::ClientError;
 use super::events::InvocationResult;
 use super::host::{Host, NonInteractiveHost};
@@ -104,6 +106,9 @@ pub struct PoolOptions {
     stop_timeout: Duration,
     cleanup_timeout: Duration,
     idle_timeout: Option<Duration>,
+    cleanup: CleanupTracker,
+    max_message_size: usize,
+    max_buffered_bytes: Option<usize>,
 }
 
 impl std::fmt::Debug for PoolOptions {
@@ -117,6 +122,9 @@ impl std::fmt::Debug for PoolOptions {
             .field("stop_timeout", &self.stop_timeout)
             .field("cleanup_timeout", &self.cleanup_timeout)
             .field("idle_timeout", &self.idle_timeout)
+            .field("cleanup_pending", &self.cleanup.pending())
+            .field("max_message_size", &self.max_message_size)
+            .field("max_buffered_bytes", &self.buffered_limit())
             .finish_non_exhaustive()
     }
 }
@@ -134,13 +142,18 @@ impl Default for PoolOptions {
             stop_timeout: Duration::from_secs(30),
             cleanup_timeout: Duration::from_secs(30),
             idle_timeout: None,
+            cleanup: CleanupTracker::new(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_buffered_bytes: None,
         }
     }
 }
 
 impl PoolOptions {
     /// The defaults: one runspace, the non-interactive host, a buffer of
-    /// 1024 events, opening bounded by 120 s, stopping and clean-up by 30 s.
+    /// 1024 events, opening bounded by 120 s, stopping and clean-up by 30 s,
+    /// messages from the server up to 32 MiB and 64 MiB of partial
+    /// messages.
     pub fn new() -> Self {
         PoolOptions::default()
     }
@@ -212,6 +225,37 @@ impl PoolOptions {
         self.idle_timeout = Some(timeout);
         self
     }
+
+    /// The tracker that counts this pool's shell until it is deleted, also
+    /// by the background delete after a drop (default: a tracker of its
+    /// own, which nobody waits for). Wait for it before the runtime stops.
+    pub fn cleanup_tracker(mut self, tracker: CleanupTracker) -> Self {
+        self.cleanup = tracker;
+        self
+    }
+
+    /// The largest PSRP message accepted from the server, in bytes
+    /// (default 32 MiB). One message carries one output object or stream
+    /// record; a larger one fails the pipeline (or the open) with
+    /// [`ClientError::LimitExceeded`] before its data is buffered.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// The most bytes of partial messages held at once for the pool and
+    /// all its pipelines together (default: twice
+    /// [`PoolOptions::max_message_size`], 64 MiB). Beyond it the pipeline
+    /// whose data would not fit fails with [`ClientError::LimitExceeded`].
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.max_buffered_bytes = Some(bytes);
+        self
+    }
+
+    fn buffered_limit(&self) -> usize {
+        self.max_buffered_bytes
+            .unwrap_or(self.max_message_size.saturating_mul(2))
+    }
 }
 
 /// A runspace pool on a remote session configuration (a WS-Man shell).
@@ -219,10 +263,11 @@ impl PoolOptions {
 /// Pipelines run one after another or at the same time (up to the maximum
 /// runspaces; more wait for a free runspace). The shell is deleted by
 /// [`RunspacePool::close`], on errors while opening, and, when the pool,
-/// its invocations and their tasks are all dropped without `close`, by a
-/// task spawned on the current runtime (bounded by the clean-up timeout).
-/// A program about to exit should `close().await`: a runtime that stops
-/// right after the drop cancels that task.
+/// its invocations and their tasks are all dropped without `close` (or the
+/// `open` future is dropped), by a task spawned on the current runtime
+/// (bounded by the clean-up timeout). A program about to exit should
+/// `close().await`, or wait for its [`CleanupTracker`]: a runtime that
+/// stops right after the drop cancels that task.
 ///
 /// Only pipelines receive after the pool is open (no pool-level Receive
 /// stays pending): a pool the server breaks later shows as failing
@@ -298,6 +343,11 @@ impl RunspacePool {
             max_runspaces: runspaces,
             host_info: options.host.host_info(),
             application_arguments: options.application_arguments.clone(),
+            defragment_limits: DefragmentLimits {
+                max_message_size: options.max_message_size,
+                max_buffered_bytes: options.buffered_limit(),
+                ..DefragmentLimits::default()
+            },
             ..RunspacePoolConfig::default()
         });
         let max_payload = client.max_payload_size();
@@ -311,27 +361,51 @@ impl RunspacePool {
         if let Some(t) = options.idle_timeout {
             create = create.with_idle_timeout(t);
         }
-        // From here on the shell may exist on the server: a dropped future
-        // deletes it.
+        // From here on the shell may exist on the server. The Create runs in
+        // a task of its own that hands the shell over with a guard: when
+        // this future is dropped (a caller's timeout, Ctrl-C), the task
+        // still sees the Create through and then deletes the shell. A
+        // Delete sent while the Create is still on its way would find
+        // nothing, and the Create would then leave its shell behind.
         let mut guard = ShellGuard {
             client: client.clone(),
             shell: Shell::new(id_text(id), connection.resource_uri()),
             timeout: limits.cleanup_timeout,
-            armed: true,
+            armed: false,
+            token: Some(options.cleanup.token()),
         };
-        let shell = match client.create_shell(create).await {
-            Ok(shell) => shell,
-            Err(e) => {
-                // A refused Create (fault, credentials, TLS) created nothing.
-                let err = ClientError::wsman("opening the runspace pool (WS-Man Create)", e);
-                // A connection lost while waiting for the answer may not have.
-                if err.kind() != super::ErrorKind::Connection {
-                    guard.armed = false;
+        let (created_tx, created_rx) = tokio::sync::oneshot::channel();
+        let creating = client.clone();
+        tokio::spawn(async move {
+            let created = match creating.create_shell(create).await {
+                Ok(shell) => {
+                    guard.shell = shell.clone();
+                    guard.armed = true;
+                    Ok(shell)
                 }
-                return Err(err);
-            }
+                Err(e) => {
+                    let err = ClientError::wsman("opening the runspace pool (WS-Man Create)", e);
+                    // A refused Create (fault, credentials, TLS) created
+                    // nothing; a connection lost while waiting for the
+                    // answer may have.
+                    guard.armed = err.kind() == super::ErrorKind::Connection;
+                    Err(err)
+                }
+            };
+            // Nobody listening: the open was abandoned, and dropping the
+            // guard deletes the shell.
+            let _ = created_tx.send((guard, created));
+        });
+        let lost = |_| ClientError::UnexpectedResponse {
+            operation: "opening the runspace pool (WS-Man Create)",
+            detail: "the task sending the Create ended without a result \
+                     (was the runtime shut down?)"
+                .to_owned(),
         };
-        guard.armed = false;
+        let (mut guard, created) = created_rx.await.map_err(lost)?;
+        // On an error, the guard deletes the shell if the Create may have
+        // made one.
+        let shell = created?;
         let shared = Arc::new(Shared::new(
             client,
             shell,
@@ -341,7 +415,11 @@ impl RunspacePool {
             options.host.clone(),
             max_runspaces,
             limits,
+            guard.token.take(),
         ));
+        // The pool deletes the shell from here on.
+        guard.armed = false;
+        drop(guard);
         let mut pool = RunspacePool {
             shared,
             endpoint,

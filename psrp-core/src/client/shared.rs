@@ -14,6 +14,7 @@ use wsman::{ReceiveResponse, Shell, WsmanClient};
 use crate::host::HostCall;
 use crate::pool::{PoolEvent, RunspacePool as CorePool, Target};
 
+use super::cleanup::CleanupToken;
 use super::error::ClientError;
 use super::host::Host;
 
@@ -23,8 +24,15 @@ pub(crate) fn id_text(id: Uuid) -> String {
 }
 
 /// Deletes `shell` in a task on the current runtime, bounded by `timeout`.
-/// Used where nobody can await (drops); logs when it cannot.
-pub(crate) fn spawn_delete(client: WsmanClient, shell: Shell, timeout: Duration) {
+/// Used where nobody can await (drops); logs when it cannot. `token`
+/// keeps the shell counted by its [`super::CleanupTracker`] until the
+/// delete ends.
+pub(crate) fn spawn_delete(
+    client: WsmanClient,
+    shell: Shell,
+    timeout: Duration,
+    token: Option<CleanupToken>,
+) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         tracing::warn!(
             shell_id = %shell.id,
@@ -34,6 +42,7 @@ pub(crate) fn spawn_delete(client: WsmanClient, shell: Shell, timeout: Duration)
         return;
     };
     handle.spawn(async move {
+        let _counted = token;
         match tokio::time::timeout(timeout, client.delete_shell(&shell)).await {
             Ok(Ok(())) => tracing::debug!(shell_id = %shell.id, "shell deleted after drop"),
             Ok(Err(e)) if is_gone(&e) => {}
@@ -61,18 +70,25 @@ pub(crate) fn is_gone(e: &wsman::Error) -> bool {
 }
 
 /// Deletes a shell on drop unless disarmed: covers the time between
-/// `Create` and the pool handle existing (a dropped `open` future).
+/// `Create` and the pool handle existing (a dropped `open` future). Holds
+/// the shell's count in its tracker until the pool takes it over.
 pub(crate) struct ShellGuard {
     pub(crate) client: WsmanClient,
     pub(crate) shell: Shell,
     pub(crate) timeout: Duration,
     pub(crate) armed: bool,
+    pub(crate) token: Option<CleanupToken>,
 }
 
 impl Drop for ShellGuard {
     fn drop(&mut self) {
         if self.armed {
-            spawn_delete(self.client.clone(), self.shell.clone(), self.timeout);
+            spawn_delete(
+                self.client.clone(),
+                self.shell.clone(),
+                self.timeout,
+                self.token.take(),
+            );
         }
     }
 }
@@ -100,6 +116,8 @@ pub(crate) struct Shared {
     pub(crate) runspaces: Arc<Semaphore>,
     closed: AtomicBool,
     pub(crate) limits: Limits,
+    /// Counts the shell in its tracker until it is deleted.
+    cleanup: Mutex<Option<CleanupToken>>,
 }
 
 impl Shared {
@@ -113,6 +131,7 @@ impl Shared {
         host: Arc<dyn Host>,
         max_runspaces: usize,
         limits: Limits,
+        cleanup: Option<CleanupToken>,
     ) -> Self {
         Shared {
             client,
@@ -126,6 +145,7 @@ impl Shared {
             runspaces: Arc::new(Semaphore::new(max_runspaces.max(1))),
             closed: AtomicBool::new(false),
             limits,
+            cleanup: Mutex::new(cleanup),
         }
     }
 
@@ -284,6 +304,13 @@ impl Shared {
         let delete = self.client.delete_shell(&self.shell);
         let result = tokio::time::timeout(self.limits.cleanup_timeout, delete).await;
         self.core().close();
+        // Deleted, or given up on: no longer pending.
+        drop(
+            self.cleanup
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) if is_gone(&e) => Ok(()),
@@ -303,10 +330,16 @@ impl Drop for Shared {
     fn drop(&mut self) {
         // The last handle (pool, invocation or task) is gone without close().
         if !self.closed.swap(true, Ordering::SeqCst) {
+            let token = self
+                .cleanup
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
             spawn_delete(
                 self.client.clone(),
                 self.shell.clone(),
                 self.limits.cleanup_timeout,
+                token,
             );
         }
     }
