@@ -141,6 +141,10 @@ def test_leaving_an_invocation_early_stops_it(peer: PeerProcess) -> None:
                     break
         assert inv.done
         assert peer.control("/shells")["shells"][0]["commands"] == []
+        inv = pool.start("Start-Sleep", {"Seconds": 60})
+        started = time.monotonic()
+        inv.cancel()
+        assert inv.done and time.monotonic() - started < 20
 
 
 def test_exception_inside_with_deletes_the_shell(peer: PeerProcess) -> None:
@@ -179,6 +183,24 @@ def test_keyboard_interrupt_during_invoke_deletes_the_shell(peer: PeerProcess) -
             interrupt_soon(0.5)
             pool.invoke("Start-Sleep", {"Seconds": 60})
     assert peer.open_shells() == 0
+
+
+@pytest.mark.parametrize("action", ["Create", "Receive"])
+def test_keyboard_interrupt_while_opening_deletes_the_shell(peer: PeerProcess, action: str) -> None:
+    # The server is slow to create the shell, or to report the pool opened (the shell
+    # exists then): Ctrl-C lets the open finish, deletes the shell, then raises.
+    peer.control("/faults", {"kind": "delay", "action": action, "delay_ms": 1500, "count": 1})
+    try:
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            interrupt_soon(0.5)
+            with RunspacePool(**kerberos(peer)):
+                pytest.fail("the pool should not open")
+        assert time.monotonic() - started < 10
+    finally:
+        peer.control("/faults/clear", {})
+    assert peer.open_shells() == 0
+    assert [o["action"] for o in peer.log()][-1] == "Delete"
 
 
 def test_sigint_to_a_process_deletes_the_shell(peer: PeerProcess) -> None:
