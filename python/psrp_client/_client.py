@@ -6,7 +6,7 @@ import atexit
 import threading
 import warnings
 import weakref
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from psrp_client import _native
 from psrp_client._errors import InsecureSettingWarning, UsageError
@@ -231,7 +231,7 @@ class _PoolBase:
         return None if self._native is None else self._native.protocol_version
 
     @property
-    def ps_version_table(self) -> Optional[dict]:
+    def ps_version_table(self) -> Optional[Dict[str, Any]]:
         """The server's ``$PSVersionTable``, once open (when the server sent it)."""
         return None if self._native is None else self._native.ps_version_table
 

@@ -1,6 +1,6 @@
 """Type stubs of the native module (Rust, PyO3). Use the psrp_client package API."""
 
-from typing import Any, Awaitable, List, Optional
+from typing import Any, Awaitable, Dict, List, Optional
 
 from psrp_client._client import Command
 from psrp_client._types import InvocationResult, Record
@@ -89,6 +89,6 @@ class Pool:
     @property
     def protocol_version(self) -> str: ...
     @property
-    def ps_version_table(self) -> Optional[dict]: ...
+    def ps_version_table(self) -> Optional[Dict[str, Any]]: ...
     @property
     def session_init_results(self) -> List[InvocationResult]: ...
