@@ -6,7 +6,7 @@ import atexit
 import threading
 import warnings
 import weakref
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from psrp_client import _native
 from psrp_client._errors import InsecureSettingWarning, UsageError
@@ -231,7 +231,7 @@ class _PoolBase:
         return None if self._native is None else self._native.protocol_version
 
     @property
-    def ps_version_table(self) -> Optional[dict]:
+    def ps_version_table(self) -> Optional[Dict[str, Any]]:
         """The server's ``$PSVersionTable``, once open (when the server sent it)."""
         return None if self._native is None else self._native.ps_version_table
 
@@ -388,15 +388,15 @@ class Invocation:
     def __enter__(self) -> "Invocation":
         return self
 
+    def cancel(self) -> None:
+        """Stops the pipeline if it still runs and drops the events not read yet;
+        returns once it has ended on the server (at most 35 s)."""
+        self._native.cancel()
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         # Left early (break, exception): stop the pipeline and let it end.
         if not self._native.done:
-            try:
-                self._native.stop()
-                self._native.result(None)
-            except Exception:
-                if exc is None:
-                    raise
+            self._native.cancel()
 
     def __repr__(self) -> str:
         return repr(self._native)
@@ -513,6 +513,17 @@ class AsyncInvocation:
     async def result(self, timeout: Optional[float] = None) -> InvocationResult:
         """See :meth:`Invocation.result`."""
         return await self._native.result_async(timeout)
+
+    async def cancel(self) -> None:
+        """See :meth:`Invocation.cancel`."""
+        await self._native.cancel_async()
+
+    async def __aenter__(self) -> "AsyncInvocation":
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if not self._native.done:
+            await self._native.cancel_async()
 
     def __repr__(self) -> str:
         return repr(self._native)

@@ -65,6 +65,18 @@ impl InvState {
         }
     }
 
+    /// Stops the pipeline (if it still runs) and reads its remaining events
+    /// without keeping them, at most [`STOP_GRACE`]: the command is then
+    /// released on the server.
+    async fn cancel(&mut self) {
+        if self.inv.stop().await.is_err() {
+            // Closed pool or a failed Signal: nothing more to read.
+            return;
+        }
+        let drain = async { while let Ok(Some(_)) = self.inv.next().await {} };
+        let _ = tokio::time::timeout(STOP_GRACE, drain).await;
+    }
+
     /// Reads every remaining event into a result. Past `deadline` the
     /// pipeline is stopped and its last events still read (at most
     /// [`STOP_GRACE`]).
@@ -253,6 +265,23 @@ impl Invocation {
         runtime::awaitable(py, async move {
             let r = stop.request_stop().await;
             Python::attach(|py| r.map_err(|e| errors::client(py, &e, None)))
+        })
+    }
+
+    /// Stops the pipeline if it still runs and drops its remaining events
+    /// (leaving an invocation early); returns once it has ended, at most
+    /// 35 s.
+    fn cancel(&self, py: Python<'_>) -> PyResult<()> {
+        let state = self.state.clone();
+        runtime::wait(py, async move { state.lock().await.cancel().await })
+    }
+
+    /// `cancel` as an awaitable.
+    fn cancel_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let state = self.state.clone();
+        runtime::awaitable(py, async move {
+            state.lock().await.cancel().await;
+            Ok(())
         })
     }
 

@@ -48,6 +48,10 @@ def test_stop_and_timeout(peer: PeerProcess) -> None:
             inv = await pool.start("Start-Sleep", {"Seconds": 60})
             await inv.stop()
             assert (await inv.result()).state == "Stopped"
+            async with await pool.start("Get-LargeOutput", {"Count": 50_000}) as inv:
+                async for _ in inv:
+                    break
+            assert inv.done
             with pytest.raises(PsrpTimeout):
                 await pool.invoke("Start-Sleep", {"Seconds": 60}, timeout=0.5)
 

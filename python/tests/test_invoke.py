@@ -2,6 +2,7 @@
 
 import datetime
 import decimal
+import os
 import typing
 import uuid
 
@@ -267,3 +268,26 @@ def test_exit_code_set_by_the_remote(peer: PeerProcess) -> None:
         assert list(inv) == []
         assert inv.result().exit_code == 3
         assert pool.invoke("Get-Date").exit_code is None
+
+
+def test_installs_and_runs_beside_pypsrp_and_psrpcore(peer: PeerProcess) -> None:
+    # One process, three packages: no module name clash, and both clients work.
+    import psrpcore
+    import pypsrp
+    from pypsrp.powershell import PowerShell
+    from pypsrp.powershell import RunspacePool as PypsrpPool
+    from pypsrp.wsman import WSMan
+
+    import psrp_client
+
+    files = {m.__name__: m.__file__ for m in (psrp_client, pypsrp, psrpcore)}
+    assert len({os.path.dirname(f or "") for f in files.values()}) == 3, files
+    wsman = WSMan("localhost", port=peer.info["http_port"], ssl=False, auth="kerberos", negotiate_service="HTTP")
+    with PypsrpPool(wsman) as theirs, RunspacePool(**kerberos(peer)) as ours:
+        ps = PowerShell(theirs)
+        ps.add_cmdlet("Get-Item").add_parameter("Path", "C:\\Windows\\win.ini")
+        (their_item,) = ps.invoke()
+        (our_item,) = ours.invoke("Get-Item", {"Path": "C:\\Windows\\win.ini"}).output
+        assert peer.open_shells() == 2
+    assert our_item["Name"] == their_item.adapted_properties["Name"] == "win.ini"
+    assert our_item["Length"] == their_item.adapted_properties["Length"]
