@@ -110,6 +110,7 @@ class Command:
         self.fragments_in_command = 0
         self.fragments_in_send = 0
         self.created = False  # CreatePipelineEvent seen
+        self.hostile: typing.Any = None  # an ansi_streams FaultRule (peer.hostile)
 
     @property
     def terminal(self) -> bool:
