@@ -161,7 +161,7 @@ def endless_output(rule: typing.Any, shell: typing.Any, command_id: str) -> typi
 def endless_fragment(shell: typing.Any, command_id: str, max_envelope: int) -> bytes:
     """The next fragment of the one PIPELINE_OUTPUT message of this command that never
     ends: a start fragment first, then middle fragments, filling the envelope. Lock held."""
-    state: typing.Dict[str, typing.Tuple[int, int]] = shell.__dict__.setdefault("hostile_fragments", {})
+    state = shell.hostile_fragments
     room = _stream_room(max_envelope)
     if command_id not in state:
         object_id = shell.pool.next_object_id()

@@ -378,8 +378,11 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
         if rule is not None and rule.kind == "tamper_encryption":
             if encrypted:
                 # After the real sealing: only what is outside the seal changes.
-                out = [hostile.tamper(b"".join(out), rule)]
-                record["tamper"] = rule.tamper
+                try:
+                    out = [hostile.tamper(b"".join(out), rule)]
+                    record["tamper"] = rule.tamper
+                except ValueError as e:
+                    record["tamper"] = f"skipped: {e}"
             else:
                 record["tamper"] = "skipped: the response is not encrypted"
         inst.log_op(record)
