@@ -65,46 +65,14 @@ impl Formatter {
             OutputFormat::Clixml => batch.extend_from_slice(clixml::encode(value).as_bytes()),
             OutputFormat::Json | OutputFormat::Ndjson => {
                 let view = clixml::JsonView::new(value, &self.json);
-                let mut json = serde_json::Serializer::with_formatter(&mut *batch, NoRawC1);
                 // Writing to a Vec cannot fail and every map key is a string.
                 let _ = if self.tag_hosts {
-                    serde::Serialize::serialize(&Tagged { host, value: view }, &mut json)
+                    serde_json::to_writer(&mut *batch, &Tagged { host, value: view })
                 } else {
-                    serde::Serialize::serialize(&view, &mut json)
+                    serde_json::to_writer(&mut *batch, &view)
                 };
             }
         }
-    }
-}
-
-/// serde_json's compact form, with the C1 controls (U+0080 to U+009F) also
-/// escaped: JSON escapes only C0, and a terminal showing stdout may act on
-/// C1 (CSI, OSC) that a server put in a string.
-struct NoRawC1;
-
-impl serde_json::ser::Formatter for NoRawC1 {
-    fn write_string_fragment<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        // In UTF-8, U+0080..=U+009F are C2 80..=C2 9F.
-        let bytes = fragment.as_bytes();
-        let mut written = 0;
-        let mut from = 0;
-        while let Some(at) = bytes[from..].iter().position(|&b| b == 0xC2) {
-            let at = from + at;
-            match bytes.get(at + 1) {
-                Some(&c1 @ 0x80..=0x9F) => {
-                    writer.write_all(&bytes[written..at])?;
-                    write!(writer, "\\u{c1:04x}")?;
-                    written = at + 2;
-                    from = at + 2;
-                }
-                _ => from = at + 1,
-            }
-        }
-        writer.write_all(&bytes[written..])
     }
 }
 
@@ -266,17 +234,6 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(&text).unwrap(),
             serde_json::json!([{"host": "h1", "value": "a"}, {"host": "h1", "value": null}])
         );
-    }
-
-    #[test]
-    fn c1_controls_are_escaped_like_c0() {
-        let text = "a\u{1b}[2J\u{9b}31m\u{9d}0;t\u{9c}\u{85}\u{a0}\u{7f}é";
-        let out = run(OutputFormat::Ndjson, false, &[PsValue::from(text)]);
-        assert_eq!(
-            out,
-            "\"a\\u001b[2J\\u009b31m\\u009d0;t\\u009c\\u0085\u{a0}\u{7f}é\"\n"
-        );
-        assert_eq!(serde_json::from_str::<String>(&out).unwrap(), text);
     }
 
     #[test]

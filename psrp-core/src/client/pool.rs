@@ -17,7 +17,7 @@ use super::events::InvocationResult;
 use super::host::{Host, NonInteractiveHost};
 use super::invocation::{self, Invocation};
 use super::options::ConnectionOptions;
-use super::shared::{id_text, is_gone, Limits, Shared, ShellGuard};
+use super::shared::{id_text, Limits, Shared, ShellGuard};
 
 /// What can be run as a pipeline: a [`Command`], a [`PowerShell`]
 /// (pipes, statements, scripts) or a complete [`CreatePipeline`].
@@ -322,21 +322,11 @@ impl RunspacePool {
         let shell = match client.create_shell(create).await {
             Ok(shell) => shell,
             Err(e) => {
+                // A refused Create (fault, credentials, TLS) created nothing.
                 let err = ClientError::wsman("opening the runspace pool (WS-Man Create)", e);
-                match err.kind() {
-                    // A connection lost while waiting for the answer may
-                    // have created the shell: the guard deletes it.
-                    super::ErrorKind::Connection => {}
-                    // So may a reply that could not be read (tampered
-                    // with, malformed); the server is reachable, so wait
-                    // for the delete here.
-                    super::ErrorKind::Protocol => {
-                        guard.armed = false;
-                        delete_after_failed_create(&client, &guard.shell, limits.cleanup_timeout)
-                            .await;
-                    }
-                    // A refused Create (fault, credentials, TLS) created nothing.
-                    _ => guard.armed = false,
+                // A connection lost while waiting for the answer may not have.
+                if err.kind() != super::ErrorKind::Connection {
+                    guard.armed = false;
                 }
                 return Err(err);
             }
@@ -628,21 +618,6 @@ impl Drop for PendingCommand {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move { shared.release_command(&command_id).await });
         }
-    }
-}
-
-/// Deletes the shell whose Create reply could not be read, at most `timeout`.
-async fn delete_after_failed_create(client: &WsmanClient, shell: &Shell, timeout: Duration) {
-    match tokio::time::timeout(timeout, client.delete_shell(shell)).await {
-        Ok(Ok(())) => tracing::debug!(shell_id = %shell.id, "shell deleted after a failed Create"),
-        Ok(Err(e)) if is_gone(&e) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(shell_id = %shell.id, "deleting the shell after a failed Create: {e}")
-        }
-        Err(_) => tracing::warn!(
-            shell_id = %shell.id,
-            "deleting the shell after a failed Create did not finish within {timeout:?}"
-        ),
     }
 }
 
