@@ -158,21 +158,26 @@ def endless_output(rule: typing.Any, shell: typing.Any, command_id: str) -> typi
     return fragments
 
 
-def endless_fragment(shell: typing.Any, command_id: str, max_envelope: int) -> bytes:
-    """The next fragment of the one PIPELINE_OUTPUT message of this command that never
-    ends: a start fragment first, then middle fragments, filling the envelope. Lock held."""
-    state = shell.hostile_fragments
-    room = _stream_room(max_envelope)
-    if command_id not in state:
-        object_id = shell.pool.next_object_id()
-        head = create_message(
-            False, PSRPMessageType.PipelineOutput, b"<S>", shell.pool.runspace_pool_id, uuid.UUID(command_id)
-        )
-        state[command_id] = (object_id, 1)
-        return create_fragment(object_id, 0, head + b"A" * (room - len(head)), False)
-    object_id, fragment_id = state[command_id]
-    state[command_id] = (object_id, fragment_id + 1)
-    return create_fragment(object_id, fragment_id, b"A" * room, False)
+def endless_fragments(rule: typing.Any, shell: typing.Any, command_id: str, max_envelope: int) -> typing.List[bytes]:
+    """The next fragments of the ``rule.messages`` PIPELINE_OUTPUT messages of this
+    command that never end: a start fragment of each first, then middle fragments,
+    together filling the envelope. Lock held."""
+    state = shell.hostile_fragments.get(command_id)
+    if state is None:
+        state = [(shell.pool.next_object_id(), 0) for _ in range(rule.messages)]
+    room = (_stream_room(max_envelope) - _STREAM_ELEMENT_OVERHEAD * rule.messages) // rule.messages
+    fragments = []
+    for index, (object_id, fragment_id) in enumerate(state):
+        data = b"A" * room
+        if fragment_id == 0:
+            head = create_message(
+                False, PSRPMessageType.PipelineOutput, b"<S>", shell.pool.runspace_pool_id, uuid.UUID(command_id)
+            )
+            data = head + data[len(head) :]
+        fragments.append(create_fragment(object_id, fragment_id, data, False))
+        state[index] = (object_id, fragment_id + 1)
+    shell.hostile_fragments[command_id] = state
+    return fragments
 
 
 def replacement(rule: typing.Any, req: soap.Request, shell: typing.Any) -> typing.List[bytes]:

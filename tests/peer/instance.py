@@ -49,7 +49,7 @@ class FaultRule:
     - ``endless_receive`` (Receive of a command): every Receive returns ``objects`` new
       output objects (after ``delay_ms``) and the command never reports Done
     - ``endless_fragment`` (Receive of a command): every Receive returns more fragments
-      of one PSRP message that never gets its End flag
+      of ``messages`` interleaved PSRP messages that never get their End flag
     - ``oversized_envelope``: a ReceiveResponse of ``bytes`` bytes (valid output
       streams), far above any MaxEnvelopeSize
     - ``deep_xml``: a response with ``depth`` nested elements
@@ -116,10 +116,13 @@ class FaultRule:
         self.max_seconds = float(spec.get("max_seconds", 60))
         self.max_bytes = int(spec.get("max_bytes", 1 << 30))
         self.objects = int(spec.get("objects", 20))
+        self.messages = int(spec.get("messages", 1))
         self.bytes = int(spec.get("bytes", 24 << 20))
         self.depth = int(spec.get("depth", 100000))
         self.elements = int(spec.get("elements", 2000000))
         self.fired = 0
+        if not 1 <= self.messages <= 64:
+            raise ValueError(f"messages must be 1 to 64, not {self.messages}")
         if self.tamper not in self.TAMPERS:
             raise ValueError(f"tamper must be one of {', '.join(self.TAMPERS)}, not {self.tamper!r}")
         if self.body not in self.BODIES:
@@ -152,6 +155,7 @@ class FaultRule:
             "tamper_encryption": ("tamper", "length", "parts"),
             "endless_body": ("body", "interval_ms", "max_seconds", "max_bytes"),
             "endless_receive": ("objects", "delay_ms"),
+            "endless_fragment": ("messages",),
             "oversized_envelope": ("bytes",),
             "deep_xml": ("depth",),
             "many_elements": ("elements",),

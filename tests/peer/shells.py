@@ -153,8 +153,8 @@ class Shell:
         self.commands: typing.Dict[uuid.UUID, Command] = {}
         self.closed = False
         self.session = session
-        # peer.hostile endless_fragment: command id -> (object id, next fragment id)
-        self.hostile_fragments: typing.Dict[str, typing.Tuple[int, int]] = {}
+        # peer.hostile endless_fragment: command id -> [(object id, next fragment id)]
+        self.hostile_fragments: typing.Dict[str, typing.List[typing.Tuple[int, int]]] = {}
 
     # ---- feeding psrpcore -------------------------------------------------------------
 

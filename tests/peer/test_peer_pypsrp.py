@@ -1104,18 +1104,20 @@ def test_hostile_endless_receive(private_peer: typing.Callable[..., PeerProcess]
     assert len(_attacked(p, "endless_receive")) == 5
 
 
-def test_hostile_endless_fragment(private_peer: typing.Callable[..., PeerProcess]) -> None:
-    p = _hostile_peer(private_peer, {"kind": "endless_fragment", "count": 1000})
+@pytest.mark.parametrize("messages", [1, 3])
+def test_hostile_endless_fragment(private_peer: typing.Callable[..., PeerProcess], messages: int) -> None:
+    p = _hostile_peer(private_peer, {"kind": "endless_fragment", "count": 1000, "messages": messages})
     with RunspacePool(connect(p, "kerberos-ccache")) as pool:
         ps = PowerShell(pool)
         ps.add_cmdlet("Get-Date")
         ps.begin_invoke()
         for _ in range(5):
             ps.poll_invoke()
-        # pypsrp's defragmenter accepted five fragments in sequence of one message
-        # that has not ended (and keeps them all: it has no limit).
-        (partial,) = pool._fragmenter.incoming_buffer.values()
-        assert partial["id"] == 5 and len(partial["data"]) > 5 * 300_000
+        # pypsrp's defragmenter accepted five fragments in sequence of each message,
+        # none ended (and keeps them all: it has no limit).
+        partial = list(pool._fragmenter.incoming_buffer.values())
+        assert len(partial) == messages and all(m["id"] == 5 for m in partial)
+        assert sum(len(m["data"]) for m in partial) > 5 * 300_000
         assert ps.output == [] and ps.state == PSInvocationState.RUNNING
     assert len(_attacked(p, "endless_fragment")) == 5
 
@@ -1155,6 +1157,7 @@ def test_hostile_rule_validation(private_peer: typing.Callable[..., PeerProcess]
         {"kind": "endless_body", "body": "forever"},
         {"kind": "endless_receive", "action": "Create"},
         {"kind": "deep_xml", "depth": -1},
+        {"kind": "endless_fragment", "messages": 0},
         {"kind": "http_status", "status": 1000},
         {"kind": "delay", "scope": "pipeline"},
     ):

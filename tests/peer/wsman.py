@@ -261,7 +261,7 @@ class Handlers:
                 if rule.kind == "endless_receive":
                     fragments = hostile.endless_output(rule, shell, command_id)
                 else:
-                    fragments = [hostile.endless_fragment(shell, command_id, req.max_envelope_size)]
+                    fragments = hostile.endless_fragments(rule, shell, command_id, req.max_envelope_size)
             done = False
         else:
             with shell.cond:

@@ -297,9 +297,13 @@ pub enum Attack {
         /// Pause before each answer (keeps the peer's CPU down).
         delay_ms: u64,
     },
-    /// Every Receive of a command returns one more fragment (filling the
-    /// envelope) of one PSRP message that never gets its End flag.
-    EndlessFragment,
+    /// Every Receive of a command returns one more fragment of each of
+    /// `messages` PSRP messages (together filling the envelope) that never
+    /// get their End flag.
+    EndlessFragment {
+        /// Interleaved messages (1 to 64).
+        messages: u32,
+    },
     /// A ReceiveResponse of this many bytes (valid output streams).
     OversizedEnvelope {
         /// Size of the envelope.
@@ -428,7 +432,9 @@ impl HostileRule {
             Attack::EndlessReceive { objects, delay_ms } => {
                 serde_json::json!({"kind": "endless_receive", "objects": objects, "delay_ms": delay_ms})
             }
-            Attack::EndlessFragment => serde_json::json!({"kind": "endless_fragment"}),
+            Attack::EndlessFragment { messages } => {
+                serde_json::json!({"kind": "endless_fragment", "messages": messages})
+            }
             Attack::OversizedEnvelope { bytes } => {
                 serde_json::json!({"kind": "oversized_envelope", "bytes": bytes})
             }

@@ -371,21 +371,35 @@ fn endless_receive_stream() {
     );
 }
 
-/// One PSRP message whose fragments never end: the reassembly budget ends it.
-#[test]
-fn endless_fragment_stream() {
-    let rule = HostileRule::new(Attack::EndlessFragment).forever();
+/// PSRP messages whose fragments never end: the reassembly limits end the
+/// pipeline (exit 2: the host works, a retry would fail the same way; see
+/// README "Exit status") before memory grows past the bound.
+fn endless_fragments(messages: u32) {
+    let rule = HostileRule::new(Attack::EndlessFragment { messages }).forever();
     let peer = attacked_peer(&rule);
     let m = run_measured(
         psrp(&peer, 60).args(["invoke", "Get-Date"]),
         Duration::from_secs(90),
     );
     eprintln!(
-        "endless fragment: {:?}, peak RSS {} KiB",
+        "endless fragments of {messages} messages: {:?}, peak RSS {} KiB",
         m.elapsed, m.max_rss_kib
     );
-    assert_survived(&peer, &rule, &m, 3, "PSRP data");
+    assert_survived(&peer, &rule, &m, 2, "limit");
     assert_eq!(m.run.stdout, "[]\n", "no object can have come out");
+}
+
+/// One message that grows forever: the per-message limit.
+#[test]
+fn endless_fragment_stream() {
+    endless_fragments(1);
+}
+
+/// Eight interleaved messages, each below the per-message limit: the
+/// pool's budget for partial messages.
+#[test]
+fn endless_fragments_of_many_messages() {
+    endless_fragments(8);
 }
 
 // ---- terminal escapes -------------------------------------------------------------------
