@@ -6,7 +6,13 @@ GET  /log?since=N     operation log entries with seq > N
 POST /log/reset       clears the operation log and the Restart-Computer calls
 GET  /restarts        recorded Restart-Computer calls
 GET  /faults          active fault rules
-POST /faults          add rules: one object or a list (see peer.instance.FaultRule)
+POST /faults          add rules: one object or a list, e.g. {"kind": "delay", "action": "Create",
+                      "delay_ms": 500}; peer.instance.FaultRule lists the kinds: faults a real
+                      WinRM host may answer with (dropped connection, WS-Man fault, delay) and
+                      the attacks of a hostile server (peer.hostile): tampered encryption
+                      framing, HTTP bodies that never end, endless Receive streams and PSRP
+                      fragments, oversized or pathological XML, terminal escapes in every
+                      stream. Unknown kinds or parameters out of range answer 400.
 POST /faults/clear    remove every rule
 GET  /stats           the peer's own CPU time and counters
 POST /shutdown        stop the instance

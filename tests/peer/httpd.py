@@ -1,5 +1,6 @@
 """The WinRM HTTP(S) listener: keep-alive connections, authentication, message
-encryption, fault injection, then WS-Man dispatch."""
+encryption, fault injection (and the hostile server of peer.hostile), then WS-Man
+dispatch."""
 
 import base64
 import http.server
@@ -10,7 +11,7 @@ import ssl
 import time
 import typing
 
-from peer import auth, encryption, soap
+from peer import auth, encryption, hostile, soap
 from peer.wsman import Context
 
 log = logging.getLogger("peer.http")
@@ -301,6 +302,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
         }
         relates_to = None
         status = 200
+        rule = None
         try:
             if len(plain) > soap.SERVER_MAX_ENVELOPE:
                 raise soap.WSManFault(
@@ -314,7 +316,8 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
             req = soap.parse_request(plain)
             relates_to = req.message_id
             record["message_id"] = req.message_id
-            rule = inst.take_fault(req.short_action)
+            rule = inst.take_fault(req.short_action, req.command_id)
+            hostile_rule = None
             if rule is not None:
                 record["injected_fault"] = rule.kind
                 if rule.kind == "delay":
@@ -327,14 +330,28 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                     return
                 elif rule.kind == "close_after_response":
                     self.close_connection = True
-                else:
+                elif rule.kind == "http_status":
+                    # An error page instead of a SOAP answer (a proxy, IIS, a hostile server).
+                    record.update(action=req.short_action, status=rule.status)
+                    inst.log_op(record)
+                    self._send(rule.status, rule.text.encode("utf-8"), rule.content_type, extra_headers)
+                    return
+                elif rule.kind == "http_500":
                     raise soap.WSManFault(rule.code, rule.message)
+                elif rule.kind in hostile.HANDLER_KINDS:
+                    hostile_rule = rule
             ctx = Context(
                 principal=auth_desc["principal"] or "",
                 client_ip=self.client_address[0],
                 endpoint=f"{transport}://localhost:{self.server.server_port}/wsman",
+                hostile=hostile_rule,
             )
-            response = inst.handlers.dispatch(req, ctx, record)
+            if rule is not None and rule.kind in hostile.REPLACING_KINDS:
+                record["action"] = req.short_action
+                shell_id = req.selectors.get("ShellId")
+                response = hostile.replacement(rule, req, inst.get_shell(shell_id) if shell_id else None)
+            else:
+                response = inst.handlers.dispatch(req, ctx, record)
             if not isinstance(response, bytes):  # large responses come in parts
                 response = b"".join(response)
         except soap.WSManFault as fault:
@@ -350,12 +367,26 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
             response = soap.fault_envelope(fault, relates_to)
         record["status"] = status
         record["response_bytes"] = len(response)
-        inst.log_op(record)
         if self.close_connection:
             extra_headers.append(("Connection", "close"))
+        out: typing.List[bytes] = [response]
+        content_type = SOAP_CONTENT_TYPE
         if encrypted:
             protocol = self.auth.encryption_protocol
             out = encryption.wrap(response, protocol, self.auth.wrap)
-            self._send(status, out, encryption.content_type(protocol), extra_headers)
-        else:
-            self._send(status, response, SOAP_CONTENT_TYPE, extra_headers)
+            content_type = encryption.content_type(protocol)
+        if rule is not None and rule.kind == "tamper_encryption":
+            if encrypted:
+                # After the real sealing: only what is outside the seal changes.
+                try:
+                    out = [hostile.tamper(b"".join(out), rule)]
+                    record["tamper"] = rule.tamper
+                except ValueError as e:
+                    record["tamper"] = f"skipped: {e}"
+            else:
+                record["tamper"] = "skipped: the response is not encrypted"
+        inst.log_op(record)
+        if rule is not None and rule.kind == "endless_body":
+            hostile.send_endless_body(self, status, out, content_type, extra_headers, rule)
+            return
+        self._send(status, out, content_type, extra_headers)

@@ -21,13 +21,68 @@ MAX_LOG = 20000  # operation log entries kept (oldest dropped first)
 
 
 class FaultRule:
-    """One injected fault: ``kind`` drop_connection | close_after_response | http_500 | delay.
+    """One injected fault, or one attack of a hostile server (``peer.hostile``).
 
-    Applies to WS-Man requests whose action matches ``action`` (None = any), after
-    ``skip`` matching requests have passed, to the next ``count`` of them.
+    Applies to WS-Man requests whose action matches ``action`` (None = any) and whose
+    ``scope`` matches (``command``: the request names a CommandId; ``pool``: it does not;
+    ``any``), after ``skip`` matching requests have passed, to the next ``count`` of them.
+
+    Kinds and their parameters:
+
+    - ``drop_connection``, ``close_after_response``, ``delay`` (``delay_ms``)
+    - ``http_500``: a WS-Man fault with ``code`` and ``message`` (sent as given: a
+      hostile message may hold control characters)
+    - ``http_status``: HTTP ``status`` with a plain ``text`` body and ``content_type``
+      (no SOAP), like a proxy's or IIS's error page
+    - ``tamper_encryption``: the encrypted reply is changed after the peer's real
+      sealing, where someone on the path could (the MIME headers are outside the seal).
+      ``tamper``: ``length`` (OriginalContent ``Length=`` becomes the text ``length``),
+      ``no_length``, ``boundary_in_data`` (the boundary line written over the middle
+      of the sealed bytes), ``truncate`` (body cut in the middle of the sealed bytes,
+      Content-Length matching), ``signature_length`` (the 4-byte signature length set
+      to 0xFFFFFFFF), ``tiny_parts`` (``parts`` one-byte parts before the real one)
+    - ``endless_body``: the HTTP body never ends. ``body``: ``stall`` (Content-Length
+      1 MiB more than sent, then one byte every ``interval_ms``), ``chunked`` (chunked,
+      a one-byte chunk every ``interval_ms``, never the last chunk), ``flood`` (chunked,
+      64 KiB chunks as fast as the client reads, up to ``max_bytes``). The peer gives
+      up after ``max_seconds`` and closes the connection.
+    - ``endless_receive`` (Receive of a command): every Receive returns ``objects`` new
+      output objects (after ``delay_ms``) and the command never reports Done
+    - ``endless_fragment`` (Receive of a command): every Receive returns more fragments
+      of ``messages`` interleaved PSRP messages that never get their End flag
+    - ``oversized_envelope``: a ReceiveResponse of ``bytes`` bytes (valid output
+      streams), far above any MaxEnvelopeSize
+    - ``deep_xml``: a response with ``depth`` nested elements
+    - ``many_elements``: a response with ``elements`` empty elements
+    - ``ansi_streams`` (Command): the pipeline writes text with terminal escape
+      sequences (``peer.hostile.ANSI_TEXT``) to every stream and host Write* call,
+      then fails with such an error record
     """
 
-    KINDS = ("drop_connection", "close_after_response", "http_500", "delay")
+    KINDS = (
+        "drop_connection",
+        "close_after_response",
+        "http_500",
+        "delay",
+        "http_status",
+        "tamper_encryption",
+        "endless_body",
+        "endless_receive",
+        "endless_fragment",
+        "oversized_envelope",
+        "deep_xml",
+        "many_elements",
+        "ansi_streams",
+    )
+    SCOPES = ("any", "pool", "command")
+    TAMPERS = ("length", "no_length", "boundary_in_data", "truncate", "signature_length", "tiny_parts")
+    BODIES = ("stall", "chunked", "flood")
+    # Kinds that only make sense for one action (and scope): the defaults.
+    FIXED_ACTION = {
+        "endless_receive": ("Receive", "command"),
+        "endless_fragment": ("Receive", "command"),
+        "ansi_streams": ("Command", "any"),
+    }
 
     def __init__(self, spec: typing.Dict[str, typing.Any]) -> None:
         kind = spec.get("kind")
@@ -35,28 +90,78 @@ class FaultRule:
             raise ValueError(f"fault kind must be one of {', '.join(self.KINDS)}, not {kind!r}")
         self.kind = kind
         self.action = spec.get("action")
+        self.scope = spec.get("scope") or "any"
+        if kind in self.FIXED_ACTION:
+            action, scope = self.FIXED_ACTION[kind]
+            if self.action not in (None, action):
+                raise ValueError(f"fault kind {kind} applies to {action} requests only, not {self.action!r}")
+            self.action = action
+            if self.scope == "any":
+                self.scope = scope
+        if self.scope not in self.SCOPES:
+            raise ValueError(f"fault scope must be one of {', '.join(self.SCOPES)}, not {self.scope!r}")
         self.skip = int(spec.get("skip", 0))
         self.count = int(spec.get("count", 1))
         self.delay_ms = int(spec.get("delay_ms", 0))
         self.code = int(spec.get("code", soap.ERROR_INTERNAL_ERROR))
         self.message = str(spec.get("message", "Injected fault from the test peer."))
+        self.status = int(spec.get("status", 503))
+        self.text = str(spec.get("text", "Service Unavailable"))
+        self.content_type = str(spec.get("content_type", "text/html; charset=utf-8"))
+        self.tamper = spec.get("tamper", "length")
+        self.length = str(spec.get("length", "18446744073709551615"))
+        self.parts = int(spec.get("parts", 50000))
+        self.body = spec.get("body", "stall")
+        self.interval_ms = int(spec.get("interval_ms", 200))
+        self.max_seconds = float(spec.get("max_seconds", 60))
+        self.max_bytes = int(spec.get("max_bytes", 1 << 30))
+        self.objects = int(spec.get("objects", 20))
+        self.messages = int(spec.get("messages", 1))
+        self.bytes = int(spec.get("bytes", 24 << 20))
+        self.depth = int(spec.get("depth", 100000))
+        self.elements = int(spec.get("elements", 2000000))
         self.fired = 0
-        if self.count < 0 or self.skip < 0 or self.delay_ms < 0:
-            raise ValueError("skip, count and delay_ms must not be negative")
+        if not 1 <= self.messages <= 64:
+            raise ValueError(f"messages must be 1 to 64, not {self.messages}")
+        if self.tamper not in self.TAMPERS:
+            raise ValueError(f"tamper must be one of {', '.join(self.TAMPERS)}, not {self.tamper!r}")
+        if self.body not in self.BODIES:
+            raise ValueError(f"body must be one of {', '.join(self.BODIES)}, not {self.body!r}")
+        numbers = (self.count, self.skip, self.delay_ms, self.parts, self.interval_ms, self.max_seconds,
+                   self.max_bytes, self.objects, self.bytes, self.depth, self.elements)
+        if any(n < 0 for n in numbers):
+            raise ValueError("counts, sizes and times must not be negative")
+        if not 100 <= self.status <= 599:
+            raise ValueError(f"status {self.status} is not an HTTP status")
 
-    def matches(self, action: str) -> bool:
+    def matches(self, action: str, command_id: typing.Optional[str] = None) -> bool:
+        if self.scope == "command" and not command_id or self.scope == "pool" and command_id:
+            return False
         return self.action is None or self.action.lower() == action.lower()
 
     def describe(self) -> typing.Dict[str, typing.Any]:
-        return {
+        described = {
             "kind": self.kind,
             "action": self.action,
+            "scope": self.scope,
             "skip": self.skip,
             "count": self.count,
-            "delay_ms": self.delay_ms,
-            "code": self.code,
             "fired": self.fired,
         }
+        extra = {
+            "delay": ("delay_ms",),
+            "http_500": ("code", "message"),
+            "http_status": ("status", "text", "content_type"),
+            "tamper_encryption": ("tamper", "length", "parts"),
+            "endless_body": ("body", "interval_ms", "max_seconds", "max_bytes"),
+            "endless_receive": ("objects", "delay_ms"),
+            "endless_fragment": ("messages",),
+            "oversized_envelope": ("bytes",),
+            "deep_xml": ("depth",),
+            "many_elements": ("elements",),
+        }.get(self.kind, ())
+        described.update({name: getattr(self, name) for name in extra})
+        return described
 
 
 class Instance:
@@ -193,12 +298,12 @@ class Instance:
         with self.lock:
             self.faults = []
 
-    def take_fault(self, action: str) -> typing.Optional[FaultRule]:
+    def take_fault(self, action: str, command_id: typing.Optional[str] = None) -> typing.Optional[FaultRule]:
         """The fault to apply to this request, if any (consumes skip/count)."""
         with self.lock:
             fired = None
             for rule in self.faults:
-                if not rule.matches(action) or rule.count <= 0:
+                if not rule.matches(action, command_id) or rule.count <= 0:
                     continue
                 if rule.skip > 0:
                     rule.skip -= 1

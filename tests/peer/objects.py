@@ -22,6 +22,7 @@ from psrpcore.types import (
     PSType,
     add_note_property,
 )
+from psrpcore.types._serializer import _serialize_string
 
 FS_PROVIDER = "Microsoft.PowerShell.Core\\FileSystem"
 EXCEPTION_BASE = ["System.Exception", "System.Object"]
@@ -64,7 +65,7 @@ def error_record(
     **exception_extra: typing.Any,
 ) -> ErrorRecord:
     reason = type_chain[0].rsplit(".", 1)[-1]
-    return ErrorRecord(
+    record = ErrorRecord(
         Exception=exception(message, type_chain, **exception_extra),
         CategoryInfo=ErrorCategoryInfo(
             Category=category,
@@ -76,6 +77,11 @@ def error_record(
         TargetObject=target,
         FullyQualifiedErrorId=error_id,
     )
+    # psrpcore writes <ToString> as is; PowerShell encodes it like any string
+    # (real-windows/clixml/error_record_jea.xml: _x000D__x000A_), so control characters
+    # never reach the XML raw.
+    record.PSObject.to_string = _serialize_string(record.PSObject.to_string or "")
+    return record
 
 
 def command_not_found(name: str) -> ErrorRecord:

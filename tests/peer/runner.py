@@ -17,7 +17,7 @@ from psrpcore.types import (
     PSRPMessageType,
 )
 
-from peer import binding, objects, script, wiretypes
+from peer import binding, hostile, objects, script, wiretypes
 from peer.fakefs import FakeFileSystem
 
 log = logging.getLogger("peer.runner")
@@ -283,6 +283,8 @@ class Invocation:
             except Exception:  # the labels are a convenience; psrpcore already parsed the data
                 log.warning("cannot read argument types of %s: %s", self.command.id_text, traceback.format_exc())
                 wire = []
+            if self.command.hostile is not None:
+                hostile.write_ansi_streams(self)
             statement: typing.List[typing.Tuple[typing.Any, typing.Optional[typing.List[str]]]] = []
             for index, cmd in enumerate(metadata.commands):
                 statement.append((cmd, wire[index] if index < len(wire) else None))
@@ -291,6 +293,8 @@ class Invocation:
                     statement = []
             if statement:
                 self._run_api_statement(commands, statement)
+            if self.command.hostile is not None:
+                raise TerminatingError(hostile.ansi_error_record("terminating error"))
             self.finish()
         except PipelineStopped:
             pass

@@ -110,6 +110,7 @@ class Command:
         self.fragments_in_command = 0
         self.fragments_in_send = 0
         self.created = False  # CreatePipelineEvent seen
+        self.hostile: typing.Any = None  # an ansi_streams FaultRule (peer.hostile)
 
     @property
     def terminal(self) -> bool:
@@ -152,6 +153,8 @@ class Shell:
         self.commands: typing.Dict[uuid.UUID, Command] = {}
         self.closed = False
         self.session = session
+        # peer.hostile endless_fragment: command id -> [(object id, next fragment id)]
+        self.hostile_fragments: typing.Dict[str, typing.List[typing.Tuple[int, int]]] = {}
 
     # ---- feeding psrpcore -------------------------------------------------------------
 

@@ -188,6 +188,15 @@ class Request:
             self.max_envelope_size = min(requested, SERVER_MAX_ENVELOPE)
 
     @property
+    def command_id(self) -> typing.Optional[str]:
+        """The CommandId a Receive, Signal or Send names (None for the pool / shell)."""
+        for path in ("rsp:Receive/rsp:DesiredStream", "rsp:Signal", "rsp:Send/rsp:Stream", "rsp:CommandLine"):
+            el = self.body.find(path, NS)
+            if el is not None and el.get("CommandId"):
+                return el.get("CommandId")
+        return None
+
+    @property
     def short_action(self) -> str:
         """Create/Delete/Command/Send/Receive/Signal/... (last path segment)."""
         return (self.action or "").rsplit("/", 1)[-1]

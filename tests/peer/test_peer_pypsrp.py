@@ -957,3 +957,211 @@ def test_winrs_cmd_shell_with_pypsrp(peer: PeerProcess) -> None:
         assert peer.control("/shells")["by_configuration"] == {"cmd": 1}
     actions = [e["action"] for e in peer.log() if e.get("configuration") == "cmd"]
     assert actions[0] == "Create" and actions[-1] == "Delete"
+
+
+# ---- the hostile server (peer.hostile), checked by pypsrp ------------------------------------
+#
+# pypsrp is not hardened against these (it has no size limits, and read timeouts per socket
+# read); where it cannot end an attack by itself the peer's own bound (max_seconds, max_bytes,
+# one request only) ends it, and the test checks that pypsrp saw what the peer claims to send.
+
+
+def _hostile_peer(private_peer: typing.Callable[..., PeerProcess], rule: typing.Dict[str, typing.Any]) -> PeerProcess:
+    p = private_peer()
+    p.control("/faults", rule)
+    return p
+
+
+def _attacked(p: PeerProcess, kind: str) -> typing.List[typing.Dict[str, typing.Any]]:
+    return [o for o in p.log() if o.get("injected_fault") == kind]
+
+
+def test_hostile_ansi_in_every_stream(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    from peer.hostile import ANSI_TEXT
+
+    p = _hostile_peer(private_peer, {"kind": "ansi_streams"})
+    ui = PSHostUserInterface()
+    host = PSHost(None, None, False, "peer-test", None, ui, "1.0")
+    with RunspacePool(connect(p, "kerberos-ccache"), host=host) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        ps.invoke()
+    assert ps.state == PSInvocationState.FAILED
+    assert ps.output[0] == f"output {ANSI_TEXT}"  # the controls survive the _x001B_ escaping
+    assert len(ps.output) == 2  # and Get-Date still ran
+    # The error record, then the terminating one of PIPELINE_STATE.
+    assert [str(e) for e in ps.streams.error] == [f"error {ANSI_TEXT}", f"terminating error {ANSI_TEXT}"]
+    assert ps.streams.error[0].target_object == f"target {ANSI_TEXT}"
+    assert [w.message for w in ps.streams.warning] == [f"warning {ANSI_TEXT}"]
+    assert [v.message for v in ps.streams.verbose] == [f"verbose {ANSI_TEXT}"]
+    assert [d.message for d in ps.streams.debug] == [f"debug {ANSI_TEXT}"]
+    (info,) = ps.streams.information
+    assert info.message_data == f"information {ANSI_TEXT}" and info.tags == [f"tag {ANSI_TEXT}"]
+    (progress,) = ps.streams.progress
+    assert progress.activity == f"progress {ANSI_TEXT}" and progress.description == f"status {ANSI_TEXT}"
+    assert ui.stdout == [
+        f"host write {ANSI_TEXT}",
+        f"host write colored {ANSI_TEXT}",
+        f"host line {ANSI_TEXT}\r\n",
+        f"host line colored {ANSI_TEXT}\r\n",
+        f"WARNING: host warning {ANSI_TEXT}\r\n",
+        f"VERBOSE: host verbose {ANSI_TEXT}\r\n",
+        f"DEBUG: host debug {ANSI_TEXT}\r\n",
+    ]
+    assert ui.stderr == [f"host error {ANSI_TEXT}\r\n"]
+    assert len(_attacked(p, "ansi_streams")) == 1
+
+
+def test_hostile_ansi_in_fault_text_and_error_page(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    from peer.hostile import ANSI_TEXT
+
+    p = _hostile_peer(private_peer, [
+        {"kind": "http_500", "action": "Command", "code": SHELL_NOT_FOUND, "message": f"fault {ANSI_TEXT}"},
+        {"kind": "http_status", "action": "Command", "skip": 1, "status": 502, "text": f"bad gateway {ANSI_TEXT}"},
+    ])
+    with RunspacePool(connect(p, "basic", ssl=True)) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        # Raw in the XML, as a hostile server would write it: ESC is not valid XML 1.0, so
+        # pypsrp cannot parse the fault and shows the body instead.
+        with pytest.raises(WinRMTransportError) as fault:
+            ps.invoke()
+        assert fault.value.code == 500 and f"<f:Message>fault {ANSI_TEXT}</f:Message>" in fault.value.response_text
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        with pytest.raises(WinRMTransportError) as page:
+            ps.invoke()
+        assert page.value.code == 502 and page.value.response_text == f"bad gateway {ANSI_TEXT}"
+
+
+@pytest.mark.parametrize(
+    "tamper, length",
+    [
+        ("length", "18446744073709551615"),
+        ("length", "9223372036854775808"),
+        ("length", "-1"),
+        ("no_length", None),
+        ("boundary_in_data", None),
+        ("truncate", None),
+        ("signature_length", None),
+        ("tiny_parts", None),
+    ],
+)
+def test_hostile_tampered_encryption(
+    private_peer: typing.Callable[..., PeerProcess], tamper: str, length: typing.Optional[str]
+) -> None:
+    rule: typing.Dict[str, typing.Any] = {"kind": "tamper_encryption", "action": "Receive", "scope": "command",
+                                          "tamper": tamper, "parts": 1000}
+    if length is not None:
+        rule["length"] = length
+    p = _hostile_peer(private_peer, rule)
+    pool = RunspacePool(connect(p, "kerberos-ccache"))
+    pool.open()
+    try:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        with pytest.raises(Exception) as e:  # pypsrp has no single error type for these
+            ps.invoke()
+        if length is not None and length.isdigit():
+            # pypsrp compares the decrypted size with the tampered Length.
+            assert f"expected: {length}" in str(e.value)
+    finally:
+        # A reply pypsrp did not unwrap leaves a gap in the Kerberos sequence numbers,
+        # so its connection cannot be used any more: delete the shell over a new one.
+        connect(p, "kerberos-ccache").delete(pool.shell.resource_uri, selector_set=_selectors(pool.shell.id))
+    (attacked,) = _attacked(p, "tamper_encryption")
+    assert attacked["tamper"] == tamper and attacked["encrypted"]
+
+
+@pytest.mark.parametrize("body", ["stall", "chunked", "flood"])
+def test_hostile_endless_body(private_peer: typing.Callable[..., PeerProcess], body: str) -> None:
+    # requests' read timeout is per socket read: the trickled bytes defeat it, so the
+    # peer's own bound (max_seconds, max_bytes) ends the body by closing the connection.
+    rule = {"kind": "endless_body", "action": "Receive", "scope": "command", "body": body,
+            "interval_ms": 100, "max_seconds": 2, "max_bytes": 8 << 20}
+    p = _hostile_peer(private_peer, rule)
+    # Basic over HTTPS: no per-connection authentication, so pypsrp reconnects for Delete.
+    with RunspacePool(connect(p, "basic", ssl=True, read_timeout=1)) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        with pytest.raises(requests.exceptions.RequestException):
+            ps.invoke()
+    assert len(_attacked(p, "endless_body")) == 1
+
+
+def test_hostile_endless_receive(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = _hostile_peer(private_peer, {"kind": "endless_receive", "count": 1000, "objects": 3})
+    with RunspacePool(connect(p, "kerberos-ccache")) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Start-Sleep").add_parameter("Seconds", 0)
+        ps.begin_invoke()
+        for polls in range(1, 6):
+            ps.poll_invoke()
+            assert len(ps.output) == 3 * polls and ps.state == PSInvocationState.RUNNING
+        # The command finished long ago; the stream still says Running.
+        assert all(o.startswith("endless output ") for o in ps.output)
+        assert len(set(ps.output)) == len(ps.output)
+    assert len(_attacked(p, "endless_receive")) == 5
+
+
+@pytest.mark.parametrize("messages", [1, 3])
+def test_hostile_endless_fragment(private_peer: typing.Callable[..., PeerProcess], messages: int) -> None:
+    p = _hostile_peer(private_peer, {"kind": "endless_fragment", "count": 1000, "messages": messages})
+    with RunspacePool(connect(p, "kerberos-ccache")) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        ps.begin_invoke()
+        for _ in range(5):
+            ps.poll_invoke()
+        # pypsrp's defragmenter accepted five fragments in sequence of each message,
+        # none ended (and keeps them all: it has no limit).
+        partial = list(pool._fragmenter.incoming_buffer.values())
+        assert len(partial) == messages and all(m["id"] == 5 for m in partial)
+        assert sum(len(m["data"]) for m in partial) > 5 * 300_000
+        assert ps.output == [] and ps.state == PSInvocationState.RUNNING
+    assert len(_attacked(p, "endless_fragment")) == 5
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"kind": "oversized_envelope", "bytes": 2 << 20},
+        {"kind": "deep_xml", "depth": 100_000},
+        {"kind": "many_elements", "elements": 100_000},
+    ],
+)
+def test_hostile_xml(private_peer: typing.Callable[..., PeerProcess], rule: typing.Dict[str, typing.Any]) -> None:
+    p = _hostile_peer(private_peer, {**rule, "action": "Receive", "scope": "command"})
+    with RunspacePool(connect(p, "kerberos-ccache")) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        output = ps.invoke()  # pypsrp takes each of these: it has no limits
+    (attacked,) = _attacked(p, rule["kind"])
+    if rule["kind"] == "oversized_envelope":
+        # Valid streams: every object of the 2 MiB envelope (4 times pypsrp's own
+        # MaxEnvelopeSize) came out.
+        assert attacked["response_bytes"] >= 2 << 20
+        oversized = [o for o in output if isinstance(o, str) and o.startswith("oversized ")]
+        assert len(oversized) > 400 and len(output) == len(oversized) + 1
+    else:
+        # Well-formed XML without streams: pypsrp reads it and receives again.
+        assert attacked["response_bytes"] > 400_000 and len(output) == 1
+
+
+def test_hostile_rule_validation(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    import urllib.error
+
+    p = private_peer()
+    for bad in (
+        {"kind": "tamper_encryption", "tamper": "explode"},
+        {"kind": "endless_body", "body": "forever"},
+        {"kind": "endless_receive", "action": "Create"},
+        {"kind": "deep_xml", "depth": -1},
+        {"kind": "endless_fragment", "messages": 0},
+        {"kind": "http_status", "status": 1000},
+        {"kind": "delay", "scope": "pipeline"},
+    ):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            p.control("/faults", bad)
+        assert e.value.code == 400, bad
+    assert p.control("/faults") == []

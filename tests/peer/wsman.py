@@ -3,11 +3,12 @@ Signal, Delete (MS-WSMV 3.1.4.x, MS-PSRP 3.1.5.3.x). WinRS cmd shells go to peer
 
 import base64
 import binascii
+import time
 import typing
 import uuid
 from xml.sax.saxutils import escape
 
-from peer import runner, shells, soap, winrs
+from peer import hostile, runner, shells, soap, winrs
 from peer.soap import NS, Request, WSManFault
 
 CTRL_C_POWERSHELL = "powershell/signal/crtl_c"  # sic: PowerShell's stop signal (WSManPlugin.cs)
@@ -21,6 +22,7 @@ class Context(typing.NamedTuple):
     principal: str
     client_ip: str
     endpoint: str  # http(s)://localhost:port/wsman
+    hostile: typing.Any = None  # a peer.instance.FaultRule of hostile.HANDLER_KINDS for this request
 
 
 def _b64(text: typing.Optional[str], what: str) -> bytes:
@@ -207,6 +209,8 @@ class Handlers:
             shell.check_open()
             command = shell.new_command(pipeline_id, id_text)
             command.fragments_in_command = fragments
+            if ctx.hostile is not None and ctx.hostile.kind == "ansi_streams":
+                command.hostile = ctx.hostile  # before feed: the pipeline may start in it
             try:
                 shell.feed(data, "stdin", pipeline_id)
             except WSManFault:
@@ -247,9 +251,22 @@ class Handlers:
         record["command_id"] = command_id
         record["operation_timeout"] = req.operation_timeout
         record["max_envelope_size"] = req.max_envelope_size
-        with shell.cond:
-            command = self._command(shell, command_id) if command_id else None
-            fragments, done = shell.receive(command, req.operation_timeout, req.max_envelope_size)
+        rule = ctx.hostile
+        if rule is not None and command_id and rule.kind in ("endless_receive", "endless_fragment"):
+            # A hostile server: more data for every Receive, never Done (whatever the
+            # command's state, even after a stop).
+            if rule.delay_ms:
+                time.sleep(rule.delay_ms / 1000.0)
+            with shell.cond:
+                if rule.kind == "endless_receive":
+                    fragments = hostile.endless_output(rule, shell, command_id)
+                else:
+                    fragments = hostile.endless_fragments(rule, shell, command_id, req.max_envelope_size)
+            done = False
+        else:
+            with shell.cond:
+                command = self._command(shell, command_id) if command_id else None
+                fragments, done = shell.receive(command, req.operation_timeout, req.max_envelope_size)
         cid = f' CommandId="{escape(command_id)}"' if command_id else ""
         # Bytes throughout: the streams are most of a response of up to
         # MaxEnvelopeSize, and each str/bytes conversion would copy them.

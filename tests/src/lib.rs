@@ -6,7 +6,7 @@
 //! Kerberos environment for GSSAPI clients, and queries its control endpoint.
 //!
 //! ```no_run
-//! use psrp_tests::{Fault, FaultRule, Peer, PeerOptions};
+//! use psrp_tests::{Attack, Fault, FaultRule, HostileRule, Peer, PeerOptions};
 //!
 //! // One instance per test binary; also sets KRB5_CONFIG and KRB5CCNAME.
 //! let peer = Peer::shared();
@@ -16,6 +16,10 @@
 //! // A private instance for fault injection (same realm, same user and CA).
 //! let private = Peer::start(&PeerOptions::default())?;
 //! private.add_fault(&FaultRule::new(Fault::Http500 { code: 2150858843 }, Some("Receive")))?;
+//!
+//! // A hostile server: the next Receive of a command has its encrypted
+//! // framing tampered with (an overflowing OriginalContent Length).
+//! private.add_hostile(&HostileRule::new(Attack::EncryptedLength(u64::MAX.to_string())))?;
 //! # let _ = url;
 //! # Ok::<(), psrp_tests::PeerError>(())
 //! ```
@@ -28,7 +32,9 @@ mod process;
 mod shared;
 mod venv;
 
-pub use peer::{set_kerberos_env, Fault, FaultRule, Peer, PeerInfo, PeerOptions};
+pub use peer::{
+    set_kerberos_env, Attack, Fault, FaultRule, HostileRule, Peer, PeerInfo, PeerOptions, Scope,
+};
 pub use process::{python_command, run_pypsrp, JsonLines};
 pub use shared::{real_windows_dir, xml_case_names};
 pub use venv::python as venv_python;

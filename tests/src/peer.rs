@@ -256,6 +256,215 @@ impl FaultRule {
     }
 }
 
+/// An attack of the peer's hostile-server mode (`tests/peer/hostile.py`;
+/// `peer.instance.FaultRule` documents each kind): what a malicious server,
+/// or anyone on the path of a plain-HTTP connection, could send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attack {
+    /// The encrypted reply's OriginalContent `Length=` replaced by this text
+    /// (e.g. `18446744073709551615`, `9223372036854775808`, `-1`), after
+    /// the peer's real sealing (the MIME headers are outside the seal).
+    EncryptedLength(String),
+    /// The encrypted reply without `Length=`.
+    EncryptedNoLength,
+    /// The boundary line written over the middle of the sealed bytes.
+    EncryptedBoundaryInData,
+    /// The encrypted body cut in the middle of the sealed bytes
+    /// (Content-Length matching the cut body).
+    EncryptedTruncated,
+    /// The 4-byte signature length set to 0xFFFFFFFF.
+    EncryptedSignatureLength,
+    /// This many one-byte parts before the real part.
+    EncryptedTinyParts {
+        /// Number of parts.
+        parts: u32,
+    },
+    /// Content-Length 1 MiB more than sent, then one byte every 200 ms.
+    StalledBody,
+    /// A chunked body that trickles one-byte chunks and never ends.
+    EndlessChunkedBody,
+    /// A chunked body of 64 KiB chunks sent as fast as the client reads,
+    /// up to `max_bytes`.
+    FloodedBody {
+        /// When the peer stops sending.
+        max_bytes: u64,
+    },
+    /// Every Receive of a command returns `objects` new output objects and
+    /// the command never reports Done (not even after a stop).
+    EndlessReceive {
+        /// Objects per Receive.
+        objects: u32,
+        /// Pause before each answer (keeps the peer's CPU down).
+        delay_ms: u64,
+    },
+    /// Every Receive of a command returns one more fragment of each of
+    /// `messages` PSRP messages (together filling the envelope) that never
+    /// get their End flag.
+    EndlessFragment {
+        /// Interleaved messages (1 to 64).
+        messages: u32,
+    },
+    /// A ReceiveResponse of this many bytes (valid output streams).
+    OversizedEnvelope {
+        /// Size of the envelope.
+        bytes: u64,
+    },
+    /// A response with this many nested elements.
+    DeepXml {
+        /// Nesting depth.
+        depth: u32,
+    },
+    /// A response with this many empty elements.
+    ManyElements {
+        /// Element count.
+        elements: u32,
+    },
+    /// The pipeline writes text with terminal escapes to every stream and
+    /// host Write* call, then fails with such an error record.
+    AnsiStreams,
+    /// HTTP 500 with a WS-Man fault whose text is `message` as given.
+    FaultText {
+        /// The f:WSManFault Code.
+        code: u64,
+        /// The fault text (may hold control characters).
+        message: String,
+    },
+    /// An HTTP error page (not SOAP, not encrypted) with this status and body.
+    HttpStatus {
+        /// HTTP status.
+        status: u16,
+        /// The body text.
+        body: String,
+    },
+}
+
+/// Which requests of an action a [`HostileRule`] applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every request of the action.
+    Any,
+    /// Requests about the pool/shell (no CommandId).
+    Pool,
+    /// Requests naming a command (a CommandId).
+    Command,
+}
+
+/// A hostile-server attack and the requests it applies to (scoped to one
+/// peer instance, like [`FaultRule`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostileRule {
+    /// The attack.
+    pub attack: Attack,
+    /// Only requests with this action (Create, Command, Send, Receive,
+    /// Signal, Delete); None for any.
+    pub action: Option<String>,
+    /// Which of those requests.
+    pub scope: Scope,
+    /// Let this many matching requests through first.
+    pub skip: u32,
+    /// Then attack this many.
+    pub count: u32,
+}
+
+impl HostileRule {
+    /// The attack on the next matching request. By default pipeline attacks
+    /// ([`Attack::AnsiStreams`], [`Attack::FaultText`],
+    /// [`Attack::HttpStatus`]) hit the next Command, the others the next
+    /// Receive of a command (so the pool opens first).
+    pub fn new(attack: Attack) -> HostileRule {
+        let (action, scope) = match attack {
+            Attack::AnsiStreams | Attack::FaultText { .. } | Attack::HttpStatus { .. } => {
+                ("Command", Scope::Any)
+            }
+            _ => ("Receive", Scope::Command),
+        };
+        HostileRule {
+            attack,
+            action: Some(action.to_string()),
+            scope,
+            skip: 0,
+            count: 1,
+        }
+    }
+
+    /// Applies to requests with this action (None: any) and scope instead.
+    pub fn on(mut self, action: Option<&str>, scope: Scope) -> HostileRule {
+        self.action = action.map(str::to_string);
+        self.scope = scope;
+        self
+    }
+
+    /// Applies to every matching request from now on.
+    pub fn forever(mut self) -> HostileRule {
+        self.count = u32::MAX;
+        self
+    }
+
+    fn to_json(&self) -> Value {
+        let mut v = serde_json::json!({
+            "action": self.action,
+            "scope": match self.scope {
+                Scope::Any => "any",
+                Scope::Pool => "pool",
+                Scope::Command => "command",
+            },
+            "skip": self.skip,
+            "count": self.count,
+        });
+        let tamper = |t: &str| serde_json::json!({"kind": "tamper_encryption", "tamper": t});
+        let body = |b: &str| serde_json::json!({"kind": "endless_body", "body": b});
+        let spec = match &self.attack {
+            Attack::EncryptedLength(length) => {
+                serde_json::json!({"kind": "tamper_encryption", "tamper": "length", "length": length})
+            }
+            Attack::EncryptedNoLength => tamper("no_length"),
+            Attack::EncryptedBoundaryInData => tamper("boundary_in_data"),
+            Attack::EncryptedTruncated => tamper("truncate"),
+            Attack::EncryptedSignatureLength => tamper("signature_length"),
+            Attack::EncryptedTinyParts { parts } => {
+                serde_json::json!({"kind": "tamper_encryption", "tamper": "tiny_parts", "parts": parts})
+            }
+            Attack::StalledBody => body("stall"),
+            Attack::EndlessChunkedBody => body("chunked"),
+            Attack::FloodedBody { max_bytes } => {
+                serde_json::json!({"kind": "endless_body", "body": "flood", "max_bytes": max_bytes})
+            }
+            Attack::EndlessReceive { objects, delay_ms } => {
+                serde_json::json!({"kind": "endless_receive", "objects": objects, "delay_ms": delay_ms})
+            }
+            Attack::EndlessFragment { messages } => {
+                serde_json::json!({"kind": "endless_fragment", "messages": messages})
+            }
+            Attack::OversizedEnvelope { bytes } => {
+                serde_json::json!({"kind": "oversized_envelope", "bytes": bytes})
+            }
+            Attack::DeepXml { depth } => serde_json::json!({"kind": "deep_xml", "depth": depth}),
+            Attack::ManyElements { elements } => {
+                serde_json::json!({"kind": "many_elements", "elements": elements})
+            }
+            Attack::AnsiStreams => serde_json::json!({"kind": "ansi_streams"}),
+            Attack::FaultText { code, message } => {
+                serde_json::json!({"kind": "http_500", "code": code, "message": message})
+            }
+            Attack::HttpStatus { status, body } => {
+                serde_json::json!({"kind": "http_status", "status": status, "text": body})
+            }
+        };
+        if let (Value::Object(v), Value::Object(spec)) = (&mut v, spec) {
+            v.extend(spec);
+        }
+        v
+    }
+
+    /// The peer's name for the kind (in its log's `injected_fault`).
+    pub fn kind(&self) -> String {
+        self.to_json()["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
 /// A running peer instance. Dropping it stops the process (stdin EOF, then kill).
 #[derive(Debug)]
 pub struct Peer {
@@ -511,6 +720,19 @@ impl Peer {
     /// Adds a fault rule.
     pub fn add_fault(&self, rule: &FaultRule) -> Result<(), PeerError> {
         self.control_post("/faults", &rule.to_json()).map(|_| ())
+    }
+
+    /// Adds a hostile-server attack.
+    pub fn add_hostile(&self, rule: &HostileRule) -> Result<(), PeerError> {
+        self.control_post("/faults", &rule.to_json()).map(|_| ())
+    }
+
+    /// Log entries of requests the peer injected a fault or attack of this
+    /// kind into (`injected_fault`, e.g. `tamper_encryption`).
+    pub fn attacked(&self, kind: &str) -> Result<Vec<Value>, PeerError> {
+        let mut ops = self.operations()?;
+        ops.retain(|e| e["injected_fault"] == kind);
+        Ok(ops)
     }
 
     /// Removes every fault rule.
