@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Real Airflow against the test peer: our provider and Airflow's PSRP provider side by side.
+
+Run by tests/airflow/run.sh inside the Airflow venv (tests/airflow/venv.sh) with our wheel
+installed. One process: it starts a test peer (tests/peer, with the peer venv's Python),
+points Kerberos and two Airflow connections at it, runs ``airflow db migrate`` on SQLite in a
+temporary AIRFLOW_HOME, then runs the DAGs of tests/airflow/dags with ``dag.test()`` (what
+``airflow dags test`` runs, without its ~5 s start-up per DAG) and asserts task states, XCom
+values, task log lines and what the peer recorded:
+
+1. Restart-Computer {"Force": None} in JEA.Maintenance over Kerberos/HTTP with Set-PSDebug
+   -Trace 1 (a pypsrp Command) as session init: the trace line in the task log, success,
+   the peer's /restarts; the original provider's same DAG fails (it appends ConvertTo-Json,
+   not visible in JEA) and Restart-Computer never runs.
+2. Get-ChildItem to XCom: equal to `psrp invoke ... -o json`.
+3. An error record: the task fails, the record in the log and in the exception.
+4. The original provider: fails in JEA.Maintenance, works in Microsoft.PowerShell with the
+   peer's ConvertTo-Json (its XCom shape and \\/Date()\\/ dates).
+5. Deferrable: the same XCom through the trigger; then the trigger's restart safety: a
+   re-run of the same trigger refuses without connecting, and a cancelled trigger stops its
+   pipeline and deletes its shell.
+
+Environment: PSRP_VENV (the peer's venv), PSRP_BIN (the psrp binary).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+import typing
+import urllib.request
+import uuid
+
+HERE = pathlib.Path(__file__).resolve().parent
+TESTS = HERE.parent
+ROOT = TESTS.parent
+
+failures: list[str] = []
+
+
+def check(ok: bool, what: str, detail: str = "") -> None:
+    print(("  ok    " if ok else "  FAIL  ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+        if detail:
+            print(detail, flush=True)
+
+
+# ---- the peer ----------------------------------------------------------------------------------
+
+
+def start_peer() -> tuple[subprocess.Popen, dict[str, typing.Any]]:
+    venv = os.environ.get("PSRP_VENV") or str(ROOT / "target" / "venv")
+    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    proc = subprocess.Popen([os.path.join(venv, "bin", "python"), "-m", "peer"], cwd=TESTS, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line:
+        raise SystemExit("the test peer did not start")
+    return proc, json.loads(line)
+
+
+class Peer:
+    def __init__(self, info: dict[str, typing.Any]) -> None:
+        self.info = info
+
+    def control(self, path: str, body: typing.Any = None) -> typing.Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.info["control_url"] + path, data=data,
+                                     method="GET" if body is None else "POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def wsman_log(self) -> list[dict[str, typing.Any]]:
+        return [r for r in self.control("/log") if r.get("kind") == "wsman"]
+
+
+proc, info = start_peer()
+peer = Peer(info)
+port = info["http_port"]
+home = tempfile.mkdtemp(prefix="psrp-airflow-")
+os.environ.update(
+    {
+        "AIRFLOW_HOME": home,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(HERE / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "KRB5_CONFIG": info["krb5_config"],
+        "KRB5CCNAME": "FILE:" + info["ccache"],
+        "PSRP_PORT": str(port),
+        # One connection serves both providers: its extras are the original's, the port field is ours.
+        "AIRFLOW_CONN_PSRP_PEER_JEA": json.dumps({
+            "conn_type": "psrp_client", "host": "localhost", "port": port,
+            "extra": {"auth": "kerberos", "ssl": False, "configuration_name": "JEA.Maintenance"},
+        }),
+        "AIRFLOW_CONN_PSRP_PEER_FULL": json.dumps({
+            "conn_type": "psrp_client", "host": "localhost", "port": port,
+            "extra": {"auth": "kerberos", "ssl": False, "configuration_name": "Microsoft.PowerShell"},
+        }),
+    }
+)
+
+try:
+    started = time.monotonic()
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "airflow"), "db", "migrate"], check=True,
+                   stdout=subprocess.DEVNULL)
+    print(f"airflow db migrate: {time.monotonic() - started:.1f} s", flush=True)
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    bag = DagBag(dag_folder=str(HERE / "dags"))
+    check(not bag.import_errors, "the DAG file imports (both providers)", json.dumps(bag.import_errors, indent=1))
+
+    class Run(typing.NamedTuple):
+        state: str
+        log: str
+        xcom: dict[tuple[str, str], typing.Any]
+        run_id: str
+
+    def run_dag(dag_id: str) -> Run:
+        dag = bag.get_dag(dag_id)
+        out = io.StringIO()
+        t0 = time.monotonic()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            dr = dag.test()
+        with create_session() as session:
+            rows = session.scalars(
+                select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == dr.run_id)
+            ).all()
+            xcom = {(x.task_id, x.key): x.value for x in rows}
+        state = str(getattr(dr.state, "value", dr.state))
+        print(f"{dag_id}: {state} ({time.monotonic() - t0:.1f} s)", flush=True)
+        return Run(state, out.getvalue(), xcom, dr.run_id)
+
+    # ---- 1. the classic example: Restart-Computer -Force with Set-PSDebug -Trace 1, in JEA -------
+    restarts = len(peer.control("/restarts"))
+    r = run_dag("ours_restart_jea")
+    check(r.state == "success", "ours: Restart-Computer in JEA.Maintenance succeeds", r.log)
+    check("DEBUG:     1+  >>>> Restart-Computer -Force" in r.log, "ours: the Set-PSDebug trace line is in the task log")
+    calls = peer.control("/restarts")
+    check(len(calls) == restarts + 1 and calls[-1]["configuration"] == "JEA.Maintenance" and calls[-1]["force"],
+          "ours: the peer recorded Restart-Computer -Force in JEA.Maintenance", json.dumps(calls[-1:]))
+    check(r.xcom.get(("restart", "return_value")) == [], "ours: XCom of a command without output is []")
+    check(peer.control("/shells")["open"] == 0, "ours: the shell was deleted")
+
+    restarts = len(peer.control("/restarts"))
+    r = run_dag("original_restart_jea")
+    check(r.state == "failed", "original: the same DAG fails in JEA.Maintenance (do_xcom_push appends ConvertTo-Json)")
+    check("The term 'ConvertTo-Json' is not recognized" in r.log, "original: ConvertTo-Json is not found", r.log)
+    check(len(peer.control("/restarts")) == restarts, "original: Restart-Computer did not run")
+
+    # ---- 2. Get-ChildItem to XCom, compared with the CLI's JSON -------------------------------------
+    cli = subprocess.run(
+        [os.environ.get("PSRP_BIN") or str(ROOT / "target" / "debug" / "psrp"), "invoke", "Get-ChildItem", "-p",
+         "Path=C:\\Temp", "-H", "localhost", "--port", str(port), "-a", "kerberos", "-c", "JEA.Maintenance",
+         "-o", "json"],
+        check=True, capture_output=True, text=True,
+    )
+    cli_json = json.loads(cli.stdout)
+    r = run_dag("ours_files_jea")
+    files_xcom = r.xcom.get(("files", "return_value"))
+    check(r.state == "success", "ours: Get-ChildItem in JEA.Maintenance succeeds", r.log)
+    check(files_xcom == cli_json, "ours: the XCom value equals `psrp invoke Get-ChildItem ... -o json`",
+          json.dumps(files_xcom)[:2000])
+    check([o["Name"] for o in files_xcom or []] == ["Logs", "data.csv", "readonly.log", "report.txt"],
+          "ours: one XCom item per file-system object")
+
+    # ---- 3. an error record fails the task, with the record in the log and the exception ------------
+    r = run_dag("ours_error_jea")
+    check(r.state == "failed", "ours: Get-Item C:\\nope fails the task")
+    check("ERROR: Get-Item : Cannot find path 'C:\\nope' because it does not exist." in r.log,
+          "ours: the error record is in the task log", r.log)
+    check("PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand" in r.log,
+          "ours: with its FullyQualifiedErrorId")
+    check("AirflowException: Get-Item: the PowerShell pipeline completed with 1 error record" in r.log,
+          "ours: the exception message carries the error", r.log)
+
+    # ---- 4. the original provider side by side --------------------------------------------------------
+    r = run_dag("original_files_jea")
+    check(r.state == "failed" and "The term 'ConvertTo-Json' is not recognized" in r.log,
+          "original: Get-ChildItem with XCom fails in JEA.Maintenance (ConvertTo-Json not visible)", r.log)
+    r = run_dag("original_files_full")
+    original = r.xcom.get(("files", "return_value"))
+    check(r.state == "success", "original: works in Microsoft.PowerShell with the peer's ConvertTo-Json", r.log)
+    check(isinstance(original, list) and len(original) == 1
+          and [o["Name"] for o in original[0]] == [o["Name"] for o in cli_json],
+          "original: XCom is [<the one array ConvertTo-Json printed>], same objects", json.dumps(original)[:2000])
+    check(str(original[0][1]["LastWriteTime"]).startswith("/Date(") if original else False,
+          "original: dates as ConvertTo-Json 5.1 writes them (\\/Date(ms)\\/)")
+
+    # ---- 5. deferrable --------------------------------------------------------------------------------
+    r = run_dag("ours_files_jea_deferrable")
+    check(r.state == "success", "ours deferrable: succeeds", r.log)
+    check(r.xcom.get(("files", "return_value")) == cli_json, "ours deferrable: the same XCom value as the CLI")
+    check("Deferring to the triggerer" in r.log and "[DAG TEST] running trigger in line" in r.log,
+          "ours deferrable: the task deferred and the trigger ran", r.log)
+    claim = r.xcom.get(("files", "psrp_job"))
+    check(isinstance(claim, dict) and uuid.UUID(claim["job_id"]) is not None,
+          "ours deferrable: the trigger recorded its claim (XCom psrp_job)", json.dumps(claim))
+
+    # Restart safety, on the same task instance: Airflow would run the trigger's run() again.
+    import psutil
+    import structlog
+    from airflow.sdk.api.datamodels._generated import TaskInstance as TaskInstanceSDK
+    from airflow.sdk.execution_time.supervisor import (
+        InProcessSupervisorComms,
+        InProcessTestSupervisor,
+        set_supervisor_comms,
+    )
+
+    from psrp_client.airflow.triggers import PsrpTrigger
+
+    dag = bag.get_dag("ours_files_jea_deferrable")
+    with create_session() as session:
+        ti = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag.dag_id,
+                                                        TaskInstance.run_id == r.run_id)).one()
+        sdk_ti = TaskInstanceSDK(id=ti.id, task_id=ti.task_id, dag_id=ti.dag_id, run_id=ti.run_id,
+                                 try_number=ti.try_number, map_index=ti.map_index, dag_version_id=ti.dag_version_id)
+
+    def trigger_for(job_id: str, invocation: dict[str, typing.Any]) -> PsrpTrigger:
+        return PsrpTrigger(psrp_conn_id="psrp_peer_jea", job_id=job_id, invocation=invocation,
+                           wsman_options={"port": port, "negotiate_service": "HTTP"},
+                           task={"dag_id": sdk_ti.dag_id, "task_id": sdk_ti.task_id, "run_id": sdk_ti.run_id,
+                                 "map_index": sdk_ti.map_index, "try_number": sdk_ti.try_number})
+
+    def in_triggerer(body: typing.Callable[[], typing.Awaitable[typing.Any]]) -> typing.Any:
+        """Runs a coroutine with the supervisor comms a trigger has (as dag.test() runs triggers)."""
+        supervisor = InProcessTestSupervisor(id=sdk_ti.id, pid=os.getpid(), process=psutil.Process(),
+                                             process_log=structlog.get_logger(logger_name="task").bind(),
+                                             client=InProcessTestSupervisor._api_client())
+        supervisor.comms = InProcessSupervisorComms(supervisor=supervisor)
+        with set_supervisor_comms(supervisor.comms):
+            return asyncio.run(body())
+
+    files_spec = dag.get_task("files").invocation_spec()
+    creates = sum(1 for o in peer.wsman_log() if o["action"] == "Create")
+    event = in_triggerer(lambda: anext(trigger_for(claim["job_id"], files_spec).run()))
+    check(event.payload["status"] == "refused" and "was started by an earlier run of this trigger"
+          in event.payload["message"], "restart: a re-run of the same trigger refuses", json.dumps(event.payload))
+    check(sum(1 for o in peer.wsman_log() if o["action"] == "Create") == creates,
+          "restart: the refusing re-run did not connect")
+
+    sleep_job = str(uuid.uuid4())
+    sleep_spec = {"name": "Start-Sleep", "parameters": {"Seconds": 60}, "arguments": [], "script": False}
+
+    async def cancel_when_running() -> float:
+        task = asyncio.ensure_future(anext(trigger_for(sleep_job, sleep_spec).run()))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            shells = await asyncio.to_thread(peer.control, "/shells")
+            if shells["open"] and any(s.get("commands") for s in shells["shells"]):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
+        t0 = time.monotonic()
+        task.cancel()  # what a triggerer shutdown does to its triggers
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return time.monotonic() - t0
+
+    peer.control("/log/reset", {})
+    took = in_triggerer(cancel_when_running)
+    ops = [o["action"] for o in peer.wsman_log()]
+    check("Signal" in ops and ops[-1] == "Delete", f"restart: a cancelled trigger stopped its pipeline and deleted "
+          f"its shell ({took:.1f} s)", json.dumps(ops))
+    check(peer.control("/shells")["open"] == 0, "restart: no shell left on the peer")
+    event = in_triggerer(lambda: anext(trigger_for(sleep_job, sleep_spec).run()))
+    check(event.payload["status"] == "refused" and "was stopped at" in event.payload["message"],
+          "restart: its re-run refuses and says the earlier run was stopped", json.dumps(event.payload))
+finally:
+    if proc.stdin:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+if failures:
+    print(f"\n{len(failures)} check(s) failed: " + "; ".join(failures))
+    sys.exit(1)
+print("\nAll Airflow checks passed.")
