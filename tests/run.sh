@@ -42,5 +42,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
 
+# The Python package (python/): its wheel built with maturin, then pytest of
+# its API against the peer, beside pypsrp and psrpcore in one venv.
+step "python/test.sh (psrp_client wheel, pytest against the test peer)"
+python/test.sh
+
 echo
 echo "All tests passed."

@@ -10,7 +10,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use psrp_core::clixml::PsValue;
 use psrp_core::message::{
     ErrorRecord, InformationRecord, InformationalRecord, ProgressRecord, ProgressRecordType,
 };
@@ -151,7 +150,7 @@ impl Logger {
     /// An error record, PowerShell style with category, error id and target.
     pub fn error_record(&self, host: &str, record: &ErrorRecord) {
         if self.enabled(Level::Error) {
-            self.line(host, Level::Error, &format_error_record(record));
+            self.line(host, Level::Error, &record.formatted());
         }
     }
 
@@ -182,7 +181,7 @@ impl Logger {
             }
             let prefix = self.prefix(host);
             let Bars { multi, bars } = &mut *bars;
-            let message = progress_text(record, false);
+            let message = record.text(false);
             let position = u64::try_from(record.percent_complete.clamp(0, 100)).unwrap_or(0);
             match bars.get(&key) {
                 Some(bar) => {
@@ -208,7 +207,7 @@ impl Logger {
             }
             return;
         }
-        let text = progress_text(record, true);
+        let text = record.text(true);
         let mut last = self.last_progress.lock().unwrap_or_else(|e| e.into_inner());
         if last.get(&key) == Some(&text) {
             return;
@@ -229,134 +228,9 @@ impl Logger {
     }
 }
 
-/// `Activity: Status (45%) current operation, 10s left`.
-fn progress_text(record: &ProgressRecord, with_percent: bool) -> String {
-    let mut s = record.activity.trim().to_owned();
-    let status = record.status_description.trim();
-    if !status.is_empty() {
-        s.push_str(": ");
-        s.push_str(status);
-    }
-    if record.record_type == ProgressRecordType::Completed {
-        s.push_str(" (completed)");
-        return s;
-    }
-    if with_percent && record.percent_complete >= 0 {
-        s.push_str(&format!(" ({}%)", record.percent_complete));
-    }
-    if let Some(op) = record.current_operation.as_deref().map(str::trim) {
-        if !op.is_empty() {
-            s.push_str(", ");
-            s.push_str(op);
-        }
-    }
-    if record.seconds_remaining >= 0 {
-        s.push_str(&format!(", {}s left", record.seconds_remaining));
-    }
-    s
-}
-
-/// A short text for a target object: strings and numbers as themselves,
-/// objects as their ToString.
-fn target_text(v: &PsValue) -> Option<String> {
-    match v {
-        PsValue::Null => None,
-        PsValue::Object(o) => o
-            .to_string
-            .clone()
-            .or_else(|| Some(psrp_core::clixml::to_json(v).to_string())),
-        other => match psrp_core::clixml::to_json(other) {
-            serde_json::Value::String(s) => Some(s),
-            j => Some(j.to_string()),
-        },
-    }
-}
-
-/// The text PowerShell prints for an error record:
-///
-/// ```text
-/// Get-Item : Cannot find path 'C:\x' because it does not exist.
-///     + CategoryInfo          : ObjectNotFound: (C:\x:String) [Get-Item], ItemNotFoundException
-///     + FullyQualifiedErrorId : PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand
-///     + TargetObject          : C:\x
-/// ```
-pub fn format_error_record(record: &ErrorRecord) -> String {
-    let mut s = String::new();
-    let command = record
-        .invocation_info
-        .as_ref()
-        .and_then(|i| i.my_command.as_deref().or(i.invocation_name.as_deref()))
-        .filter(|c| !c.is_empty() && !c.contains('\n'))
-        .or(record
-            .category
-            .activity
-            .as_deref()
-            .filter(|a| !a.is_empty()));
-    if let Some(c) = command {
-        s.push_str(c);
-        s.push_str(" : ");
-    }
-    let message = if record.message.is_empty() {
-        record.exception_message()
-    } else {
-        &record.message
-    };
-    s.push_str(message.trim_end());
-    if let Some(pos) = record
-        .invocation_info
-        .as_ref()
-        .and_then(|i| i.position_message.as_deref())
-        .filter(|p| !p.trim().is_empty())
-    {
-        s.push('\n');
-        s.push_str(pos.trim_end());
-    }
-    s.push_str("\n    + CategoryInfo          : ");
-    s.push_str(&record.category.display_line());
-    if let Some(id) = &record.fully_qualified_error_id {
-        s.push_str("\n    + FullyQualifiedErrorId : ");
-        s.push_str(id);
-    }
-    if let Some(t) = record.target_object.as_ref().and_then(target_text) {
-        s.push_str("\n    + TargetObject          : ");
-        s.push_str(&t);
-    }
-    if let Some(a) = record
-        .recommended_action
-        .as_deref()
-        .filter(|a| !a.is_empty())
-    {
-        s.push_str("\n    + RecommendedAction     : ");
-        s.push_str(a);
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use psrp_core::message::ErrorCategory;
-
-    #[test]
-    fn error_record_text_has_category_id_and_target() {
-        let mut r = ErrorRecord::new(
-            "Cannot find path 'C:\\x' because it does not exist.",
-            "System.Management.Automation.ItemNotFoundException",
-            "PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand",
-            ErrorCategory::ObjectNotFound,
-        );
-        r.target_object = Some(PsValue::from("C:\\x"));
-        r.category.activity = Some("Get-Item".into());
-        let text = format_error_record(&r);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines[0],
-            "Get-Item : Cannot find path 'C:\\x' because it does not exist."
-        );
-        assert!(lines[1].contains("ObjectNotFound") && lines[1].contains("ItemNotFoundException"));
-        assert!(lines[2].ends_with(": PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand"));
-        assert!(lines[3].ends_with(": C:\\x"));
-    }
 
     #[test]
     fn levels_filter_from_most_severe() {
@@ -366,20 +240,5 @@ mod tests {
         let none = Logger::new(LogLevel::None, false);
         assert!(!none.enabled(Level::Error));
         assert!(Logger::new(LogLevel::Debug, true).enabled(Level::Debug));
-    }
-
-    #[test]
-    fn progress_lines_read_well() {
-        let r = ProgressRecord {
-            activity: "Copying".into(),
-            activity_id: 1,
-            status_description: "file 3 of 4".into(),
-            current_operation: Some("C:\\a".into()),
-            parent_activity_id: -1,
-            percent_complete: 75,
-            record_type: ProgressRecordType::Processing,
-            seconds_remaining: -1,
-        };
-        assert_eq!(progress_text(&r, true), "Copying: file 3 of 4 (75%), C:\\a");
     }
 }

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::args::{self, AuthKind};
 use crate::exit::Status;
 use crate::hosts::HostSpec;
-use crate::logging::{format_error_record, Level, Logger};
+use crate::logging::{Level, Logger};
 use crate::output::{Formatter, OutputSender};
 use crate::params::{self, Param};
 use crate::settings::Settings;
@@ -409,7 +409,7 @@ fn completed(log: &Logger, label: &str, what: &str, ended: Ended) -> Result<(), 
         None => "ended without a final state".to_owned(),
     };
     match error {
-        Some(r) => log.psrp(label, &format!("{what} {how}: {}", format_error_record(&r))),
+        Some(r) => log.psrp(label, &format!("{what} {how}: {}", r.formatted())),
         None => log.psrp(label, &format!("{what} {how}")),
     }
     Err(Status::Failed)

@@ -371,6 +371,14 @@ class Invocation:
                 self.session.preferences[name] = str(value)
                 continue
             self.trace(stmt.text, stmt.line)
+            if len(stmt.pipeline) == 1 and stmt.pipeline[0].name.lower() == "exit":
+                # `exit N` in a remote script: the server's host passes SetShouldExit(N) to
+                # the client's host, and the script ends there (the pipeline completes).
+                tokens = stmt.pipeline[0].tokens
+                if len(tokens) > 1 or (tokens and (isinstance(tokens[0], bool) or not isinstance(tokens[0], int))):
+                    raise TerminatingError(objects.thrown(f"exit takes one integer, not {stmt.text!r}"))
+                self.host_call(HostMethodIdentifier.SetShouldExit, [int(tokens[0]) if tokens else 0])
+                break
             data = list(input_objects)
             failed = False
             for position, call_tokens in enumerate(stmt.pipeline):

@@ -4,7 +4,8 @@ Supported: statements separated by ``;`` or new lines, pipelines with ``|``, com
 with ``-Name value``, ``-Name:value`` and switch parameters, positional arguments, literal
 values (quoted strings without expansion, integers, decimals, ``$true``/``$false``/``$null``,
 bare words, comma lists), ``#`` comments, and assignments to the preference variables
-(``$VerbosePreference = 'Continue'``). Anything else is a parse error.
+(``$VerbosePreference = 'Continue'``), and ``exit N`` (the host's SetShouldExit(N), then the
+script ends). Anything else is a parse error.
 """
 
 import re

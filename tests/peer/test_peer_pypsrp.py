@@ -655,6 +655,16 @@ def test_read_host_answered_by_client_host(peer: PeerProcess) -> None:
     assert ui.prompts == ["Answer: "]
 
 
+def test_exit_sets_the_host_exit_code(peer: PeerProcess) -> None:
+    host = PSHost(None, None, False, "peer-test", None, None, "1.0")
+    with RunspacePool(connect(peer), host=host) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("Write-Output before; exit 7; Write-Output after")
+        assert ps.invoke() == ["before"]
+        assert ps.state == PSInvocationState.COMPLETED
+    assert host.rc == 7
+
+
 def test_create_pipeline_split_between_command_and_send(peer: PeerProcess) -> None:
     peer.control("/log/reset")
     big = "x" * 700_000  # larger than one 500 KiB envelope: CREATE_PIPELINE needs several fragments

@@ -90,11 +90,19 @@ pub struct Part<'a> {
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    // memmem is linear in the body whatever the needle; a naive window
+    // compare is not.
+    memchr::memmem::find(hay.get(from..)?, needle).map(|p| p + from)
 }
+
+/// Most sealed parts accepted in one body. WinRM sends one part per message
+/// (CredSSP's `multipart/x-multi-encrypted` cuts messages into 16 KiB
+/// parts, so 4096 parts is 64 MiB of those); the bound keeps a hostile body
+/// from making us keep more than this many part positions.
+pub const MAX_PARTS: usize = 4096;
+
+/// Longest boundary accepted (RFC 2046 allows 1 to 70 characters).
+const MAX_BOUNDARY: usize = 70;
 
 /// Extracts the boundary from a `multipart/encrypted` Content-Type, or
 /// fails with [`EncryptionError::NotEncrypted`].
@@ -138,72 +146,117 @@ pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<Vec<Part<'a>>, E
         .collect())
 }
 
+/// The declared plaintext length: the `Length=` parameter of the first
+/// part's MIME headers (`OriginalContent: type=...;Length=N`).
+fn original_length(headers: &str) -> Result<usize, EncryptionError> {
+    let value = headers
+        .split(';')
+        .find_map(|p| {
+            let p = p.trim();
+            p.strip_prefix("Length=")
+                .or_else(|| p.strip_prefix("length="))
+        })
+        .ok_or_else(|| EncryptionError::Malformed("OriginalContent has no Length".into()))?
+        .trim();
+    // Digits only: `usize::from_str` would also take a leading `+`.
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(EncryptionError::Malformed(format!(
+            "OriginalContent Length {:?} is not a byte count",
+            value.chars().take(40).collect::<String>()
+        )));
+    }
+    value.parse::<usize>().map_err(|_| {
+        EncryptionError::Malformed(format!(
+            "OriginalContent Length {} is too large",
+            value.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
 /// [`decode`], as positions in `body` (for decrypting in place).
+///
+/// Everything here is untrusted (the MIME headers are outside the seal):
+/// every length is checked against what is left of the body before use,
+/// every iteration consumes at least one boundary line or fails, and at
+/// most [`MAX_PARTS`] parts are accepted.
 pub(crate) fn decode_ranges(
     content_type: &str,
     body: &[u8],
 ) -> Result<Vec<PartRange>, EncryptionError> {
     let boundary = boundary_of(content_type)?;
+    let malformed = |m: &str| EncryptionError::Malformed(m.to_string());
+    if boundary.is_empty() || boundary.len() > MAX_BOUNDARY {
+        return Err(malformed(
+            "Content-Type boundary is empty or longer than 70 characters",
+        ));
+    }
     let delim = format!("--{boundary}").into_bytes();
     let mut open = delim.clone();
     open.extend_from_slice(b"\r\n");
-    let malformed = |m: &str| EncryptionError::Malformed(m.to_string());
+    let mut close = delim.clone();
+    close.extend_from_slice(b"--");
     let mut parts = Vec::new();
+    // Invariant: pos <= body.len().
     let mut pos = 0;
     loop {
-        if body.get(pos..pos + delim.len() + 2) == Some(&[delim.as_slice(), b"--"].concat()[..]) {
-            break; // closing delimiter
+        let rest = &body[pos..];
+        if rest.starts_with(&close) {
+            break;
         }
-        if body.get(pos..pos + open.len()) != Some(&open[..]) {
+        if !rest.starts_with(&open) {
             return Err(malformed(if parts.is_empty() {
                 "body does not start with the boundary"
             } else {
                 "missing boundary between parts"
             }));
         }
+        if parts.len() == MAX_PARTS {
+            return Err(EncryptionError::Malformed(format!(
+                "more than {MAX_PARTS} encrypted parts in one body"
+            )));
+        }
         pos += open.len();
         // First part: MIME headers up to the next boundary line.
         let next = find(body, &open, pos).ok_or_else(|| malformed("second boundary missing"))?;
         let headers = std::str::from_utf8(&body[pos..next])
             .map_err(|_| malformed("part headers are not UTF-8"))?;
-        let original_length = headers
-            .split(';')
-            .find_map(|p| {
-                let p = p.trim();
-                p.strip_prefix("Length=")
-                    .or_else(|| p.strip_prefix("length="))
-            })
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .ok_or_else(|| malformed("OriginalContent has no Length"))?;
+        let original_length = original_length(headers)?;
         pos = next + open.len();
         // Second part: one header line, then the binary payload.
         let line_end =
             find(body, b"\r\n", pos).ok_or_else(|| malformed("truncated part header"))?;
-        let line = String::from_utf8_lossy(&body[pos..line_end]);
-        if !line
-            .trim()
+        if !body[pos..line_end]
+            .trim_ascii()
             .to_ascii_lowercase()
-            .starts_with("content-type: application/octet-stream")
+            .starts_with(b"content-type: application/octet-stream")
         {
             return Err(malformed("second part is not application/octet-stream"));
         }
         pos = line_end + 2;
-        let len_bytes = body
-            .get(pos..pos + 4)
+        let len_bytes: [u8; 4] = body[pos..]
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
             .ok_or_else(|| malformed("truncated signature length"))?;
-        let header_len =
-            u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
         pos += 4;
-        let header = pos..pos.saturating_add(header_len);
-        if body.get(header.clone()).is_none() {
+        let header_len = u32::from_le_bytes(len_bytes) as usize;
+        if header_len > body.len() - pos {
             return Err(malformed("signature longer than the body"));
         }
+        let header = pos..pos + header_len;
         pos += header_len;
+        let remaining = body.len() - pos;
+        if original_length > remaining {
+            return Err(EncryptionError::Malformed(format!(
+                "OriginalContent Length {original_length} is more than the {remaining} bytes left in the body"
+            )));
+        }
         // The sealed data normally has exactly the declared length; prefer
         // that end so boundary-like bytes inside the ciphertext do no harm.
-        let end = match body.get(pos + original_length..) {
-            Some(rest) if rest.starts_with(&delim) => pos + original_length,
-            _ => find(body, &delim, pos).ok_or_else(|| malformed("closing boundary missing"))?,
+        let declared_end = pos + original_length;
+        let end = if body[declared_end..].starts_with(&delim) {
+            declared_end
+        } else {
+            find(body, &delim, pos).ok_or_else(|| malformed("closing boundary missing"))?
         };
         parts.push(PartRange {
             original_length,
@@ -273,5 +326,126 @@ mod tests {
         bad_len[at] = 0xff;
         let _ = decode(CT, &bad_len); // must not panic
         assert!(decode("multipart/encrypted", &good).is_err());
+    }
+
+    /// A body like `encode`'s with the OriginalContent parameter text replaced.
+    fn with_length(length: &str, header: &[u8], data: &[u8]) -> Vec<u8> {
+        let good = encode(Protocol::Spnego, data.len(), header, data);
+        let text = format!("Length={}\r\n", data.len());
+        let at = find(&good, text.as_bytes(), 0).unwrap();
+        let mut b = good[..at].to_vec();
+        b.extend_from_slice(length.as_bytes());
+        b.extend_from_slice(&good[at + text.len() - 2..]);
+        b
+    }
+
+    fn malformed(body: &[u8]) -> String {
+        match decode(CT, body) {
+            Err(EncryptionError::Malformed(m)) => m,
+            Err(e) => panic!("expected Malformed, got {e:?}"),
+            Ok(parts) => panic!("expected Malformed, got {} parts", parts.len()),
+        }
+    }
+
+    #[test]
+    fn huge_declared_lengths_are_refused() {
+        // usize::MAX overflowed `pos + Length` (a debug panic; a release
+        // build wrapped to the start of the body and pushed parts forever).
+        for huge in [
+            usize::MAX.to_string(),
+            (usize::MAX - 100).to_string(),
+            u64::MAX.to_string(),
+            "99999999999999999999999999".to_string(),
+            (1usize << 40).to_string(),
+        ] {
+            let m = malformed(&with_length(&format!("Length={huge}"), &[1; 16], b"abcde"));
+            assert!(m.contains("Length"), "{huge}: {m}");
+        }
+        // One byte more than the rest of the body is already too much.
+        let body = with_length("Length=5", &[1; 16], b"abcde");
+        let rest = body.len() - find(&body, &[16, 0, 0, 0], 0).unwrap() - 4 - 16;
+        let m = malformed(&with_length(
+            &format!("Length={}", rest + 1),
+            &[1; 16],
+            b"abcde",
+        ));
+        assert!(m.contains("more than"), "{m}");
+    }
+
+    #[test]
+    fn negative_absent_or_garbled_lengths_are_refused() {
+        for bad in [
+            "Length=-1",
+            "Length=",
+            "Length=5x",
+            "Length=0x10",
+            "Foo=5",
+            "",
+        ] {
+            let m = malformed(&with_length(bad, &[1; 16], b"abcde"));
+            assert!(m.contains("Length"), "{bad:?}: {m}");
+        }
+    }
+
+    #[test]
+    fn boundary_inside_the_ciphertext() {
+        // A whole fake part inside the sealed bytes: with the right Length
+        // it stays data.
+        let fake = encode(Protocol::Spnego, 3, &[7; 16], b"xyz");
+        let b = encode(Protocol::Spnego, fake.len(), &[1; 16], &fake);
+        let parts = decode(CT, &b).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].data, &fake[..]);
+        // With a Length that does not end at a boundary, the data ends at
+        // the first delimiter found: the fake part then shows up as parts
+        // that will not decrypt, never as a crash or a loop.
+        let b = with_length("Length=1", &[1; 16], &fake);
+        if let Ok(parts) = decode(CT, &b) {
+            assert!(parts.iter().all(|p| p.data.len() <= fake.len()));
+        }
+    }
+
+    #[test]
+    fn truncated_parts_are_refused() {
+        let mut two = encode(Protocol::Spnego, 2, &[1; 16], b"ab");
+        two.truncate(two.len() - b"--Encrypted Boundary--\r\n".len());
+        two.extend_from_slice(&encode(Protocol::Spnego, 3, &[2; 16], b"cde"));
+        for cut in 0..two.len() - 2 {
+            assert!(decode(CT, &two[..cut]).is_err(), "accepted a cut at {cut}");
+        }
+        // A signature length pointing past the end.
+        let mut b = encode(Protocol::Spnego, 5, &[1; 16], b"abcde");
+        let at = find(&b, &[16, 0, 0, 0], 0).unwrap();
+        b[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(malformed(&b).contains("signature"));
+    }
+
+    #[test]
+    fn zero_length_parts_and_the_part_limit() {
+        let one = encode(Protocol::Spnego, 0, &[], b"");
+        let parts = decode(CT, &one).unwrap();
+        assert_eq!(
+            (parts.len(), parts[0].header, parts[0].data),
+            (1, &[][..], &[][..])
+        );
+        let close = b"--Encrypted Boundary--\r\n".len();
+        let many = |n: usize| {
+            let mut b = Vec::new();
+            for _ in 0..n {
+                b.extend_from_slice(&one[..one.len() - close]);
+            }
+            b.extend_from_slice(&one[one.len() - close..]);
+            b
+        };
+        assert_eq!(decode(CT, &many(MAX_PARTS)).unwrap().len(), MAX_PARTS);
+        assert!(malformed(&many(MAX_PARTS + 1)).contains("parts"));
+    }
+
+    #[test]
+    fn odd_boundaries_are_refused() {
+        let good = encode(Protocol::Spnego, 5, &[1; 16], b"abcde");
+        assert!(decode("multipart/encrypted;boundary=\"\"", &good).is_err());
+        let long = format!("multipart/encrypted;boundary=\"{}\"", "a".repeat(71));
+        assert!(decode(&long, &good).is_err());
     }
 }

@@ -461,6 +461,76 @@ impl ErrorRecord {
             .and_then(|e| e.message.as_deref())
             .unwrap_or(&self.message)
     }
+
+    /// The target object as short text: strings and numbers as themselves,
+    /// objects as their ToString (or their JSON when they have none).
+    pub fn target_text(&self) -> Option<String> {
+        match self.target_object.as_ref()? {
+            PsValue::Null => None,
+            v @ PsValue::Object(o) => o
+                .to_string
+                .clone()
+                .or_else(|| Some(crate::clixml::to_json(v).to_string())),
+            other => match crate::clixml::to_json(other) {
+                serde_json::Value::String(s) => Some(s),
+                j => Some(j.to_string()),
+            },
+        }
+    }
+
+    /// The text PowerShell prints for this record: the command and the
+    /// message, the position, then category, error id, target and
+    /// recommended action (what `psrp` logs after `ERROR:`).
+    ///
+    /// ```text
+    /// Get-Item : Cannot find path 'C:\x' because it does not exist.
+    ///     + CategoryInfo          : ObjectNotFound: (C:\x:String) [Get-Item], ItemNotFoundException
+    ///     + FullyQualifiedErrorId : PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand
+    ///     + TargetObject          : C:\x
+    /// ```
+    pub fn formatted(&self) -> String {
+        let mut s = String::new();
+        let command = self
+            .invocation_info
+            .as_ref()
+            .and_then(|i| i.my_command.as_deref().or(i.invocation_name.as_deref()))
+            .filter(|c| !c.is_empty() && !c.contains('\n'))
+            .or(self.category.activity.as_deref().filter(|a| !a.is_empty()));
+        if let Some(c) = command {
+            s.push_str(c);
+            s.push_str(" : ");
+        }
+        let message = if self.message.is_empty() {
+            self.exception_message()
+        } else {
+            &self.message
+        };
+        s.push_str(message.trim_end());
+        if let Some(pos) = self
+            .invocation_info
+            .as_ref()
+            .and_then(|i| i.position_message.as_deref())
+            .filter(|p| !p.trim().is_empty())
+        {
+            s.push('\n');
+            s.push_str(pos.trim_end());
+        }
+        s.push_str("\n    + CategoryInfo          : ");
+        s.push_str(&self.category.display_line());
+        if let Some(id) = &self.fully_qualified_error_id {
+            s.push_str("\n    + FullyQualifiedErrorId : ");
+            s.push_str(id);
+        }
+        if let Some(t) = self.target_text() {
+            s.push_str("\n    + TargetObject          : ");
+            s.push_str(&t);
+        }
+        if let Some(a) = self.recommended_action.as_deref().filter(|a| !a.is_empty()) {
+            s.push_str("\n    + RecommendedAction     : ");
+            s.push_str(a);
+        }
+        s
+    }
 }
 
 fn exception_info(v: &PsValue) -> ExceptionInfo {
@@ -711,5 +781,80 @@ impl ProgressRecord {
             )
             .note("SecondsRemaining", self.seconds_remaining)
             .build()
+    }
+
+    /// One line for a log: `Activity: Status (45%) current operation, 10s
+    /// left`, `Activity: Status (completed)` for a completed record; the
+    /// percentage only when `with_percent` (a progress bar shows it).
+    pub fn text(&self, with_percent: bool) -> String {
+        let mut s = self.activity.trim().to_owned();
+        let status = self.status_description.trim();
+        if !status.is_empty() {
+            s.push_str(": ");
+            s.push_str(status);
+        }
+        if self.record_type == ProgressRecordType::Completed {
+            s.push_str(" (completed)");
+            return s;
+        }
+        if with_percent && self.percent_complete >= 0 {
+            s.push_str(&format!(" ({}%)", self.percent_complete));
+        }
+        if let Some(op) = self.current_operation.as_deref().map(str::trim) {
+            if !op.is_empty() {
+                s.push_str(", ");
+                s.push_str(op);
+            }
+        }
+        if self.seconds_remaining >= 0 {
+            s.push_str(&format!(", {}s left", self.seconds_remaining));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_record_text_has_category_id_and_target() {
+        let mut r = ErrorRecord::new(
+            "Cannot find path 'C:\\x' because it does not exist.",
+            "System.Management.Automation.ItemNotFoundException",
+            "PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand",
+            ErrorCategory::ObjectNotFound,
+        );
+        r.target_object = Some(PsValue::from("C:\\x"));
+        r.category.activity = Some("Get-Item".into());
+        let text = r.formatted();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Get-Item : Cannot find path 'C:\\x' because it does not exist."
+        );
+        assert!(lines[1].contains("ObjectNotFound") && lines[1].contains("ItemNotFoundException"));
+        assert!(lines[2].ends_with(": PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand"));
+        assert!(lines[3].ends_with(": C:\\x"));
+        r.target_object = Some(PsValue::I32(7));
+        assert_eq!(r.target_text().as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn progress_lines_read_well() {
+        let mut r = ProgressRecord {
+            activity: "Copying".into(),
+            activity_id: 1,
+            status_description: "file 3 of 4".into(),
+            current_operation: Some("C:\\a".into()),
+            parent_activity_id: -1,
+            percent_complete: 75,
+            record_type: ProgressRecordType::Processing,
+            seconds_remaining: -1,
+        };
+        assert_eq!(r.text(true), "Copying: file 3 of 4 (75%), C:\\a");
+        assert_eq!(r.text(false), "Copying: file 3 of 4, C:\\a");
+        r.record_type = ProgressRecordType::Completed;
+        assert_eq!(r.text(true), "Copying: file 3 of 4 (completed)");
     }
 }
