@@ -100,6 +100,13 @@ os.environ.update(
             "conn_type": "psrp_client", "host": "localhost", "port": port,
             "extra": {"auth": "kerberos", "ssl": False, "configuration_name": "JEA.Maintenance"},
         }),
+        # Connection mapping cases (section 0): a URI of our type, and one of the original's type.
+        "AIRFLOW_CONN_MAP_URI": "psrp-client://alice%40EXAMPLE.COM:secret@win01:5986/?auth=ntlm&cert_validation=false",
+        "AIRFLOW_CONN_MAP_ORIGINAL": json.dumps({
+            "conn_type": "psrp", "host": "win01", "login": "bob", "password": "secret",
+            "extra": {"auth": "kerberos", "ssl": False, "negotiate_service": "WSMAN", "read_timeout": 90},
+        }),
+        "AIRFLOW_CONN_MAP_BAD": json.dumps({"conn_type": "psrp", "host": "win01", "extra": {"port": 5985}}),
         "AIRFLOW_CONN_PSRP_PEER_FULL": json.dumps({
             "conn_type": "psrp_client", "host": "localhost", "port": port,
             "extra": {"auth": "kerberos", "ssl": False, "configuration_name": "Microsoft.PowerShell"},
@@ -129,6 +136,36 @@ try:
         xcom: dict[tuple[str, str], typing.Any]
         run_id: str
 
+    # ---- 0. connection mapping: Airflow parses the connection, the hook maps it --------------------
+    import warnings
+
+    from psrp_client.airflow.hooks import PsrpHook
+
+    def mapped(conn_id: str, **options: typing.Any) -> typing.Any:
+        """The hook's RunspacePool arguments, or the exception (the hook's log line goes nowhere)."""
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            try:
+                return PsrpHook(conn_id, **options).pool_arguments()
+            except Exception as e:
+                return e
+
+    def shown(value: typing.Any) -> str:
+        return repr({k: v for k, v in value.items() if k != "password"} if isinstance(value, dict) else value)
+
+    got = mapped("map_uri")
+    check(got == {"host": "win01", "port": 5986, "scheme": "https", "auth": "ntlm", "username": "alice@EXAMPLE.COM",
+                  "password": "secret", "insecure_skip_tls_verify": True},
+          "connection: a psrp-client:// URI; port 5986 means HTTPS; cert_validation false is the loud opt-out", shown(got))
+    got = mapped("map_original", wsman_options={"port": 15985, "auth": "ntlm"})
+    check(got == {"host": "win01", "port": 15985, "scheme": "http", "auth": "kerberos", "username": "bob",
+                  "password": "secret", "spn": "WSMAN/win01", "read_timeout": 90.0},
+          "connection: an original `psrp` connection; extras beat wsman_options; negotiate_service makes the SPN",
+          shown(got))
+    got = mapped("map_bad")
+    check(isinstance(got, Exception) and "Unexpected extra configuration keys: port" in str(got)
+          and "Port field" in str(got), "connection: an unknown extra is refused, with the allowed keys", shown(got))
+
     def run_dag(dag_id: str) -> Run:
         dag = bag.get_dag(dag_id)
         out = io.StringIO()
@@ -142,11 +179,17 @@ try:
             xcom = {(x.task_id, x.key): x.value for x in rows}
         state = str(getattr(dr.state, "value", dr.state))
         print(f"{dag_id}: {state} ({time.monotonic() - t0:.1f} s)", flush=True)
+        if os.environ.get("PSRP_AIRFLOW_SHOW_LOGS"):
+            print(out.getvalue(), flush=True)
         return Run(state, out.getvalue(), xcom, dr.run_id)
 
     # ---- 1. the classic example: Restart-Computer -Force with Set-PSDebug -Trace 1, in JEA -------
     restarts = len(peer.control("/restarts"))
+    peer.control("/log/reset", {})
     r = run_dag("ours_restart_jea")
+    ops = peer.wsman_log()
+    check(bool(ops) and all(o.get("encrypted") and (o.get("auth") or {}).get("mechanism") == "kerberos" for o in ops),
+          "ours: Kerberos over HTTP, every message encrypted", json.dumps(ops[:3]))
     check(r.state == "success", "ours: Restart-Computer in JEA.Maintenance succeeds", r.log)
     check("DEBUG:     1+  >>>> Restart-Computer -Force" in r.log, "ours: the Set-PSDebug trace line is in the task log")
     calls = peer.control("/restarts")
@@ -187,6 +230,14 @@ try:
     check("AirflowException: Get-Item: the PowerShell pipeline completed with 1 error record" in r.log,
           "ours: the exception message carries the error", r.log)
 
+    r = run_dag("ours_exit_code_full")
+    check(r.state == "failed" and "the PowerShell pipeline completed with exit code 3" in r.log,
+          "ours: a non-zero exit code (exit 3) fails the task", r.log)
+    r = run_dag("ours_log_output_jea")
+    check(r.state == "success" and '{"Name": "data.csv", "Length": 4096' in r.log
+          and ("files", "return_value") not in r.xcom,
+          "ours: without XCom, each output object is logged as JSON", r.log)
+
     # ---- 4. the original provider side by side --------------------------------------------------------
     r = run_dag("original_files_jea")
     check(r.state == "failed" and "The term 'ConvertTo-Json' is not recognized" in r.log,
@@ -204,11 +255,19 @@ try:
     r = run_dag("ours_files_jea_deferrable")
     check(r.state == "success", "ours deferrable: succeeds", r.log)
     check(r.xcom.get(("files", "return_value")) == cli_json, "ours deferrable: the same XCom value as the CLI")
-    check("Deferring to the triggerer" in r.log and "[DAG TEST] running trigger in line" in r.log,
-          "ours deferrable: the task deferred and the trigger ran", r.log)
     claim = r.xcom.get(("files", "psrp_job"))
+    job = claim.get("job_id") if isinstance(claim, dict) else None
+    check(f"Deferring to the triggerer: job {job}" in r.log and f"Job {job}: running Get-ChildItem" in r.log
+          and f"Job {job}: invocation state Completed" in r.log,
+          "ours deferrable: the task deferred, the trigger ran the job, the task resumed", r.log)
     check(isinstance(claim, dict) and uuid.UUID(claim["job_id"]) is not None,
           "ours deferrable: the trigger recorded its claim (XCom psrp_job)", json.dumps(claim))
+
+    deferred_run_id = r.run_id
+    r = run_dag("ours_error_jea_deferrable")
+    check(r.state == "failed" and "ERROR: Get-Item : Cannot find path 'C:\\nope' because it does not exist." in r.log
+          and "AirflowException: Get-Item: the PowerShell pipeline completed with 1 error record" in r.log,
+          "ours deferrable: an error record is logged by execute_complete and fails the task", r.log)
 
     # Restart safety, on the same task instance: Airflow would run the trigger's run() again.
     import psutil
@@ -225,7 +284,7 @@ try:
     dag = bag.get_dag("ours_files_jea_deferrable")
     with create_session() as session:
         ti = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag.dag_id,
-                                                        TaskInstance.run_id == r.run_id)).one()
+                                                        TaskInstance.run_id == deferred_run_id)).one()
         sdk_ti = TaskInstanceSDK(id=ti.id, task_id=ti.task_id, dag_id=ti.dag_id, run_id=ti.run_id,
                                  try_number=ti.try_number, map_index=ti.map_index, dag_version_id=ti.dag_version_id)
 
@@ -274,7 +333,7 @@ try:
     took = in_triggerer(cancel_when_running)
     ops = [o["action"] for o in peer.wsman_log()]
     check("Signal" in ops and ops[-1] == "Delete", f"restart: a cancelled trigger stopped its pipeline and deleted "
-          f"its shell ({took:.1f} s)", json.dumps(ops))
+          f"its shell ({took:.2f} s after the cancel)", json.dumps(ops))
     check(peer.control("/shells")["open"] == 0, "restart: no shell left on the peer")
     event = in_triggerer(lambda: anext(trigger_for(sleep_job, sleep_spec).run()))
     check(event.payload["status"] == "refused" and "was stopped at" in event.payload["message"],

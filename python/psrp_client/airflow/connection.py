@@ -100,8 +100,9 @@ def pool_arguments(
     """
     unknown = sorted(set(extra) - set(ALLOWED_EXTRAS))
     if unknown:
+        hint = "; the port goes in the connection's Port field" if "port" in unknown else ""
         raise ConnectionConfigError(
-            f"Unexpected extra configuration keys: {', '.join(unknown)} (allowed: {', '.join(ALLOWED_EXTRAS)})"
+            f"Unexpected extra configuration keys: {', '.join(unknown)} (allowed: {', '.join(ALLOWED_EXTRAS)}{hint})"
         )
     if not host:
         raise ConnectionConfigError("the connection has no host")

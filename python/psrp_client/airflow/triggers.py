@@ -94,7 +94,7 @@ class PsrpTrigger(BaseTrigger):
         self.runspace_options = dict(runspace_options or {})
         self.collect_output = collect_output
         self.log_output = log_output
-        self.task = dict(task or {})
+        self.task_key = dict(task or {})
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -108,21 +108,21 @@ class PsrpTrigger(BaseTrigger):
                 "runspace_options": self.runspace_options,
                 "collect_output": self.collect_output,
                 "log_output": self.log_output,
-                "task": self.task,
+                "task": self.task_key,
             },
         )
 
     # ---- the claim (an XCom of the deferred task instance) -------------------------------------
 
     def _xcom_target(self) -> dict[str, Any]:
-        missing = [k for k in ("dag_id", "task_id", "run_id") if not self.task.get(k)]
+        missing = [k for k in ("dag_id", "task_id", "run_id") if not self.task_key.get(k)]
         if missing:
             raise ClaimUnavailable(f"the trigger was created without the task instance ({', '.join(missing)})")
         return {
-            "dag_id": self.task["dag_id"],
-            "task_id": self.task["task_id"],
-            "run_id": self.task["run_id"],
-            "map_index": int(self.task.get("map_index", -1)),
+            "dag_id": self.task_key["dag_id"],
+            "task_id": self.task_key["task_id"],
+            "run_id": self.task_key["run_id"],
+            "map_index": int(self.task_key.get("map_index", -1)),
         }
 
     async def _read_claim(self) -> Any:

@@ -67,6 +67,19 @@ def error_dag(dag_id: str, operator: type, conn_id: str) -> DAG:
     return dag
 
 
+def ours_only_dags() -> list:
+    """What only our operator does: exit codes, output logged as JSON, a failing deferred job."""
+    with _dag("ours_exit_code_full") as exit_code:
+        PsrpOperator(task_id="script", psrp_conn_id="psrp_peer_full", powershell="Write-Output 'before'; exit 3")
+    with _dag("ours_log_output_jea") as log_output:
+        PsrpOperator(task_id="files", psrp_conn_id="psrp_peer_jea", cmdlet="Get-ChildItem",
+                     parameters={"Path": "C:\\Temp"}, do_xcom_push=False)
+    with _dag("ours_error_jea_deferrable") as deferred_error:
+        PsrpOperator(task_id="missing", psrp_conn_id="psrp_peer_jea", cmdlet="Get-Item",
+                     parameters={"Path": "C:\\nope"}, deferrable=True)
+    return [exit_code, log_output, deferred_error]
+
+
 # psrp_peer_jea: JEA.Maintenance over Kerberos/HTTP; psrp_peer_full: Microsoft.PowerShell (see proof.py).
 ours_restart_jea = restart_dag("ours_restart_jea", PsrpOperator, "psrp_peer_jea")
 original_restart_jea = restart_dag("original_restart_jea", OriginalPsrpOperator, "psrp_peer_jea")
@@ -75,3 +88,4 @@ original_files_jea = files_dag("original_files_jea", OriginalPsrpOperator, "psrp
 original_files_full = files_dag("original_files_full", OriginalPsrpOperator, "psrp_peer_full")
 ours_error_jea = error_dag("ours_error_jea", PsrpOperator, "psrp_peer_jea")
 ours_files_jea_deferrable = files_dag("ours_files_jea_deferrable", PsrpOperator, "psrp_peer_jea", deferrable=True)
+ours_exit_code_full, ours_log_output_jea, ours_error_jea_deferrable = ours_only_dags()
