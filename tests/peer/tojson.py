@@ -25,6 +25,7 @@ so the JSON has that shape.
 import datetime
 import decimal
 import enum
+import re
 import typing
 import uuid
 
@@ -32,7 +33,7 @@ from psrpcore.types import PSChar, PSCustomObject, PSInt64, PSObject, PSUInt64
 
 DEFAULT_DEPTH = 2
 MAX_DEPTH = 100
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 
 
 class NonStringKey(Exception):
@@ -54,8 +55,13 @@ def convert(value: typing.Any, depth: int = DEFAULT_DEPTH, compress: bool = Fals
 # ---- ProcessValue: objects to a tree of JSON values ------------------------------------------------
 
 
+def _meta(value: typing.Any) -> typing.Any:
+    # psrpcore's PSObject.__getattribute__ builds a property table on every access: go around it.
+    return object.__getattribute__(value, "PSObject")
+
+
 def _extended(value: typing.Any) -> typing.List[typing.Any]:
-    return list(value.PSObject.extended_properties) if isinstance(value, PSObject) else []
+    return list(_meta(value).extended_properties) if isinstance(value, PSObject) else []
 
 
 def _process(value: typing.Any, level: int, max_depth: int) -> typing.Any:
@@ -95,7 +101,7 @@ def _process(value: typing.Any, level: int, max_depth: int) -> typing.Any:
         tree = [_process(item, level + 1, max_depth) for item in value]
     elif isinstance(value, PSObject):
         # A .NET object: its public properties are the adapted ones. Extended ones follow below.
-        tree = {p.name: _process(p.get_value(value), level + 1, max_depth) for p in value.PSObject.adapted_properties}
+        tree = {p.name: _process(p.get_value(value), level + 1, max_depth) for p in _meta(value).adapted_properties}
         if not extended:
             return tree
     else:
@@ -135,13 +141,13 @@ def _timespan(value: datetime.timedelta, level: int, max_depth: int) -> typing.D
 def _is_pure_psobject(value: typing.Any) -> bool:
     """A PSObject with no base object (PSCustomObject, New-Object PSObject)."""
     return isinstance(value, PSCustomObject) or (
-        type(value) is PSObject and not value.PSObject.adapted_properties and value.PSObject.to_string is None
+        type(value) is PSObject and not _meta(value).adapted_properties and _meta(value).to_string is None
     )
 
 
 def _type_name(value: typing.Any) -> str:
-    if isinstance(value, PSObject) and value.PSObject.type_names:
-        return value.PSObject.type_names[0]
+    if isinstance(value, PSObject) and _meta(value).type_names:
+        return _meta(value).type_names[0]
     return {dict: "System.Collections.Hashtable", list: "System.Object[]"}.get(type(value), "System.Object")
 
 
@@ -166,10 +172,10 @@ def _to_string(value: typing.Any) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(_to_string(v) for v in value)  # $OFS
     if _is_pure_psobject(value):
-        props = list(value.PSObject.adapted_properties) + list(value.PSObject.extended_properties)
+        props = list(_meta(value).adapted_properties) + list(_meta(value).extended_properties)
         return "@{" + "; ".join(f"{p.name}={_to_string(p.get_value(value))}" for p in props) + "}"
-    if isinstance(value, PSObject) and value.PSObject.to_string is not None:
-        return str(value.PSObject.to_string)
+    if isinstance(value, PSObject) and _meta(value).to_string is not None:
+        return str(_meta(value).to_string)
     return _type_name(value)
 
 
@@ -215,28 +221,29 @@ def _serialize(tree: typing.Any) -> str:
 
 
 _SHORT_ESCAPES = {"\r": "\\r", "\t": "\\t", '"': '\\"', "\\": "\\\\", "\n": "\\n", "\b": "\\b", "\f": "\\f"}
-_UNICODE_ESCAPED = set("'<>&\u0085\u2028\u2029")
+_ESCAPED = re.compile("[\x00-\x1f\"\\\\'<>&\u0085\u2028\u2029]")
+
+
+def _escape(match: "re.Match[str]") -> str:
+    char = match.group()
+    return _SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
 
 
 def _string(text: str) -> str:
     """HttpUtility.JavaScriptStringEncode in double quotes."""
-    out = ['"']
-    for char in text:
-        if char in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[char])
-        elif char < " " or char in _UNICODE_ESCAPED:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
+    return '"' + _ESCAPED.sub(_escape, text) + '"'
 
 
 def _epoch_ms(value: datetime.datetime) -> int:
-    # DateTime.ToUniversalTime (a naive value is local time), then ticks / 10000 truncated.
-    delta = value.astimezone(datetime.timezone.utc) - _EPOCH
-    micro = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return int(micro / 1000) if micro < 0 else micro // 1000
+    # DateTime.ToUniversalTime (a naive value is local time), then ticks / 10000 truncated. Integer
+    # arithmetic on the fields: exact, and around psrpcore's slow PSDateTime subtraction.
+    offset = value.utcoffset()
+    if offset is None:
+        offset = datetime.datetime.fromtimestamp(value.timestamp()).astimezone().utcoffset() or datetime.timedelta()
+    seconds = (value.toordinal() - _EPOCH_ORDINAL) * 86400 + value.hour * 3600 + value.minute * 60 + value.second
+    micro = seconds * 1_000_000 + value.microsecond - (offset.days * 86400 + offset.seconds) * 1_000_000 \
+        - offset.microseconds
+    return -((-micro) // 1000) if micro < 0 else micro // 1000
 
 
 def _double(value: float) -> str:
