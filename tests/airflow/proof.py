@@ -136,8 +136,17 @@ try:
         xcom: dict[tuple[str, str], typing.Any]
         run_id: str
 
-    # ---- 0. connection mapping: Airflow parses the connection, the hook maps it --------------------
+    # ---- 0. the provider is discovered; connection mapping: Airflow parses, the hook maps ---------
     import warnings
+
+    from airflow.providers_manager import ProvidersManager
+
+    providers = ProvidersManager()
+    hook_info = providers.hooks.get("psrp_client")
+    check("psrp-client" in providers.providers and hook_info is not None
+          and hook_info.hook_class_name == "psrp_client.airflow.hooks.PsrpHook",
+          "provider: Airflow finds psrp-client (entry point) and its psrp_client connection type",
+          repr(sorted(providers.providers)))
 
     from psrp_client.airflow.hooks import PsrpHook
 
@@ -336,8 +345,41 @@ try:
           f"its shell ({took:.2f} s after the cancel)", json.dumps(ops))
     check(peer.control("/shells")["open"] == 0, "restart: no shell left on the peer")
     event = in_triggerer(lambda: anext(trigger_for(sleep_job, sleep_spec).run()))
-    check(event.payload["status"] == "refused" and "was stopped at" in event.payload["message"],
+    check(event.payload["status"] == "refused" and "while its command ran, and stopped it" in event.payload["message"],
           "restart: its re-run refuses and says the earlier run was stopped", json.dumps(event.payload))
+
+    def claim_of(job_id: str) -> typing.Any:
+        with create_session() as session:
+            row = session.scalars(select(XComModel).where(
+                XComModel.dag_id == sdk_ti.dag_id, XComModel.run_id == sdk_ti.run_id,
+                XComModel.task_id == sdk_ti.task_id, XComModel.key == "psrp_job")).first()
+            value = None if row is None else row.value
+        return value if isinstance(value, dict) and value.get("job_id") == job_id else None
+
+    # Cancelled while connecting (a slow Create): the command was never sent, so the re-run runs it.
+    connect_job = str(uuid.uuid4())
+    date_spec = {"name": "Get-Date", "parameters": {}, "arguments": [], "script": False}
+    peer.control("/faults", {"kind": "delay", "action": "Create", "delay_ms": 2500, "count": 1})
+
+    async def cancel_while_connecting() -> None:
+        task = asyncio.ensure_future(anext(trigger_for(connect_job, date_spec).run()))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    in_triggerer(cancel_while_connecting)
+    stopped = claim_of(connect_job) or {}
+    check(stopped.get("phase") == "connecting" and bool(stopped.get("stopped_at")),
+          "restart: a trigger cancelled while connecting records that its command was not sent", json.dumps(stopped))
+    deadline = time.monotonic() + 15
+    while peer.control("/shells")["open"] and time.monotonic() < deadline:
+        time.sleep(0.2)  # the delayed Create completes on the peer after the cancel; its shell must go
+    check(peer.control("/shells")["open"] == 0, "restart: the shell of the cancelled Create was deleted")
+    event = in_triggerer(lambda: anext(trigger_for(connect_job, date_spec).run()))
+    result = event.payload.get("result") or {}
+    check(event.payload["status"] == "finished" and result.get("state") == "Completed"
+          and result.get("output_count") == 1, "restart: its re-run runs the command once", json.dumps(event.payload))
 finally:
     if proc.stdin:
         proc.stdin.close()

@@ -23,7 +23,9 @@ repeat a non-idempotent action (Restart-Computer, a payment run). So:
   deferral.
 - When the trigger is cancelled (triggerer shutdown or rebalancing, task timeout, the task
   marked failed or cleared), it stops the pipeline (WS-Man Signal) and deletes the shell
-  before it exits, and adds ``"stopped_at"`` to the claim.
+  before it exits, and adds ``stopped_at`` and ``phase`` to the claim. If it was still
+  connecting (opening the pool, running the session-init commands), the command was never
+  sent, and the re-run runs it.
 - When the triggerer process is killed outright (SIGKILL, OOM, host lost), nothing runs on
   the client side: the command keeps running on the Windows host until it ends or the
   shell's idle timeout (WinRM ``IdleTimeout``, 2 hours by default) deletes it; the re-run
@@ -137,22 +139,31 @@ class PsrpTrigger(BaseTrigger):
         await asyncio.to_thread(lambda: XCom.set(CLAIM_KEY, claim, **self._xcom_target()))
 
     async def claim(self) -> dict[str, Any] | None:
-        """Records this job's claim; returns the earlier claim when this is a re-run of the same job."""
+        """Records this job's claim; returns the earlier claim when this is a re-run that must not run.
+
+        A re-run may run when the earlier run was cancelled while it was still connecting (opening
+        the pool and running the session-init commands): its command was never sent.
+        """
         earlier = await self._read_claim()
-        if isinstance(earlier, dict) and earlier.get("job_id") == self.job_id:
+        mine = isinstance(earlier, dict) and earlier.get("job_id") == self.job_id
+        if mine and not (earlier.get("stopped_at") and earlier.get("phase") == "connecting"):
             return earlier
-        await self._write_claim(
-            {"job_id": self.job_id, "claimed_at": _now(), "triggerer": socket.gethostname(), "pid": os.getpid()}
-        )
+        claim = {"job_id": self.job_id, "claimed_at": _now(), "triggerer": socket.gethostname(), "pid": os.getpid()}
+        if mine:
+            claim["previous_run"] = {k: earlier.get(k) for k in ("claimed_at", "triggerer", "pid", "stopped_at")}
+            self.log.info("Job %s: the earlier run was cancelled before its command was sent; running it", self.job_id)
+        await self._write_claim(claim)
         return None
 
     def _refusal(self, earlier: dict[str, Any]) -> str:
-        how = (
-            f"was stopped at {earlier['stopped_at']} (pipeline stopped, shell deleted) when that trigger was cancelled"
-            if earlier.get("stopped_at")
-            else "did not finish: its triggerer was killed or lost, and the command may still be running on the "
-            "host until the shell's idle timeout"
-        )
+        if earlier.get("stopped_at"):
+            how = (f"was cancelled at {earlier['stopped_at']} while its command was being started, and stopped it "
+                   "(pipeline stopped, shell deleted)" if earlier.get("phase") == "starting" else
+                   f"was cancelled at {earlier['stopped_at']} while its command ran, and stopped it (pipeline "
+                   "stopped, shell deleted)")
+        else:
+            how = ("did not finish: its triggerer was killed or lost, and the command may still be running on the "
+                   "host until WinRM deletes the idle shell")
         return (
             f"job {self.job_id} ({commands.describe(self.invocation)}) was started by an earlier run of this trigger "
             f"(claimed at {earlier.get('claimed_at')} by triggerer {earlier.get('triggerer')} pid "
@@ -194,48 +205,55 @@ class PsrpTrigger(BaseTrigger):
         yield TriggerEvent({**base, "status": "finished", "result": result.to_payload()})
 
     async def _run_pipeline(self, result: RunResult) -> None:
-        hook = PsrpHook(
-            self.psrp_conn_id,
-            runspace_options=self.runspace_options,
-            wsman_options=self.wsman_options,
-            session_init=self.session_init,
-        )
-        arguments = await hook.apool_arguments()
-        args, kwargs = commands.start_arguments(self.invocation)
-        async with AsyncRunspacePool(**arguments, session_init=hook.session_init_commands()) as pool:
-            for init in pool.session_init_results:
-                result.records.extend(result_entries(init))
-            invocation = await pool.start(*args, **kwargs)
-            try:
-                async for event in invocation:
-                    if event.kind == "output":
-                        result.output_count += 1
-                        if result.output is not None:
-                            result.output.append(event.value)
-                        if self.log_output:
-                            self.log.info("%s", output_json(event.value))
-                    else:
-                        result.records.append(record_entry(event.kind, event.record))
-                final = await invocation.result()
-            except PipelineFailed as e:
-                if e.result is None:
-                    raise
-                final = e.result
-            except asyncio.CancelledError:
-                # Triggerer shutdown, timeout, task killed: stop the pipeline; leaving the pool deletes the shell.
-                self.log.warning("Job %s cancelled: stopping the pipeline and deleting the shell", self.job_id)
+        phase = "connecting"  # until the command is sent: a re-run may then run it
+        try:
+            hook = PsrpHook(
+                self.psrp_conn_id,
+                runspace_options=self.runspace_options,
+                wsman_options=self.wsman_options,
+                session_init=self.session_init,
+            )
+            arguments = await hook.apool_arguments()
+            args, kwargs = commands.start_arguments(self.invocation)
+            async with AsyncRunspacePool(**arguments, session_init=hook.session_init_commands()) as pool:
+                for init in pool.session_init_results:
+                    result.records.extend(result_entries(init))
+                phase = "starting"
+                invocation = await pool.start(*args, **kwargs)
+                phase = "running"
                 try:
-                    await asyncio.wait_for(invocation.stop(), 30)
-                finally:
-                    await self._mark_stopped()
-                raise
+                    async for event in invocation:
+                        if event.kind == "output":
+                            result.output_count += 1
+                            if result.output is not None:
+                                result.output.append(event.value)
+                            if self.log_output:
+                                self.log.info("%s", output_json(event.value))
+                        else:
+                            result.records.append(record_entry(event.kind, event.record))
+                    final = await invocation.result()
+                except PipelineFailed as e:
+                    if e.result is None:
+                        raise
+                    final = e.result
+                except asyncio.CancelledError:
+                    # Triggerer shutdown, timeout, task killed: stop the pipeline; leaving the pool deletes the shell.
+                    self.log.warning("Job %s cancelled: stopping the pipeline and deleting the shell", self.job_id)
+                    try:
+                        await asyncio.wait_for(invocation.stop(), 30)
+                    except Exception as e:  # the shell is deleted next, which ends the pipeline too
+                        self.log.warning("Job %s: stopping the pipeline failed: %s", self.job_id, e)
+                    raise
             result.finish(final)
+        except asyncio.CancelledError:
+            await self._mark_stopped(phase)  # after leaving the pool: the shell is gone
+            raise
 
-    async def _mark_stopped(self) -> None:
-        """Best effort: say in the claim that this run stopped its pipeline (for the re-run's message)."""
+    async def _mark_stopped(self, phase: str) -> None:
+        """Best effort: record in the claim that this run was cancelled, and in which phase."""
         try:
             earlier = await asyncio.wait_for(self._read_claim(), 10)
             if isinstance(earlier, dict) and earlier.get("job_id") == self.job_id:
-                await asyncio.wait_for(self._write_claim({**earlier, "stopped_at": _now()}), 10)
+                await asyncio.wait_for(self._write_claim({**earlier, "stopped_at": _now(), "phase": phase}), 10)
         except Exception as e:  # the triggerer may be going away; the claim itself is already there
             self.log.log(logging.WARNING, "Job %s: cannot mark the claim stopped: %s", self.job_id, e)
