@@ -15,7 +15,8 @@ tests/airflow/venv.sh with our wheel built in release mode:
   arrive: memory stays flat), and the original without XCom at 10,000 (pypsrp keeps them).
 
 Printed per case: the task's duration (from the execution API's "Task started" to dag.test()'s
-"end task" in its log: templates, execute, XCom push, final state), the process's
+"end task" in its log: templates, execute, XCom push, final state) and its execute part
+(up to the XCom push, which is Airflow's work and the same for both), the process's
 wall and CPU time and peak RSS (wait4), the peer's own CPU time (its control endpoint; for
 the original this includes the emulated ConvertTo-Json, work a Windows host would do), and
 the XCom size. Needs the Debian packages and venv of tests/peer/setup.sh.
@@ -124,9 +125,10 @@ def main() -> None:
                 _, status, usage = os.wait4(proc.pid, 0)
             wall = time.monotonic() - start
             facts = json.loads(subprocess.check_output([str(python), "-c", FACTS, dag_id], env=env, text=True))
+            task_s, execute_s = task_seconds(log_path)
             row = {
                 "case": label, "dag_id": dag_id, "objects": count, "state": facts["state"],
-                "task_s": task_seconds(log_path), "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+                "task_s": task_s, "execute_s": execute_s, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
                 "rss_mib": usage.ru_maxrss / 1024, "peer_cpu_s": peer_cpu() - cpu0,
                 "xcom_mb": facts["xcom_bytes"] / 1e6 if facts["xcom_bytes"] else None,
                 "xcom_items": facts["xcom_items"],
@@ -140,31 +142,33 @@ def main() -> None:
             peer.stdin.close()
         peer.wait(timeout=30)
 
-    header = f"{'case':<36} {'objects':>7} {'task s':>7} {'wall s':>7} {'CPU s':>6} {'peak RSS MiB':>12} " \
-             f"{'peer CPU s':>10} {'XCom MB':>7}"
+    header = f"{'case':<34} {'objects':>7} {'task s':>6} {'execute s':>9} {'process wall s':>14} {'CPU s':>6} " \
+             f"{'peak RSS MiB':>12} {'peer CPU s':>10} {'XCom MB':>7}"
     print(header)
     for r in rows:
         xcom = "-" if r["xcom_mb"] is None else f"{r['xcom_mb']:.1f}"
-        print(f"{r['case']:<36} {r['objects'] or '-':>7} {r['task_s']:>7.2f} {r['wall_s']:>7.2f} {r['cpu_s']:>6.2f} "
-              f"{r['rss_mib']:>12.1f} {r['peer_cpu_s']:>10.2f} {xcom:>7}")
+        print(f"{r['case']:<34} {r['objects'] or '-':>7} {r['task_s']:>6.2f} {r['execute_s']:>9.2f} "
+              f"{r['wall_s']:>14.2f} {r['cpu_s']:>6.2f} {r['rss_mib']:>12.1f} {r['peer_cpu_s']:>10.2f} {xcom:>7}")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
 
 
-def task_seconds(log_path: str) -> float:
-    """From the execution API's "Task started" to dag.test()'s "end task": the task itself (templates,
-    execute, XCom push, final state), without Airflow's start-up; from the log's timestamps."""
+def task_seconds(log_path: str) -> "tuple[float, float]":
+    """(task, execute) seconds from the task log's timestamps: the task from the execution API's
+    "Task started" to dag.test()'s "end task" (templates, execute, XCom push, final state), without
+    Airflow's start-up; execute up to the "Post Execute" group (before the XCom push)."""
     import datetime
 
-    start = end = None
+    marks: "dict[str, str]" = {}
     with open(log_path, errors="replace") as log:
         for line in log:
-            if start is None and "Task started" in line:
-                start = line.split(" ", 1)[0]
-            elif "[DAG TEST] end task" in line:
-                end = line.split(" ", 1)[0]
-    if start is None or end is None:
-        return float("nan")
-    parse = lambda ts: datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))  # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
+            for key, text in (("start", "Task started"), ("post", "::group::Post Execute"),
+                              ("end", "[DAG TEST] end task")):
+                if text in line and key not in marks:
+                    marks[key] = line.split(" ", 1)[0]
+    if len(marks) < 3:
+        return float("nan"), float("nan")
+    at = {k: datetime.datetime.fromisoformat(v.replace("Z", "+00:00")) for k, v in marks.items()}
+    return (at["end"] - at["start"]).total_seconds(), (at["post"] - at["start"]).total_seconds()
 
 
 # Run in the Airflow venv: the task's state, and the size of its return_value XCom.
