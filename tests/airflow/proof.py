@@ -121,7 +121,6 @@ try:
     print(f"airflow db migrate: {time.monotonic() - started:.1f} s", flush=True)
 
     from airflow.dag_processing.dagbag import DagBag
-    from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -165,7 +164,8 @@ try:
     got = mapped("map_uri")
     check(got == {"host": "win01", "port": 5986, "scheme": "https", "auth": "ntlm", "username": "alice@EXAMPLE.COM",
                   "password": "secret", "insecure_skip_tls_verify": True},
-          "connection: a psrp-client:// URI; port 5986 means HTTPS; cert_validation false is the loud opt-out", shown(got))
+          "connection: a psrp-client:// URI; port 5986 means HTTPS; cert_validation false is the loud opt-out",
+          shown(got))
     got = mapped("map_original", wsman_options={"port": 15985, "auth": "ntlm"})
     check(got == {"host": "win01", "port": 15985, "scheme": "http", "auth": "kerberos", "username": "bob",
                   "password": "secret", "spn": "WSMAN/win01", "read_timeout": 90.0},

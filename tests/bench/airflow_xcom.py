@@ -59,9 +59,9 @@ def main() -> None:
         if not wheel:
             out = ROOT / "target" / "airflow-wheel-release"
             subprocess.run(["rm", "-rf", str(out)], check=True)
-            subprocess.run([str(venv / "bin" / "maturin"), "build", "--quiet", "-m", str(ROOT / "python" / "Cargo.toml"),
-                            "--release", "--locked", "--compatibility", "linux", "--out", str(out), "-i", str(python)],
-                           check=True)
+            subprocess.run([str(venv / "bin" / "maturin"), "build", "--quiet", "-m",
+                            str(ROOT / "python" / "Cargo.toml"), "--release", "--locked", "--compatibility", "linux",
+                            "--out", str(out), "-i", str(python)], check=True)
             wheel = str(next(out.glob("psrp_client-*.whl")))
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "--force-reinstall",
                         "--no-deps", wheel], check=True)

@@ -57,6 +57,7 @@ _IGNORED_WSMAN = ("reconnection_retries", "reconnection_backoff", "negotiate_sen
 _IGNORED_RUNSPACE = ("min_runspaces", "max_runspaces", "apartment_state", "thread_options", "session_key_timeout_ms",
                      "no_profile", "idle_timeout", "host")
 _AUTHS = {"negotiate", "kerberos", "ntlm", "basic"}
+_BOOL_WORDS = ("true", "false", "yes", "no", "1", "0", "on", "off")
 
 
 class ConnectionConfigError(ValueError):
@@ -174,7 +175,7 @@ def pool_arguments(
 
     if "cert_validation" in wsman:
         value = wsman["cert_validation"]
-        if isinstance(value, str) and value.strip().lower() not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+        if isinstance(value, str) and value.strip().lower() not in _BOOL_WORDS:
             args["ca_file"] = value
         elif not _bool("cert_validation", value):
             args["insecure_skip_tls_verify"] = True

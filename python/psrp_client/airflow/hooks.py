@@ -260,9 +260,9 @@ class PsrpHook(BaseHook):
                         self._on_event(event, result, logger, log_output)
                     final = invocation.result()
                 except PipelineFailed as e:
-                    final = e.result
-                    if final is None:
+                    if e.result is None:
                         raise
+                    final = e.result
                 finally:
                     self._current = None
                 for entry in result.finish(final):

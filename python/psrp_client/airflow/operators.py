@@ -34,11 +34,11 @@ from psrp_client.airflow.results import RunResult, log_entry
 try:
     from airflow.sdk.configuration import conf
 except ImportError:  # pragma: no cover - older task SDKs
-    from airflow.configuration import conf  # type: ignore[no-redef]
+    from airflow.configuration import conf
 
 
 def _default_deferrable() -> bool:
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
 class PsrpOperator(BaseOperator):

@@ -48,7 +48,7 @@ def record_entry(kind: str, record: Any) -> dict[str, Any]:
 
 def result_entries(result: Any) -> list[dict[str, Any]]:
     """The records of an InvocationResult (e.g. of a session-init command), stream by stream."""
-    entries = []
+    entries: list[dict[str, Any]] = []
     for kind, attr in (("error", "errors"), ("warning", "warnings"), ("information", "information"),
                        ("progress", "progress"), ("verbose", "verbose"), ("debug", "debug")):
         entries.extend(record_entry(kind, record) for record in getattr(result, attr, None) or [])

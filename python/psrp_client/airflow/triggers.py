@@ -147,7 +147,7 @@ class PsrpTrigger(BaseTrigger):
         earlier = await self._read_claim()
         mine = isinstance(earlier, dict) and earlier.get("job_id") == self.job_id
         if mine and not (earlier.get("stopped_at") and earlier.get("phase") == "connecting"):
-            return earlier
+            return dict(earlier)
         claim = {"job_id": self.job_id, "claimed_at": _now(), "triggerer": socket.gethostname(), "pid": os.getpid()}
         if mine:
             claim["previous_run"] = {k: earlier.get(k) for k in ("claimed_at", "triggerer", "pid", "stopped_at")}
