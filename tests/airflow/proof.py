@@ -138,9 +138,9 @@ try:
     # ---- 0. the provider is discovered; connection mapping: Airflow parses, the hook maps ---------
     import warnings
 
-    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    providers = ProvidersManager()
+    providers = ProvidersManagerTaskRuntime()  # what a task's runtime discovers
     hook_info = providers.hooks.get("psrp_client")
     check("psrp-client" in providers.providers and hook_info is not None
           and hook_info.hook_class_name == "psrp_client.airflow.hooks.PsrpHook",
