@@ -47,5 +47,10 @@ cargo test --workspace --locked
 step "python/test.sh (psrp_client wheel, pytest against the test peer)"
 python/test.sh
 
+# Real Airflow 3 (its own pinned venv) running DAGs with our provider and
+# Airflow's PSRP provider side by side against the peer, with the wheel above.
+step "tests/airflow/run.sh (Airflow DAGs against the test peer)"
+PSRP_WHEEL=$(ls "$root"/target/wheels/psrp_client-*.whl) tests/airflow/run.sh
+
 echo
 echo "All tests passed."

@@ -17,7 +17,7 @@ from psrpcore.types import (
 from psrpcore.types._psrp import SessionCapability
 from psrpcore._crypto import PSRemotingCrypto
 
-from peer import fakefs, objects
+from peer import fakefs, objects, tojson
 from peer.binding import Param
 from peer.runner import Call, Configuration, TerminatingError
 
@@ -339,6 +339,74 @@ def get_process(call: Call) -> None:
         if ids and pid not in ids:
             continue
         call.output(objects.process_object(name, pid, handles, ws, cpu))
+
+
+@command(
+    "ConvertTo-Json",
+    "Microsoft.PowerShell.Commands.ConvertToJsonCommand",
+    [Param("InputObject", 0), Param("Depth"), Param("Compress", switch=True)],
+)
+def convert_to_json(call: Call) -> None:
+    """Windows PowerShell 5.1's ConvertTo-Json (see peer.tojson); not visible in JEA.Maintenance."""
+    cmdlet_class = "Microsoft.PowerShell.Commands.ConvertToJsonCommand"
+    depth = tojson.DEFAULT_DEPTH
+    if call.bound.has("Depth"):
+        raw = call.bound.get("Depth")
+        try:
+            depth = int(raw)
+        except (TypeError, ValueError):
+            raise TerminatingError(
+                objects.parameter_error(
+                    "ConvertTo-Json",
+                    f"Cannot process argument transformation on parameter 'Depth'. Cannot convert value \"{raw}\" "
+                    "to type \"System.Int32\". Error: \"Input string was not in a correct format.\"",
+                    "ParameterArgumentTransformationError",
+                    cmdlet_class,
+                )
+            ) from None
+        if depth < 1:
+            raise TerminatingError(
+                objects.parameter_error(
+                    "ConvertTo-Json",
+                    f"Cannot validate argument on parameter 'Depth'. The {depth} argument is less than the minimum "
+                    "allowed range of 1. Supply an argument that is greater than or equal to 1 and then try the "
+                    "command again.",
+                    "ParameterArgumentValidationError",
+                    cmdlet_class,
+                )
+            )
+    if depth > tojson.MAX_DEPTH:
+        raise TerminatingError(
+            objects.error_record(
+                f"The maximum depth allowed for serialization is {tojson.MAX_DEPTH}.",
+                ["System.InvalidOperationException", "System.SystemException"],
+                f"ReachedMaximumDepthAllowed,{cmdlet_class}",
+                objects.ErrorCategory.InvalidOperation,
+                "ConvertTo-Json",
+                None,
+            )
+        )
+    # ProcessRecord keeps each non-null input; EndProcessing converts one object, or all of them as an array.
+    inputs = call.input if not call.bound.has("InputObject") else [call.bound.get("InputObject")]
+    kept = [value for value in inputs if value is not None]
+    if not kept:
+        return
+    value = kept[0] if len(kept) == 1 else kept
+    try:
+        text = tojson.convert(value, depth, compress=call.bound.switch("Compress"))
+    except tojson.NonStringKey as e:
+        raise TerminatingError(
+            objects.error_record(
+                f"The type '{e}' is not supported for serialization or deserialization of a dictionary. Keys must "
+                "be strings.",
+                ["System.InvalidOperationException", "System.SystemException"],
+                f"NonStringKeyInDictionary,{cmdlet_class}",
+                objects.ErrorCategory.InvalidOperation,
+                "ConvertTo-Json",
+                None,
+            )
+        ) from None
+    call.output(text)
 
 
 @command("Invoke-Expression", "Microsoft.PowerShell.Commands.InvokeExpressionCommand",

@@ -6,6 +6,8 @@ what the peer recorded (control endpoint).
 """
 
 import base64
+import datetime
+import json
 import os
 import subprocess
 import sys
@@ -449,6 +451,82 @@ def test_script_emulation_in_full_language(peer: PeerProcess) -> None:
     assert ps.streams.error[0].fq_error == "CommandNotFoundException"
 
 
+def _ms(value: "datetime.datetime") -> int:
+    return int(value.timestamp() * 1000)
+
+
+def test_convert_to_json_as_windows_powershell_writes_it(peer: PeerProcess) -> None:
+    def build(ps: PowerShell) -> None:
+        ps.add_cmdlet("Get-Item").add_parameter("Path", "C:\\Windows\\win.ini")
+        ps.add_cmdlet("ConvertTo-Json")
+
+    ps = invoke(connect(peer), build)
+    assert ps.state == PSInvocationState.COMPLETED, ps.streams.error
+    (text,) = ps.output
+    # 5.1's layout: CRLF, 4-space indent, two spaces after the colon, nested objects aligned after the key.
+    lines = text.split("\r\n")
+    assert lines[:3] == ["{", '    "Name":  "win.ini",', '    "Length":  92,']
+    assert '    "PSDrive":  {' in lines and '                    "Name":  "C",' in lines
+    assert lines[-1] == "}" and "\n" not in text.replace("\r\n", "")
+    value = json.loads(text)
+    written = datetime.datetime(2024, 3, 1, 17, 15, 30, 123456, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+    assert value["LastWriteTime"] == f"/Date({_ms(written)})/"  # "\/Date(ms)\/" in the text
+    assert f'"LastWriteTime":  "\\/Date({_ms(written)})\\/"' in text
+    assert value["Attributes"] == 32 and value["IsReadOnly"] is False and value["LinkType"] is None
+    assert value["PSDrive"]["Root"] == "C:\\" and value["Mode"] == "-a----" and value["Target"] == []
+    assert list(value)[:2] == ["Name", "Length"] and list(value)[-1] == "LinkType"
+
+
+def test_convert_to_json_collects_pipeline_input_and_honours_depth(peer: PeerProcess) -> None:
+    def build(depth: typing.Optional[int]) -> typing.Callable[[PowerShell], None]:
+        def add(ps: PowerShell) -> None:
+            ps.add_cmdlet("Get-ChildItem").add_parameter("Path", "C:\\Temp")
+            ps.add_cmdlet("ConvertTo-Json").add_parameter("Compress")
+            if depth is not None:
+                ps.add_parameter("Depth", depth)
+
+        return add
+
+    (text,) = invoke(connect(peer), build(None)).output
+    assert text.startswith('[{"Name":"Logs",') and "\r\n" not in text
+    items = json.loads(text)  # several input objects: one array
+    assert [i["Name"] for i in items] == ["Logs", "data.csv", "readonly.log", "report.txt"]
+    assert items[1]["PSDrive"]["Name"] == "C"  # depth 2: array 0, item 1, PSDrive 2
+    (text,) = invoke(connect(peer), build(1)).output
+    assert json.loads(text)[1]["PSDrive"] == "C"  # deeper than -Depth: its ToString
+    # One input object is not wrapped in an array; -InputObject takes the array as one object.
+    ps = invoke(connect(peer), lambda ps: ps.add_cmdlet("Get-Date").add_cmdlet("ConvertTo-Json"))
+    date = json.loads(ps.output[0])
+    assert list(date) == ["value", "DisplayHint", "DateTime"] and date["DisplayHint"] == 2
+    assert date["value"].startswith("/Date(")
+    ps = invoke(
+        connect(peer),
+        lambda ps: ps.add_cmdlet("ConvertTo-Json").add_parameter("InputObject", ["a'<b>&", 1, None, True, 2.5])
+        .add_parameter("Compress"),
+    )
+    assert ps.output == ['["a\\u0027\\u003cb\\u003e\\u0026",1,null,true,2.5]']
+    ps = invoke(connect(peer), lambda ps: ps.add_script("Get-ChildItem C:\\Temp\\Logs | ConvertTo-Json -Depth 1"))
+    assert ps.state == PSInvocationState.COMPLETED, ps.streams.error
+    assert [i["Name"] for i in json.loads(ps.output[0])] == ["old", "app.log"]
+
+
+def test_convert_to_json_not_visible_in_jea(peer: PeerProcess) -> None:
+    # Airflow's PsrpOperator appends ConvertTo-Json when pushing to XCom: in JEA.Maintenance the whole
+    # statement fails at command discovery, so the action before it does not run either.
+    before = len(peer.control("/restarts"))
+
+    def build(ps: PowerShell) -> None:
+        ps.add_cmdlet("Restart-Computer").add_parameter("Force")
+        ps.add_cmdlet("ConvertTo-Json")
+
+    ps = invoke(connect(peer), build, configuration="JEA.Maintenance")
+    assert ps.state == PSInvocationState.FAILED
+    (err,) = ps.streams.error
+    assert err.fq_error == "CommandNotFoundException"
+    assert str(err).startswith("The term 'ConvertTo-Json' is not recognized")
+    assert len(peer.control("/restarts")) == before
+
+
 @pytest.mark.parametrize(
     "command",
     ["Get-Date", "Get-Item", "Get-ChildItem", "Invoke-Echo", "Write-Output", "Write-Warning"],
@@ -465,7 +543,9 @@ def test_jea_visible_commands_work(peer: PeerProcess, command: str) -> None:
     assert ps.state == PSInvocationState.COMPLETED, ps.streams.error
 
 
-@pytest.mark.parametrize("command", ["Get-Process", "Remove-Item", "Invoke-Expression", "Invoke-Throw"])
+@pytest.mark.parametrize(
+    "command", ["Get-Process", "Remove-Item", "Invoke-Expression", "Invoke-Throw", "ConvertTo-Json"]
+)
 def test_jea_hidden_commands_not_found(peer: PeerProcess, command: str) -> None:
     ps = invoke(connect(peer), lambda ps: ps.add_cmdlet(command), configuration="JEA.Maintenance")
     assert ps.state == PSInvocationState.FAILED
