@@ -12,6 +12,7 @@
 
 mod http;
 mod proxy;
+pub(crate) mod proxy_reply;
 mod tls;
 
 use crate::auth::channel_bindings::ChannelBindings;
@@ -54,7 +55,7 @@ impl Shared {
             tls,
             connect_timeout: config.connect_timeout,
             request_timeout: config.effective_read_timeout(),
-            max_response: (config.max_envelope_size * 4).max(16 << 20),
+            max_response: crate::limits::response_body(config.max_envelope_size),
         };
         Ok(Shared {
             endpoint: config.endpoint.to_string(),
@@ -72,6 +73,12 @@ impl Shared {
     }
 
     fn http_error(&self, f: HttpFailure) -> Error {
+        if let Some(limit) = f.too_large {
+            return Error::ResponseTooLarge {
+                endpoint: self.endpoint.clone(),
+                limit,
+            };
+        }
         if f.tls {
             return Error::Tls {
                 endpoint: self.endpoint.clone(),
