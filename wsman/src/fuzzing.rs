@@ -30,3 +30,24 @@ pub fn encrypted_part_ranges(
         .map(|p| (p.original_length, p.header, p.data))
         .collect())
 }
+
+/// The WWW-Authenticate parsing of a 401 reply: one header value per line
+/// of `values`; returns the offered schemes and, per scheme word offered,
+/// the decoded token or the error text.
+#[allow(clippy::type_complexity)]
+pub fn www_authenticate(values: &[u8]) -> (Vec<String>, Vec<Result<Option<Vec<u8>>, String>>) {
+    let mut headers = hyper::header::HeaderMap::new();
+    for line in values.split(|&b| b == b'\n') {
+        if let Ok(v) = hyper::header::HeaderValue::from_bytes(line) {
+            headers.append(hyper::header::WWW_AUTHENTICATE, v);
+        }
+    }
+    let reply = crate::transport::Reply {
+        status: 401,
+        headers,
+        body: Vec::new(),
+    };
+    let offered = reply.offered_schemes();
+    let tokens = offered.iter().map(|s| reply.server_token(s)).collect();
+    (offered, tokens)
+}

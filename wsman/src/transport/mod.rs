@@ -116,7 +116,7 @@ impl Reply {
     }
 
     /// Scheme words offered in WWW-Authenticate.
-    fn offered_schemes(&self) -> Vec<String> {
+    pub(crate) fn offered_schemes(&self) -> Vec<String> {
         self.headers
             .get_all(WWW_AUTHENTICATE)
             .iter()
@@ -130,7 +130,7 @@ impl Reply {
     }
 
     /// The token of `scheme` in WWW-Authenticate, if any.
-    fn server_token(&self, scheme: &str) -> Result<Option<Vec<u8>>, String> {
+    pub(crate) fn server_token(&self, scheme: &str) -> Result<Option<Vec<u8>>, String> {
         for v in self.headers.get_all(WWW_AUTHENTICATE) {
             let Ok(v) = v.to_str() else { continue };
             let mut it = v.trim().splitn(2, ' ');
