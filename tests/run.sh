@@ -42,5 +42,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
 
+# Every cargo-fuzz target over its seed corpus plus a fixed number of new
+# inputs: a parser regression fails here.
+step "fuzz smoke (tests/fuzz_smoke.sh)"
+tests/fuzz_smoke.sh
+
 echo
 echo "All tests passed."
