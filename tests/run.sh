@@ -36,6 +36,16 @@ timeout 1200 "$PSRP_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/peer
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+# Licenses, banned or duplicate crates and crate sources, from Cargo.lock
+# (deny.toml). Advisories need the RustSec database from the network: see the
+# README's "Test" section.
+if ! cargo deny --version >/dev/null 2>&1; then
+    step "cargo install --locked cargo-deny"
+    cargo install --locked cargo-deny
+fi
+step "cargo deny check licenses bans sources"
+cargo deny --locked check --hide-inclusion-graph licenses bans sources
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
