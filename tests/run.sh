@@ -36,6 +36,16 @@ timeout 1200 "$PSRP_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/peer
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+# Licenses, banned or duplicate crates and crate sources, from Cargo.lock
+# (deny.toml). Advisories need the RustSec database from the network: see the
+# README's "Test" section.
+if ! cargo deny --version >/dev/null 2>&1; then
+    step "cargo install --locked cargo-deny"
+    cargo install --locked cargo-deny
+fi
+step "cargo deny check licenses bans sources"
+cargo deny --locked check --hide-inclusion-graph licenses bans sources
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -51,6 +61,11 @@ python/test.sh
 # Airflow's PSRP provider side by side against the peer, with the wheel above.
 step "tests/airflow/run.sh (Airflow DAGs against the test peer)"
 PSRP_WHEEL=$(ls "$root"/target/wheels/psrp_client-*.whl) tests/airflow/run.sh
+
+# Every cargo-fuzz target over its seed corpus plus a fixed number of new
+# inputs: a parser regression fails here.
+step "fuzz smoke (tests/fuzz_smoke.sh)"
+tests/fuzz_smoke.sh
 
 echo
 echo "All tests passed."

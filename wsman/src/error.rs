@@ -46,6 +46,17 @@ pub enum Error {
         timed_out: bool,
     },
 
+    /// The response body is larger than the limit
+    /// ([`crate::limits::response_body`]): nothing of it is used. A server
+    /// that honours MaxEnvelopeSize never comes near the limit.
+    #[error("{endpoint} sent a response body larger than the {limit}-byte limit (4 x MaxEnvelopeSize, at least 16 MiB); a WinRM server answers within MaxEnvelopeSize, so this is a broken or hostile server")]
+    ResponseTooLarge {
+        /// Endpoint URL.
+        endpoint: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+
     /// The server answered with an unexpected HTTP status and no SOAP fault.
     #[error("{endpoint} answered HTTP {status}: {body}")]
     HttpStatus {

@@ -10,6 +10,8 @@
 //! - [`encryption`]: WinRM `multipart/encrypted` message framing.
 //! - [`WsmanClient`]: the async client with its pool of authenticated
 //!   connections.
+//! - [`limits`]: how much a server can make the client read and keep
+//!   (response body size, XML nodes and depth, encrypted parts).
 //!
 //! # Security defaults
 //!
@@ -106,6 +108,9 @@ pub mod config;
 pub mod encryption;
 mod error;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod limits;
 mod secret;
 pub mod shell;
 pub mod soap;

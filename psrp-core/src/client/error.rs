@@ -262,7 +262,9 @@ fn classify(e: &wsman::Error) -> ErrorKind {
         E::Tls { .. } | E::ChannelBinding(_) => ErrorKind::Tls,
         E::Http { .. } | E::HttpStatus { .. } => ErrorKind::Connection,
         E::Fault { .. } => ErrorKind::Fault,
-        E::Response { .. } | E::Encryption { .. } => ErrorKind::Protocol,
+        E::Response { .. } | E::Encryption { .. } | E::ResponseTooLarge { .. } => {
+            ErrorKind::Protocol
+        }
         _ => ErrorKind::Connection,
     }
 }

@@ -1,6 +1,7 @@
 //! Typed WinRM shell operations (MS-WSMV 3.1.4.x; MS-PSRP 3.1.5.3): request
 //! bodies and response parsing, independent of transport.
 
+use crate::soap::dom::excerpt;
 use crate::soap::envelope::ResponseError;
 use crate::soap::{ns, Element, WsmanOption};
 use base64::Engine as _;
@@ -468,12 +469,12 @@ pub fn parse_receive(body: &Element) -> Result<ReceiveResponse, ResponseError> {
             .ok_or_else(|| shape("rsp:CommandState without State"))?;
         let kind = state_kind(state);
         let exit_code = match cs.child(ns::RSP, "ExitCode") {
-            Some(e) => Some(
-                e.text
-                    .trim()
-                    .parse::<i64>()
-                    .map_err(|_| shape(format!("ExitCode {:?} is not a number", e.text)))?,
-            ),
+            Some(e) => Some(e.text.trim().parse::<i64>().map_err(|_| {
+                shape(format!(
+                    "ExitCode {:?} is not a number",
+                    excerpt(e.text.trim(), 40)
+                ))
+            })?),
             None => None,
         };
         out.command_state = Some(CommandState {
@@ -487,7 +488,12 @@ pub fn parse_receive(body: &Element) -> Result<ReceiveResponse, ResponseError> {
 
 /// The bytes of an rsp:Stream's base64 text.
 fn decode_stream(text: &str, name: &str) -> Result<Vec<u8>, ResponseError> {
-    let bad = |e: base64::DecodeError| shape(format!("rsp:Stream {name} is not base64: {e}"));
+    let bad = |e: base64::DecodeError| {
+        shape(format!(
+            "rsp:Stream {:?} is not base64: {e}",
+            excerpt(name, 40)
+        ))
+    };
     // Streams are large and normally without line breaks: decode directly,
     // and only copy to strip whitespace when that fails.
     B64.decode(text).or_else(|e| {

@@ -1,7 +1,10 @@
 //! A small namespace-resolved element tree for reading WS-Man responses.
 //!
 //! Responses are at most a few hundred KiB (bounded by MaxEnvelopeSize), so a
-//! tree is simpler and safer to query than a streaming state machine.
+//! tree is simpler and safer to query than a streaming state machine. What a
+//! hostile server can make it cost is bounded: [`MAX_DEPTH`] levels of
+//! nesting and [`MAX_NODES`] elements and attributes per document, besides
+//! the response body limit of the transport.
 
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
@@ -29,7 +32,17 @@ pub struct Element {
 
 /// Deepest nesting accepted; WS-Man responses are shallow, this only stops
 /// pathological input from exhausting the stack when the tree is dropped.
-const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 64;
+
+/// Most nodes (elements plus attributes) accepted in one document.
+///
+/// A tree costs about 200 bytes per node on top of the text it holds, so a
+/// body of tiny elements (`<a/>` is 4 bytes) would grow fifty-fold in
+/// memory. A Receive response at Windows' default MaxEnvelopeSize (500 KiB)
+/// holds a few thousand nodes; 100,000 leaves ample headroom and keeps a
+/// tree under about 20 MiB whatever the server sends. (quick-xml itself
+/// bounds the namespace bindings in scope, to 128.)
+pub const MAX_NODES: usize = 100_000;
 
 impl Element {
     /// Whether this element is `{ns}name`.
@@ -83,6 +96,17 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
     let mut reader = NsReader::from_str(xml);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    let mut nodes = 0usize;
+    let mut count = |n: usize| {
+        nodes += n;
+        if nodes > MAX_NODES {
+            Err(XmlError(format!(
+                "more than {MAX_NODES} elements and attributes"
+            )))
+        } else {
+            Ok(())
+        }
+    };
     loop {
         let (ns, ev) = match reader.read_resolved_event() {
             Ok((ns, ev)) => (ns_string(&ns)?, ev),
@@ -96,6 +120,7 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(XmlError(format!("nesting deeper than {MAX_DEPTH}")));
                 }
+                count(1)?;
                 let mut el = Element {
                     ns,
                     name: start.local_name().as_ref().to_string(),
@@ -106,6 +131,7 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
                     if attr.key.as_namespace_binding().is_some() {
                         continue;
                     }
+                    count(1)?;
                     let (ans, local) = reader.resolver().resolve_attribute(attr.key);
                     let value = attr
                         .normalized_value(quick_xml::XmlVersion::Implicit1_0)
@@ -170,11 +196,23 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
     root.ok_or_else(|| XmlError("no root element".into()))
 }
 
+/// At most `max_chars` characters of server text, for an error message
+/// (a response can hold megabytes where a name or number was expected).
+pub(crate) fn excerpt(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 fn ns_string(r: &ResolveResult<'_>) -> Result<String, XmlError> {
     match r {
         ResolveResult::Unbound => Ok(String::new()),
         ResolveResult::Bound(ns) => Ok(ns.as_ref().to_string()),
-        ResolveResult::Unknown(p) => Err(XmlError(format!("undeclared namespace prefix {p:?}"))),
+        ResolveResult::Unknown(p) => Err(XmlError(format!(
+            "undeclared namespace prefix {:?}",
+            excerpt(p, 40)
+        ))),
     }
 }
 
@@ -214,6 +252,29 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn node_limit_counts_elements_and_attributes() {
+        let elements = |n: usize| format!("<r>{}</r>", "<a/>".repeat(n - 1));
+        assert_eq!(
+            parse(&elements(MAX_NODES)).unwrap().children.len(),
+            MAX_NODES - 1
+        );
+        let e = parse(&elements(MAX_NODES + 1)).unwrap_err();
+        assert!(e.0.contains("100000 elements"), "{e}");
+        // Attributes count too (namespace declarations do not: quick-xml
+        // bounds those itself).
+        let attrs = |n: usize| {
+            let per = 100;
+            let el = format!(
+                "<a {}/>",
+                (0..per).map(|i| format!("x{i}=\"\"")).collect::<String>()
+            );
+            format!("<r xmlns=\"urn:x\">{}</r>", el.repeat(n / (per + 1)))
+        };
+        assert!(parse(&attrs(MAX_NODES - 1)).is_ok());
+        assert!(parse(&attrs(MAX_NODES + 202)).is_err());
     }
 
     #[test]

@@ -188,7 +188,8 @@ pub fn parse_response(xml: &str, message_id: &str) -> Result<ResponseBody, Respo
     if !root.is(ns::S, "Envelope") {
         return Err(ResponseError::Shape(format!(
             "root element is {{{}}}{}, not a SOAP 1.2 Envelope",
-            root.ns, root.name
+            dom::excerpt(&root.ns, 100),
+            dom::excerpt(&root.name, 40)
         )));
     }
     let body = root
@@ -203,7 +204,7 @@ pub fn parse_response(xml: &str, message_id: &str) -> Result<ResponseBody, Respo
     if relates.as_deref() != Some(message_id) {
         return Err(ResponseError::RelatesTo {
             expected: message_id.to_string(),
-            got: relates,
+            got: relates.map(|r| dom::excerpt(&r, 100)),
         });
     }
     let mut body = body.clone();

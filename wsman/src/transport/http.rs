@@ -3,6 +3,7 @@
 //! Every request on it goes over the same TCP connection, or fails.
 
 use super::proxy::Proxy;
+use super::proxy_reply;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -51,6 +52,8 @@ pub(crate) struct HttpFailure {
     /// The TLS handshake failed (certificate not trusted, wrong host name,
     /// protocol mismatch).
     pub(crate) tls: bool,
+    /// The response body exceeded this limit.
+    pub(crate) too_large: Option<usize>,
 }
 
 impl HttpFailure {
@@ -60,6 +63,7 @@ impl HttpFailure {
             timed_out: false,
             retryable: false,
             tls: false,
+            too_large: None,
         }
     }
 }
@@ -119,12 +123,16 @@ async fn proxy_connect(
         .write_all(req.as_bytes())
         .await
         .map_err(|e| HttpFailure::new(format!("proxy CONNECT: {e}")))?;
-    // Read the proxy's answer up to the blank line (bounded).
+    // Read the proxy's answer up to the blank line (bounded), one byte at a
+    // time: what follows belongs to the tunnel.
     let mut buf = Vec::with_capacity(512);
     let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        if buf.len() > 16 * 1024 {
-            return Err(HttpFailure::new("proxy CONNECT answer too long"));
+    while !proxy_reply::head_complete(&buf) {
+        if buf.len() >= proxy_reply::MAX_HEAD {
+            return Err(HttpFailure::new(format!(
+                "proxy CONNECT answer longer than {} bytes",
+                proxy_reply::MAX_HEAD
+            )));
         }
         let n = stream
             .read(&mut byte)
@@ -137,15 +145,9 @@ async fn proxy_connect(
         }
         buf.push(byte[0]);
     }
-    let status_line = String::from_utf8_lossy(&buf);
-    let status = status_line.split_whitespace().nth(1).unwrap_or("");
-    if !status.starts_with('2') {
-        return Err(HttpFailure::new(format!(
-            "proxy refused CONNECT to {authority}: {}",
-            status_line.lines().next().unwrap_or("")
-        )));
-    }
-    Ok(())
+    proxy_reply::parse(&buf)
+        .map(drop)
+        .map_err(|e| HttpFailure::new(format!("proxy refused CONNECT to {authority}: {e}")))
 }
 
 impl HttpConn {
@@ -329,24 +331,30 @@ impl HttpConn {
             })?;
             let status = resp.status().as_u16();
             let (parts, mut body) = resp.into_parts();
+            let too_large = || HttpFailure {
+                too_large: Some(limit),
+                ..HttpFailure::new(format!("response body longer than {limit} bytes"))
+            };
             // Straight into one buffer sized from Content-Length (responses
-            // are up to MaxEnvelopeSize): no intermediate copies.
+            // are up to MaxEnvelopeSize): no intermediate copies. A declared
+            // length over the limit is refused before reading any of it.
             let declared = parts
                 .headers
                 .get(CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok())
+                .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
-            let mut buf = Vec::with_capacity(declared.min(limit));
+            if declared > limit as u64 {
+                return Err(too_large());
+            }
+            let mut buf = Vec::with_capacity(declared as usize);
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|e| {
                     HttpFailure::new(format!("reading the response body: {}", chain(&e)))
                 })?;
                 if let Ok(data) = frame.into_data() {
-                    if buf.len() + data.len() > limit {
-                        return Err(HttpFailure::new(format!(
-                            "reading the response body: longer than {limit} bytes"
-                        )));
+                    if data.len() > limit - buf.len() {
+                        return Err(too_large());
                     }
                     buf.extend_from_slice(&data);
                 }
@@ -364,5 +372,71 @@ impl HttpConn {
                 timed_out: true,
                 ..HttpFailure::new(format!("no complete response within {timeout:?}"))
             })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// Reads one request head (the tests send empty bodies).
+    async fn read_head(s: &mut TcpStream) {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut b).await.unwrap() == 0 {
+                return;
+            }
+            head.push(b[0]);
+        }
+    }
+
+    /// A response body over the limit is refused with `too_large`, whether
+    /// its Content-Length says so up front or a chunked body never ends.
+    #[tokio::test]
+    async fn response_bodies_are_bounded() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            // A declared length of a terabyte, then no body at all.
+            let (mut s, _) = listener.accept().await.unwrap();
+            read_head(&mut s).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n")
+                .await
+                .unwrap();
+            // A chunked body that never ends (until the client hangs up).
+            let (mut s, _) = listener.accept().await.unwrap();
+            read_head(&mut s).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            let chunk = [b"10000\r\n".as_slice(), &[b'x'; 0x10000], b"\r\n"].concat();
+            let mut sent = 0usize;
+            while s.write_all(&chunk).await.is_ok() {
+                sent += 0x10000;
+                assert!(sent < 64 << 20, "the client kept reading");
+            }
+        });
+        let limit = 1 << 20;
+        let target = Target {
+            endpoint: Url::parse(&format!("http://127.0.0.1:{port}/wsman")).unwrap(),
+            proxy: None,
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(20),
+            max_response: limit,
+        };
+        for _ in 0..2 {
+            let mut conn = HttpConn::connect(&target).await.unwrap();
+            let err = conn.post(Vec::new(), None, None).await.err().unwrap();
+            assert_eq!(err.too_large, Some(limit), "{}", err.reason);
+            assert!(!err.timed_out);
+        }
+        drop(target);
+        tokio::time::timeout(Duration::from_secs(20), server)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

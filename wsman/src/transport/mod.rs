@@ -12,6 +12,7 @@
 
 mod http;
 mod proxy;
+pub(crate) mod proxy_reply;
 mod tls;
 
 use crate::auth::channel_bindings::ChannelBindings;
@@ -57,7 +58,7 @@ impl Shared {
             tls,
             connect_timeout: config.connect_timeout,
             request_timeout: config.effective_read_timeout(),
-            max_response: (config.max_envelope_size * 4).max(16 << 20),
+            max_response: crate::limits::response_body(config.max_envelope_size),
         };
         Ok(Shared {
             endpoint: config.endpoint.to_string(),
@@ -95,6 +96,12 @@ impl Shared {
     }
 
     fn http_error(&self, f: HttpFailure) -> Error {
+        if let Some(limit) = f.too_large {
+            return Error::ResponseTooLarge {
+                endpoint: self.endpoint.clone(),
+                limit,
+            };
+        }
         if f.tls {
             return Error::Tls {
                 endpoint: self.endpoint.clone(),
@@ -132,7 +139,7 @@ impl Reply {
     }
 
     /// Scheme words offered in WWW-Authenticate.
-    fn offered_schemes(&self) -> Vec<String> {
+    pub(crate) fn offered_schemes(&self) -> Vec<String> {
         self.headers
             .get_all(WWW_AUTHENTICATE)
             .iter()
@@ -146,7 +153,7 @@ impl Reply {
     }
 
     /// The token of `scheme` in WWW-Authenticate, if any.
-    fn server_token(&self, scheme: &str) -> Result<Option<Vec<u8>>, String> {
+    pub(crate) fn server_token(&self, scheme: &str) -> Result<Option<Vec<u8>>, String> {
         for v in self.headers.get_all(WWW_AUTHENTICATE) {
             let Ok(v) = v.to_str() else { continue };
             let mut it = v.trim().splitn(2, ' ');
