@@ -387,8 +387,12 @@ impl RunspacePool {
                     let err = ClientError::wsman("opening the runspace pool (WS-Man Create)", e);
                     // A refused Create (fault, credentials, TLS) created
                     // nothing; a connection lost while waiting for the
-                    // answer may have.
-                    guard.armed = err.kind() == super::ErrorKind::Connection;
+                    // answer, or an answer that could not be read, may have
+                    // (the ShellId is ours, so it can be deleted either way).
+                    guard.armed = matches!(
+                        err.kind(),
+                        super::ErrorKind::Connection | super::ErrorKind::Protocol
+                    );
                     Err(err)
                 }
             };
