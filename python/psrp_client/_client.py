@@ -146,11 +146,6 @@ class _PoolBase:
         session_init: Sequence[Union[Command, str]] = (),
     ) -> None:
         self._native: Optional[_native.Pool] = None
-        if no_ntlm_fallback:
-            raise UsageError(
-                "no_ntlm_fallback is not supported by this version of psrp: use auth='kerberos' "
-                "to refuse NTLM"
-            )
         self._settings = _native.Settings(
             host,
             port=port,
@@ -164,6 +159,7 @@ class _PoolBase:
             ca_file=None if ca_file is None else str(ca_file),
             insecure_skip_tls_verify=insecure_skip_tls_verify,
             allow_unencrypted=allow_unencrypted,
+            no_ntlm_fallback=no_ntlm_fallback,
             connect_timeout=connect_timeout,
             operation_timeout=operation_timeout,
             read_timeout=read_timeout,

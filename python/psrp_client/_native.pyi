@@ -39,6 +39,7 @@ class Settings:
         ca_file: Optional[str] = None,
         insecure_skip_tls_verify: bool = False,
         allow_unencrypted: bool = False,
+        no_ntlm_fallback: bool = False,
         connect_timeout: Optional[float] = None,
         operation_timeout: Optional[float] = None,
         read_timeout: Optional[float] = None,

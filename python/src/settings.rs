@@ -39,7 +39,8 @@ impl Settings {
     #[pyo3(signature = (
         host, *, port=None, scheme="http", path="wsman", auth="negotiate", username=None,
         password=None, spn=None, configuration_name="Microsoft.PowerShell", ca_file=None,
-        insecure_skip_tls_verify=false, allow_unencrypted=false, connect_timeout=None,
+        insecure_skip_tls_verify=false, allow_unencrypted=false, no_ntlm_fallback=false,
+        connect_timeout=None,
         operation_timeout=None, read_timeout=None, locale=None, data_locale=None,
         max_envelope_size=None
     ))]
@@ -58,6 +59,7 @@ impl Settings {
         ca_file: Option<PathBuf>,
         insecure_skip_tls_verify: bool,
         allow_unencrypted: bool,
+        no_ntlm_fallback: bool,
         connect_timeout: Option<f64>,
         operation_timeout: Option<f64>,
         read_timeout: Option<f64>,
@@ -72,7 +74,8 @@ impl Settings {
             .auth(AuthMethod::from_str(auth).map_err(usage)?)
             .configuration_name(configuration_name)
             .danger_accept_invalid_certs(insecure_skip_tls_verify)
-            .allow_unencrypted(allow_unencrypted);
+            .allow_unencrypted(allow_unencrypted)
+            .allow_ntlm_fallback(!no_ntlm_fallback);
         if let Some(p) = port {
             let p = u16::try_from(p)
                 .ok()

@@ -225,6 +225,18 @@ def test_wrong_password_is_authentication_error(peer: PeerProcess) -> None:
     assert "not-the-password-Xy1" not in str(e.value) and "not-the-password-Xy1" not in repr(e.value)
 
 
+def test_no_ntlm_fallback_refuses_what_negotiate_would_do_with_ntlm(peer: PeerProcess) -> None:
+    # PEER is a realm krb5.conf does not know: Kerberos cannot be used, and
+    # Negotiate falls back to NTLM with the password unless that is forbidden.
+    user = "PEER\\" + peer.info["user"]
+    kwargs = ntlm(peer, username=user, auth="negotiate")
+    with RunspacePool(**kwargs) as pool:
+        assert pool.invoke("Get-Date").succeeded
+    with pytest.raises(AuthenticationError, match="(?i)kerberos") as e:
+        RunspacePool(**kwargs, no_ntlm_fallback=True).open()
+    assert peer.info["password"] not in str(e.value)
+
+
 @pytest.mark.parametrize("listener", ["untrusted_port", "wrong_host_port"])
 def test_bad_certificate_is_tls_error(peer: PeerProcess, listener: str) -> None:
     kwargs = https(peer, port=peer.info["bad_cert"][listener])
