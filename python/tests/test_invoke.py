@@ -229,7 +229,7 @@ def test_no_ntlm_fallback_refuses_what_negotiate_would_do_with_ntlm(peer: PeerPr
     # PEER is a realm krb5.conf does not know: Kerberos cannot be used, and
     # Negotiate falls back to NTLM with the password unless that is forbidden.
     user = "PEER\\" + peer.info["user"]
-    kwargs = ntlm(peer, username=user, auth="negotiate")
+    kwargs = dict(ntlm(peer, username=user), auth="negotiate")
     with RunspacePool(**kwargs) as pool:
         assert pool.invoke("Get-Date").succeeded
     with pytest.raises(AuthenticationError, match="(?i)kerberos") as e:
