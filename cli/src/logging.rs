@@ -210,6 +210,9 @@ impl Logger {
                     bar.set_message(message);
                     bar.set_position(position);
                     let bar = multi.add(bar);
+                    // Drawn now, not at the first steady tick: a command that
+                    // ends within 200 ms still shows its progress.
+                    bar.tick();
                     bar.enable_steady_tick(Duration::from_millis(200));
                     bars.insert(key, bar);
                 }
