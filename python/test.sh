@@ -10,23 +10,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-venv=${PSRP_PY_VENV:-$root/target/python-venv}
-reqs=(tests/requirements.txt python/requirements-test.txt)
-stamp=$venv/.requirements.sha256
-want=$(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)
-up_to_date() { [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; }
-if ! up_to_date; then
-    mkdir -p "$(dirname "$venv")"
-    exec 9>"$venv.lock"
-    flock 9
-    if ! up_to_date; then
-        rm -rf "$venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install -q $(printf -- '-r %s ' "${reqs[@]}")
-        echo "$want" > "$stamp"
-    fi
-    flock -u 9
-fi
+venv=$(tests/make-venv.sh "${PSRP_PY_VENV:-$root/target/python-venv}" \
+    tests/requirements.txt python/requirements-test.txt)
 
 profile=${PSRP_PY_PROFILE:-dev}
 wheels=$root/target/wheels

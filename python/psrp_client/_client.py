@@ -329,19 +329,8 @@ class RunspacePool(_PoolBase):
         return Invocation(self._pool().start(_command(command, parameters, arguments, script)))
 
 
-class Invocation:
-    """A running pipeline (blocking API). Iterating it yields :class:`Event` objects
-    in the order the server sent them; the next one is read from the network
-    only when asked for (memory stays flat however much output comes).
-
-    >>> with pool.start("Get-LargeOutput", {"Count": 100000}) as inv:  # doctest: +SKIP
-    ...     for event in inv:
-    ...         if event.kind == "output":
-    ...             handle(event.value)
-    ...         else:
-    ...             log(event.record.level, event.record.message)
-    ...     result = inv.result()   # state, had_errors, exit_code
-    """
+class _InvocationBase:
+    """What the blocking and asyncio invocations share: the native pipeline handle."""
 
     def __init__(self, native: _native.Invocation) -> None:
         self._native = native
@@ -360,6 +349,25 @@ class Invocation:
     def done(self) -> bool:
         """Whether the pipeline has ended and was released on the server."""
         return self._native.done
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+class Invocation(_InvocationBase):
+    """A running pipeline (blocking API). Iterating it yields :class:`Event` objects
+    in the order the server sent them; the next one is read from the network
+    only when asked for (memory stays flat however much output comes).
+
+    >>> with pool.start("Get-LargeOutput", {"Count": 100000}) as inv:  # doctest: +SKIP
+    ...     for event in inv:
+    ...         if event.kind == "output":
+    ...             handle(event.value)
+    ...         else:
+    ...             log(event.record.level, event.record.message)
+    ...     result = inv.result()   # state, had_errors, exit_code
+    """
+
 
     def __iter__(self) -> "Invocation":
         return self
@@ -393,9 +401,6 @@ class Invocation:
         # Left early (break, exception): stop the pipeline and let it end.
         if not self._native.done:
             self._native.cancel()
-
-    def __repr__(self) -> str:
-        return repr(self._native)
 
 
 class AsyncRunspacePool(_PoolBase):
@@ -471,27 +476,10 @@ class AsyncRunspacePool(_PoolBase):
         return AsyncInvocation(await self._pool().start_async(_command(command, parameters, arguments, script)))
 
 
-class AsyncInvocation:
+class AsyncInvocation(_InvocationBase):
     """The asyncio twin of :class:`Invocation`: ``async for event in inv``,
     ``await inv.stop()``, ``await inv.result()``."""
 
-    def __init__(self, native: _native.Invocation) -> None:
-        self._native = native
-
-    @property
-    def command(self) -> str:
-        """What runs, as text."""
-        return self._native.command
-
-    @property
-    def id(self) -> str:
-        """The pipeline id."""
-        return self._native.id
-
-    @property
-    def done(self) -> bool:
-        """Whether the pipeline has ended and was released on the server."""
-        return self._native.done
 
     def __aiter__(self) -> "AsyncInvocation":
         return self
@@ -520,6 +508,3 @@ class AsyncInvocation:
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if not self._native.done:
             await self._native.cancel_async()
-
-    def __repr__(self) -> str:
-        return repr(self._native)
