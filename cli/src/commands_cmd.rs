@@ -6,7 +6,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use psrp_core::client::{ClientError, PoolOptions, RunspacePool};
+use psrp_core::client::{CleanupTracker, ClientError, PoolOptions, RunspacePool};
 
 use crate::args::{CommandsArgs, CommandsFormat};
 use crate::exit::Status;
@@ -35,6 +35,7 @@ pub async fn open(
     host: &HostSpec,
     log: &std::sync::Arc<Logger>,
     label: &str,
+    cleanup: &CleanupTracker,
 ) -> Result<RunspacePool, ClientError> {
     let options = {
         let (log, label) = (log.clone(), label.to_owned());
@@ -45,7 +46,9 @@ pub async fn open(
             );
         })
     };
-    let mut pool_options = PoolOptions::new().cleanup_timeout(CLEANUP_TIMEOUT);
+    let mut pool_options = PoolOptions::new()
+        .cleanup_timeout(CLEANUP_TIMEOUT)
+        .cleanup_tracker(cleanup.clone());
     if let Some(n) = s.max_message_size {
         pool_options = pool_options
             .max_message_size(n)
@@ -82,26 +85,41 @@ pub fn run(a: &CommandsArgs, settings: Settings) -> Status {
             return Status::Failed;
         }
     };
+    let cleanup = CleanupTracker::new();
     let fetched = runtime.block_on(async {
-        let work = async {
-            let pool = open(&settings, &host, &log, &label)
-                .await
-                .map_err(|e| (format!("cannot connect: {e}"), run::error_status(&e)))?;
-            let found = fetch(&pool, &patterns).await;
-            if let Err(e) = pool.close().await {
-                log.psrp(&label, &format!("could not delete the shell: {e}"));
-            }
-            found.map_err(|e| (e.to_string(), run::error_status(&e).max(Status::Failed)))
+        // A signal or the timeout while connecting drops the open: the pool
+        // then deletes its shell in the background (waited for below).
+        let pool = tokio::select! {
+            r = open(&settings, &host, &log, &label, &cleanup) => r
+                .map_err(|e| (format!("cannot connect: {e}"), run::error_status(&e))),
+            c = signal() => Err((format!("{} while connecting", c.name()), c.status())),
+            _ = sleep(settings.timeout) => Err((
+                format!("timed out after {}s while connecting", secs(settings.timeout)),
+                Status::Connection,
+            )),
         };
-        match settings.timeout {
-            Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| {
-                Err((
-                    format!("timed out after {}s", t.as_secs_f64()),
-                    Status::Connection,
-                ))
-            }),
-            None => work.await,
+        let result = match pool {
+            Err(e) => Err(e),
+            Ok(pool) => {
+                let found = tokio::select! {
+                    r = fetch(&pool, &patterns) => r
+                        .map_err(|e| (e.to_string(), run::error_status(&e).max(Status::Failed))),
+                    c = signal() => Err((c.name().to_owned(), c.status())),
+                    _ = sleep(settings.timeout) => Err((
+                        format!("timed out after {}s", secs(settings.timeout)),
+                        Status::Failed,
+                    )),
+                };
+                if let Err(e) = pool.close().await {
+                    log.psrp(&label, &format!("could not delete the shell: {e}"));
+                }
+                found
+            }
+        };
+        if tokio::time::timeout(CLEANUP_TIMEOUT, cleanup.wait()).await.is_err() {
+            log.psrp(&label, "the shell could not be deleted in time; the server removes it after its idle timeout");
         }
+        result
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     let commands = match fetched {
@@ -133,6 +151,32 @@ pub fn run(a: &CommandsArgs, settings: Settings) -> Status {
             Status::Failed
         }
     }
+}
+
+/// The first SIGINT or SIGTERM.
+async fn signal() -> run::Cancel {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => run::Cancel::Interrupt,
+            _ = term.recv() => run::Cancel::Terminate,
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+async fn sleep(timeout: Option<Duration>) {
+    match timeout {
+        Some(t) => tokio::time::sleep(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn secs(timeout: Option<Duration>) -> f64 {
+    timeout.map(|t| t.as_secs_f64()).unwrap_or_default()
 }
 
 /// Writes the commands in the chosen format.

@@ -43,14 +43,14 @@ pub enum Cancel {
 }
 
 impl Cancel {
-    fn status(self) -> Status {
+    pub(crate) fn status(self) -> Status {
         match self {
             Cancel::Interrupt => Status::Interrupted,
             Cancel::Terminate => Status::Terminated,
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Cancel::Interrupt => "interrupted (SIGINT)",
             Cancel::Terminate => "terminated (SIGTERM)",
