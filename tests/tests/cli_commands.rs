@@ -4,7 +4,11 @@
 
 mod cli_support;
 
-use cli_support::{Peer, PeerOptions, Psrp};
+use std::time::Duration;
+
+use cli_support::{
+    finish, signal, wait_for, Fault, FaultRule, Peer, PeerOptions, Psrp, RUN_TIMEOUT,
+};
 use serde_json::Value;
 
 /// The commands `JEA.Maintenance` makes visible (tests/peer/runner.py, JEA_VISIBLE).
@@ -272,6 +276,29 @@ fn check_catches_misses_before_sending_and_caches_the_metadata() {
     run.expect_code(0);
     let (_, metadata, _) = since(&peer, mark);
     assert_eq!(metadata, 1, "Microsoft.PowerShell is not JEA.Maintenance");
+}
+
+#[test]
+fn commands_interrupted_while_reading_deletes_the_shell() {
+    let peer = Peer::start(&PeerOptions::default()).unwrap();
+    // The metadata pipeline's Command is held up: Ctrl-C comes while psrp waits for it.
+    peer.add_fault(&FaultRule::new(Fault::Delay { ms: 3000 }, Some("Command")))
+        .unwrap();
+    let child = Psrp::jea(&peer).arg("commands").spawn();
+    assert!(wait_for(Duration::from_secs(30), || peer
+        .open_shells()
+        .unwrap()
+        == 1));
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    let run = finish(child, RUN_TIMEOUT);
+    run.expect_code(130);
+    assert!(
+        run.stderr.contains("interrupted (SIGINT)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(peer.open_shells().unwrap(), 0, "the shell was deleted");
 }
 
 fn subcommands() -> Vec<String> {
