@@ -1350,3 +1350,24 @@ def test_command_metadata_jea_lists_only_visible_commands(peer: PeerProcess) -> 
         _, events = client.get_command_metadata(["ConvertTo-Json"], namespaces=["Microsoft.PowerShell.Utility"])
         count, found = outputs(events)
         assert count.Count == 1 and found.Name == "ConvertTo-Json"
+
+
+def test_pypsrp_get_command_metadata_jea(peer: PeerProcess) -> None:
+    """pypsrp's own GET_COMMAND_METADATA (RunspacePool.get_command_metadata) reads the peer's answer."""
+    from peer.runner import JEA_VISIBLE
+
+    with RunspacePool(connect(peer, "kerberos-ccache"), configuration_name="JEA.Maintenance") as pool:
+        found = pool.get_command_metadata("*")
+        assert sorted(c.name for c in found) == sorted(JEA_VISIBLE)
+        restart = next(c for c in found if c.name == "Restart-Computer")
+        assert restart.namespace == "Microsoft.PowerShell.Management"
+        assert restart.command_type.value == 8  # Cmdlet
+        cn = restart.parameters["ComputerName"]
+        assert cn.parameter_type == "System.String[]"
+        assert cn.aliases == ["CN", "__SERVER", "Server", "IPAddress"]
+        assert cn.switch_parameter is False and cn.dynamic is False
+        assert restart.parameters["Force"].switch_parameter is True
+        assert restart.parameters["Verbose"].aliases == ["vb"]
+        assert [c.name for c in pool.get_command_metadata(["get-d*", "ConvertTo-Json"])] == ["Get-Date"]
+        large = pool.get_command_metadata("Get-LargeOutput")[0]
+        assert large.command_type.value == 2 and large.output_type == ["System.IO.FileInfo"]
