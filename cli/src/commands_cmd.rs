@@ -13,8 +13,10 @@ use crate::exit::Status;
 use crate::hosts::HostSpec;
 use crate::logging::{terminal_safe, Logger};
 use crate::metadata::{endpoint_key, short_type, Cache, CommandInfo};
+use crate::output::NoC1Controls;
 use crate::run;
 use crate::settings::Settings;
+use serde::Serialize;
 
 /// Bound on deleting the shell at the end.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -186,15 +188,29 @@ pub fn write(
     format: CommandsFormat,
     common: bool,
 ) -> std::io::Result<()> {
+    // As `psrp invoke` writes objects: one compact object per line, inside
+    // an array for JSON, DEL and C1 controls escaped like C0.
+    let object = |out: &mut dyn Write, c: &CommandInfo| -> std::io::Result<()> {
+        let mut json = serde_json::Serializer::with_formatter(out, NoC1Controls);
+        c.serialize(&mut json).map_err(std::io::Error::from)
+    };
     match format {
         CommandsFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, commands)?;
-            writeln!(out)
+            out.write_all(b"[")?;
+            for (i, c) in commands.iter().enumerate() {
+                out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+                object(out, c)?;
+            }
+            out.write_all(if commands.is_empty() {
+                b"]\n"
+            } else {
+                b"\n]\n"
+            })
         }
         CommandsFormat::Ndjson => {
             for c in commands {
-                serde_json::to_writer(&mut *out, c)?;
-                writeln!(out)?;
+                object(out, c)?;
+                out.write_all(b"\n")?;
             }
             Ok(())
         }
@@ -306,11 +322,29 @@ mod tests {
             ],
         };
         let mut out = Vec::new();
-        write(&mut out, &[c], CommandsFormat::Table, false).unwrap();
+        write(
+            &mut out,
+            std::slice::from_ref(&c),
+            CommandsFormat::Table,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "Get-Item  (Cmdlet, Microsoft.PowerShell.Management)\n    -Path   <String[]>\n    \
              -Force  [switch]\n    + 1 common parameters (--common lists them)\n"
         );
+
+        let mut out = Vec::new();
+        let mut odd = c.clone();
+        odd.name = "Get-\u{9b}2J".into();
+        write(&mut out, &[c, odd], CommandsFormat::Json, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("[\n{\"Name\":\"Get-Item\","), "{text}");
+        assert!(text.contains("},\n{\"Name\":\"Get-\\u009b2J\","), "{text}");
+        assert!(text.ends_with("}\n]\n"), "{text}");
+        let mut out = Vec::new();
+        write(&mut out, &[], CommandsFormat::Json, false).unwrap();
+        assert_eq!(out, b"[]\n");
     }
 }
