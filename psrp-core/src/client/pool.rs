@@ -850,6 +850,34 @@ mod tests {
         assert_eq!(describe_pipeline(&spec.powershell), "Get-Date");
     }
 
+    #[test]
+    fn command_metadata_replies_are_checked_against_their_count() {
+        use crate::message::values::ObjBuilder;
+        let count = |n: i32| ObjBuilder::new().note("Count", n).build();
+        let command = |name: &str| ObjBuilder::new().note("Name", name).build();
+        let names = |r: Result<Vec<CommandMetadata>, ClientError>| -> Vec<String> {
+            r.unwrap().into_iter().map(|c| c.name).collect()
+        };
+        assert_eq!(
+            names(command_metadata_from(&[
+                count(2),
+                command("A"),
+                command("B")
+            ])),
+            ["A", "B"]
+        );
+        assert!(command_metadata_from(&[count(0)]).unwrap().is_empty());
+        let error = |output: &[PsValue]| command_metadata_from(output).unwrap_err().to_string();
+        assert!(error(&[]).contains("no count object"));
+        assert!(error(&[count(3), command("A")]).contains("announced 3 commands but 1 came"));
+        assert!(error(&[command("A")]).contains("starts with the command \"A\""));
+        assert!(error(&[count(1), count(1)]).contains("a second count object"));
+        assert!(matches!(
+            command_metadata_from(&[count(1), PsValue::I32(7)]),
+            Err(ClientError::Protocol { .. })
+        ));
+    }
+
     /// Compiles only if the client's futures can move between threads
     /// (tokio::spawn, JoinSet).
     #[allow(dead_code)]
