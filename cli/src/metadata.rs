@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use psrp_core::client::{CommandMetadata, CommandTypes};
+use psrp_core::client::CommandMetadata;
 use serde::{Deserialize, Serialize};
 
 use crate::args::Scheme;
@@ -98,29 +98,13 @@ impl CommandInfo {
         }
     }
 
-    /// Whether the command takes any named argument into `$args`: a simple
-    /// function (no param block with CmdletBinding) has no parameters at
-    /// all, not even the common ones, and binds unknown names to `$args`.
+    /// Whether any named argument must be accepted: with no parameter
+    /// listed there is nothing to check against. A simple function (no
+    /// param block with CmdletBinding) has none, not even the common ones,
+    /// and binds unknown names to `$args`; an alias may come without its
+    /// command's. (A cmdlet always lists the common parameters.)
     pub fn takes_any_arguments(&self) -> bool {
         self.parameters.is_empty()
-            && CommandTypes(
-                CommandTypes::FUNCTION.0 | CommandTypes::FILTER.0 | CommandTypes::SCRIPT.0,
-            )
-            .0 & command_type_bits(&self.command_type)
-                != 0
-    }
-}
-
-fn command_type_bits(name: &str) -> i32 {
-    match name {
-        "Alias" => CommandTypes::ALIAS.0,
-        "Function" => CommandTypes::FUNCTION.0,
-        "Filter" => CommandTypes::FILTER.0,
-        "Cmdlet" => CommandTypes::CMDLET.0,
-        "ExternalScript" => CommandTypes::EXTERNAL_SCRIPT.0,
-        "Application" => CommandTypes::APPLICATION.0,
-        "Script" => CommandTypes::SCRIPT.0,
-        _ => 0,
     }
 }
 
