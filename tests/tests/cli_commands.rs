@@ -249,6 +249,13 @@ fn check_catches_misses_before_sending_and_caches_the_metadata() {
     assert_eq!(restarts, 1);
     assert_eq!(actions.iter().filter(|a| *a == "Command").count(), 1);
 
+    // A function that declares no parameters takes any (into $args).
+    let run = psrp()
+        .args(["invoke", "Invoke-Echo", "-p", "Anything=1", "--check"])
+        .run();
+    run.expect_code(0);
+    assert_eq!(run.json()[0]["Parameters"]["Anything"], "1");
+
     // --refresh reads the metadata again, then runs the command.
     let mark = last_seq(&peer);
     let run = psrp()
