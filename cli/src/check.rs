@@ -171,8 +171,10 @@ fn check_value(
         Some(e) => (e, true),
         None => (param.parameter_type.as_str(), false),
     };
+    // A list binds element by element to an array parameter; PowerShell
+    // also unwraps a list of one value for a single-value parameter.
     let items: Vec<&PsValue> = match list_items(value) {
-        Some(items) if is_array => items.iter().collect(),
+        Some(items) if is_array || items.len() == 1 => items.iter().collect(),
         _ => vec![value],
     };
     for item in items {
@@ -220,7 +222,8 @@ fn convertible(t: &str, v: &PsValue) -> Result<(), &'static str> {
                     Err("is not a number")
                 }
             }
-            PsValue::Null | PsValue::Object(_) => Err("is not a number"),
+            // $null becomes 0; a hashtable or a list of several values fails.
+            PsValue::Object(_) => Err("is not a number"),
             _ => Ok(()),
         };
     }
@@ -376,6 +379,9 @@ mod tests {
             Param::Switch("Force".into()),
             named("Depth", "3".into()),
             named("Depth", PsValue::I32(3)),
+            named("Depth", psrp_core::command::list([4])),
+            named("Depth", PsValue::Null),
+            named("Path", psrp_core::command::list(["a", "b"])),
         ];
         assert_eq!(check("get-item", &ok, &c), Ok(()));
     }
@@ -398,6 +404,17 @@ mod tests {
         assert!(
             e.to_string()
                 .contains("-Depth of Get-Item takes UInt32; the string \"deep\" is not a number"),
+            "{e}"
+        );
+        let e = check(
+            "Get-Item",
+            &[named("Depth", psrp_core::command::list([1, 2]))],
+            &c,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("takes UInt32; a list is not a number"),
             "{e}"
         );
         let e = check("Get-Item", &[Param::Switch("Path".into())], &c).unwrap_err();
