@@ -163,9 +163,14 @@ impl Cache {
         })
     }
 
+    /// A readable, bounded file name: the key's first characters made
+    /// safe, then a hash of the whole key (a different hash after a Rust
+    /// upgrade only costs a refetch: the key inside the file is checked).
     fn file(&self, key: &str) -> PathBuf {
-        let name: String = key
+        use std::hash::{Hash, Hasher};
+        let readable: String = key
             .chars()
+            .take(100)
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
                     c
@@ -174,7 +179,10 @@ impl Cache {
                 }
             })
             .collect();
-        self.dir.join(format!("{name}.json"))
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        self.dir
+            .join(format!("{readable}-{:016x}.json", hasher.finish()))
     }
 
     /// The cached commands of an endpoint, if any (an unreadable or
@@ -262,8 +270,13 @@ mod tests {
             .store("http://h:5985/wsman x", std::slice::from_ref(&info))
             .unwrap();
         assert_eq!(cache.load("http://h:5985/wsman x"), Some(vec![info]));
-        // Another key mapping to the same file name is not served.
         assert_eq!(cache.load("http://h:5985/wsman_x"), None);
+        // Another key that would map to the same file is not served.
+        std::fs::copy(&path, cache.file("http://h:5985/wsman_x")).unwrap();
+        assert_eq!(cache.load("http://h:5985/wsman_x"), None);
+        let long = "x".repeat(1000);
+        let name = cache.file(&long);
+        assert!(name.file_name().unwrap().len() < 130, "{name:?}");
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the cache file is private");
