@@ -11,10 +11,11 @@ Exit status:
   0    success
   1    the pipeline ran but wrote errors (non-terminating error records)
   2    the pipeline failed (terminating error, command not found or not
-       visible in the JEA endpoint, timeout while running, a message
-       larger than --max-message-size)
+       visible in the JEA endpoint, also when --check finds it so,
+       timeout while running, a message larger than --max-message-size)
   3    connection, authentication or transport failure
-  64   usage or configuration error (bad flags, parameters, profile)
+  64   usage or configuration error (bad flags, parameters, profile; a
+       parameter name or value type that --check finds wrong)
   65   `psrp clixml`: the input is not valid CLIXML
   130  interrupted by SIGINT (143: SIGTERM); the pipeline was stopped and
        the shell deleted
@@ -54,6 +55,82 @@ pub enum Commands {
     // A later flag replaces an earlier one (for aliases and wrappers).
     #[command(after_long_help = EXIT_STATUS_HELP, args_override_self = true)]
     Clixml(ClixmlArgs),
+    /// List the commands an endpoint lets this user run (JEA-aware), with
+    /// their parameters, types, aliases and switches: a table on a
+    /// terminal, JSON otherwise.
+    // A later flag replaces an earlier one (for aliases and wrappers). The
+    // variant is not called Commands, the name of this enum (clippy).
+    #[command(
+        name = "commands",
+        after_long_help = EXIT_STATUS_HELP,
+        args_override_self = true
+    )]
+    Endpoint(CommandsArgs),
+    /// Print a shell completion script: `psrp completions bash >
+    /// ~/.local/share/bash-completion/completions/psrp`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) of psrp, or write one page per subcommand
+    /// to a directory with --dir.
+    Man(ManArgs),
+}
+
+/// `psrp commands`.
+#[derive(Debug, Args)]
+pub struct CommandsArgs {
+    /// Command name patterns (wildcards: `Get-*`); all commands by default.
+    #[arg(value_name = "NAME-PATTERN")]
+    pub patterns: Vec<String>,
+    /// Output: table (the default on a terminal), json (the default
+    /// otherwise) or ndjson.
+    #[arg(short = 'o', long, value_enum, env = "PSRP_COMMANDS_OUTPUT")]
+    pub output: Option<CommandsFormat>,
+    /// Also list the common parameters (Verbose, ErrorAction, ...) in the
+    /// table (JSON always has them, marked "Common": true).
+    #[arg(long)]
+    pub common: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// `psrp commands --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CommandsFormat {
+    /// One block per command, one line per parameter.
+    Table,
+    /// One JSON array.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// `psrp completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// Shells `psrp completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// Bash.
+    Bash,
+    /// Zsh.
+    Zsh,
+    /// Fish.
+    Fish,
+    /// PowerShell.
+    Powershell,
+}
+
+/// `psrp man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write psrp.1 and one psrp-<subcommand>.1 per subcommand into this
+    /// directory instead of printing psrp.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `psrp invoke`.
@@ -67,9 +144,27 @@ pub struct InvokeArgs {
     #[command(flatten)]
     pub params: ParamArgs,
     #[command(flatten)]
+    pub check: CheckArgs,
+    #[command(flatten)]
     pub connection: ConnectionArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `psrp invoke --check`.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Check")]
+pub struct CheckArgs {
+    /// Before sending, check the command and the names and value types of
+    /// its parameters against the endpoint's command metadata (cached per
+    /// host, user and configuration under $XDG_CACHE_HOME/psrp/commands);
+    /// a miss says which names exist and sends nothing (exit status 2 for
+    /// an unknown command, 64 for a parameter).
+    #[arg(long, env = "PSRP_CHECK", value_parser = clap::builder::BoolishValueParser::new())]
+    pub check: bool,
+    /// With --check: fetch the metadata again instead of using the cache.
+    #[arg(long, requires = "check")]
+    pub refresh: bool,
 }
 
 /// `psrp script`.

@@ -6,12 +6,15 @@
 #![deny(unsafe_code)]
 
 mod args;
+mod check;
 mod clixml_cmd;
 mod command_line;
+mod commands_cmd;
 mod config;
 mod exit;
 mod hosts;
 mod logging;
+mod metadata;
 mod output;
 mod params;
 mod password;
@@ -64,16 +67,31 @@ fn main() {
     let status = match cli.command {
         Commands::Clixml(a) => clixml(&a.file, &a.output),
         Commands::Invoke(a) => match params::collect(&a.params, &a.args) {
-            Ok(p) => remote(
-                run::invoke_pipeline(&a.command, &p),
-                a.command.clone(),
-                &a.connection,
-                &a.output,
-                env_password,
-            ),
+            Ok(p) => {
+                let check = a.check.check.then(|| check::CheckJob {
+                    command: a.command.clone(),
+                    params: p.clone(),
+                    refresh: a.check.refresh,
+                    cache: metadata::Cache::from_env(),
+                });
+                remote(
+                    run::invoke_pipeline(&a.command, &p),
+                    a.command.clone(),
+                    &a.connection,
+                    &a.output,
+                    env_password,
+                    check,
+                )
+            }
             Err(e) => usage(&e.to_string()),
         },
         Commands::Script(a) => script(&a, env_password),
+        Commands::Endpoint(a) => match Settings::resolve(&a.connection, env_password) {
+            Ok(s) => commands_cmd::run(&a, s),
+            Err(e) => usage(&e.to_string()),
+        },
+        Commands::Completions(a) => completions(a.shell),
+        Commands::Man(a) => man(a.dir.as_deref()),
     };
     std::process::exit(status.code());
 }
@@ -104,8 +122,37 @@ fn script(a: &args::ScriptArgs, env_password: Option<wsman::Secret>) -> Status {
             &a.connection,
             &a.output,
             env_password,
+            None,
         ),
         Err(e) => usage(&e.to_string()),
+    }
+}
+
+/// `psrp completions <shell>`: the script on stdout.
+fn completions(shell: args::CompletionShell) -> Status {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let shell = match shell {
+        args::CompletionShell::Bash => Shell::Bash,
+        args::CompletionShell::Zsh => Shell::Zsh,
+        args::CompletionShell::Fish => Shell::Fish,
+        args::CompletionShell::Powershell => Shell::PowerShell,
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "psrp", &mut std::io::stdout());
+    Status::Success
+}
+
+/// `psrp man [--dir DIR]`: psrp.1 on stdout, or every page into DIR.
+fn man(dir: Option<&Path>) -> Status {
+    use clap::CommandFactory;
+    let written = match dir {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), dir)),
+        None => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()),
+    };
+    match written {
+        Ok(()) => Status::Success,
+        Err(e) => usage(&format!("cannot write the man page: {e}")),
     }
 }
 
@@ -143,6 +190,7 @@ fn remote(
     connection: &ConnectionArgs,
     o: &OutputArgs,
     env_password: Option<wsman::Secret>,
+    check: Option<check::CheckJob>,
 ) -> Status {
     let settings = match Settings::resolve(connection, env_password) {
         Ok(s) => s,
@@ -171,6 +219,7 @@ fn remote(
         formatter,
         output: tx,
         log: log.clone(),
+        check,
     };
     let status = runtime.block_on(async {
         let (cancel_tx, cancel_rx) = watch::channel(None);
@@ -215,5 +264,45 @@ async fn watch_signals(cancel: watch::Sender<Option<Cancel>>, log: Arc<Logger>) 
             "stopping the pipeline and deleting the shell (signal again to exit at once)",
         );
         let _ = cancel.send(Some(c));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand clap knows (also those added later) is in every
+    /// completion script and in the man page.
+    #[test]
+    fn completions_and_man_page_mention_every_subcommand() {
+        let cli = Cli::command();
+        let subs: Vec<String> = cli
+            .get_subcommands()
+            .map(|s| s.get_name().to_owned())
+            .collect();
+        assert!(subs.len() >= 6, "{subs:?}");
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+            clap_complete::Shell::PowerShell,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "psrp", &mut out);
+            let text = String::from_utf8(out).unwrap();
+            for sub in &subs {
+                assert!(text.contains(sub.as_str()), "{shell}: no {sub}");
+            }
+        }
+        let mut out = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for sub in &subs {
+            assert!(text.contains(&format!("psrp\\-{sub}")), "man: no {sub}");
+        }
     }
 }

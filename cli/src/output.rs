@@ -85,7 +85,7 @@ impl Formatter {
 /// serde_json's compact format, with DEL and the C1 controls (U+007F to
 /// U+009F) written as `\u` escapes as well: serde_json escapes only C0,
 /// and a terminal may act on C1 (U+009B is CSI).
-struct NoC1Controls;
+pub(crate) struct NoC1Controls;
 
 impl serde_json::ser::Formatter for NoC1Controls {
     fn write_string_fragment<W: ?Sized + Write>(

@@ -43,14 +43,14 @@ pub enum Cancel {
 }
 
 impl Cancel {
-    fn status(self) -> Status {
+    pub(crate) fn status(self) -> Status {
         match self {
             Cancel::Interrupt => Status::Interrupted,
             Cancel::Terminate => Status::Terminated,
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Cancel::Interrupt => "interrupted (SIGINT)",
             Cancel::Terminate => "terminated (SIGTERM)",
@@ -72,6 +72,8 @@ pub struct Job {
     pub output: OutputSender,
     /// Where streams go.
     pub log: Arc<Logger>,
+    /// `psrp invoke --check`.
+    pub check: Option<crate::check::CheckJob>,
 }
 
 /// The pipeline of `psrp invoke`.
@@ -230,7 +232,7 @@ async fn wait_cancel(cancel: &mut watch::Receiver<Option<Cancel>>) -> Cancel {
     }
 }
 
-fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOptions {
+pub(crate) fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOptions {
     let mut o = ConnectionOptions::new(host.name.clone())
         .scheme(match s.scheme {
             args::Scheme::Http => Scheme::Http,
@@ -280,7 +282,7 @@ fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOptions {
 /// The exit status for a client error. A message over the size limit is
 /// a failed run (2), not a connection failure (3): the host works, and
 /// retrying does not help; a larger --max-message-size does.
-fn error_status(e: &ClientError) -> Status {
+pub(crate) fn error_status(e: &ClientError) -> Status {
     match e.kind() {
         ErrorKind::Config => Status::Usage,
         ErrorKind::SessionInit
@@ -343,6 +345,20 @@ async fn run_host(
     let log = &job.log;
     let s = &job.settings;
     let deadline = s.timeout.map(|t| tokio::time::Instant::now() + t);
+    // --check with the cached metadata: a miss sends nothing at all.
+    let mut checked = false;
+    if let Some(check) = &job.check {
+        if let Some(commands) = check.cached(s, host) {
+            if let Err((message, status)) = check.verify(&commands) {
+                log.psrp(
+                    label,
+                    &format!("{message} (cached metadata; --refresh fetches it again)"),
+                );
+                return status;
+            }
+            checked = true;
+        }
+    }
     let options = {
         let (log, label) = (job.log.clone(), label.to_owned());
         connection_options(s, host).on_ntlm_fallback(move |f| {
@@ -382,6 +398,14 @@ async fn run_host(
             return error_status(&e);
         }
     };
+    if let (Some(check), false) = (&job.check, checked) {
+        if let Err(status) =
+            fetch_and_check(check, &pool, s, host, label, log, &mut cancel, deadline).await
+        {
+            close(log, label, pool).await;
+            return status;
+        }
+    }
     for (index, init) in s.session_init.iter().enumerate() {
         let pipeline =
             PowerShell::new(params::apply(Command::new(init.name.clone()), &init.params));
@@ -419,6 +443,44 @@ async fn run_host(
         Ok(()) => Status::Success,
         Err(status) => status,
     }
+}
+
+/// `--check` without a cached list: reads the endpoint's commands on the
+/// open pool (before session-init and the command), keeps them, checks.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_and_check(
+    check: &crate::check::CheckJob,
+    pool: &RunspacePool,
+    s: &Settings,
+    host: &HostSpec,
+    label: &str,
+    log: &Logger,
+    cancel: &mut watch::Receiver<Option<Cancel>>,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<(), Status> {
+    let all = ["*".to_owned()];
+    let fetched = tokio::select! {
+        r = crate::commands_cmd::fetch(pool, &all) => r,
+        c = wait_cancel(cancel) => {
+            log.psrp(label, &format!("{} while reading the command metadata", c.name()));
+            return Err(c.status());
+        }
+        _ = sleep_until(deadline) => {
+            log.psrp(label, &format!("timed out after {} while reading the command metadata", secs(s.timeout)));
+            return Err(Status::Failed);
+        }
+    };
+    let commands = fetched.map_err(|e| {
+        log.psrp(label, &format!("--check: {}", error_text(&e)));
+        error_status(&e).max(Status::Failed)
+    })?;
+    if let Err(message) = check.store(s, host, &commands) {
+        log.psrp(label, &message);
+    }
+    check.verify(&commands).map_err(|(message, status)| {
+        log.psrp(label, &message);
+        status
+    })
 }
 
 fn secs(d: Option<Duration>) -> String {

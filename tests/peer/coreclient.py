@@ -76,6 +76,17 @@ class CoreClient:
     ) -> typing.Tuple[psrpcore.ClientPowerShell, typing.List[typing.Any]]:
         ps = psrpcore.ClientPowerShell(self.pool)
         build(ps)
+        return ps, self._run(ps, on_host_call)
+
+    def get_command_metadata(
+        self, names: typing.List[str], namespaces: typing.Optional[typing.List[str]] = None
+    ) -> typing.Tuple[psrpcore.ClientGetCommandMetadata, typing.List[typing.Any]]:
+        """Sends GET_COMMAND_METADATA (psrpcore's own message) and collects the reply events."""
+        pipeline = psrpcore.ClientGetCommandMetadata(self.pool, names, namespace=namespaces)
+        return pipeline, self._run(pipeline, None)
+
+    def _run(self, ps: typing.Any, on_host_call: typing.Optional[typing.Callable[[typing.Any, typing.Any], None]]
+             ) -> typing.List[typing.Any]:
         ps.start()
         command_id = str(ps.pipeline_id).upper()
         first = self.pool.data_to_send(self.max_fragment)
@@ -98,7 +109,7 @@ class CoreClient:
                     on_host_call(ps, event)
                     self._flush(command_id)
         self.shell.signal("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate", command_id)
-        return ps, events
+        return events
 
 
 def outputs(events: typing.List[typing.Any]) -> typing.List[typing.Any]:

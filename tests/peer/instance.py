@@ -11,9 +11,7 @@ import time
 import typing
 import uuid
 
-from psrpcore.types import PSInvocationState
-
-from peer import objects, runner, shells, soap
+from peer import metadata, runner, shells, soap
 
 log = logging.getLogger("peer.instance")
 
@@ -249,19 +247,11 @@ class Instance:
         command.thread.start()
 
     def start_metadata(self, shell: shells.Shell, command: shells.Command) -> None:
-        # GET_COMMAND_METADATA is not emulated: fail the pipeline like an unsupported call.
-        command.pipeline._change_state(PSInvocationState.Running, emit=False)
-        command.pipeline._change_state(
-            PSInvocationState.Failed,
-            objects.error_record(
-                "The test peer does not emulate GET_COMMAND_METADATA.",
-                ["System.NotSupportedException", "System.SystemException"],
-                "NotSupported",
-                objects.ErrorCategory.NotImplemented,
-                None,
-                None,
-            ),
-        )
+        # Answered at once (lock held): the count, then one CommandMetadata per visible command.
+        request = command.pipeline.metadata
+        names = metadata.answer(command.pipeline, shell.configuration)
+        self.log_op({"kind": "command_metadata", "shell_id": shell.id, "configuration": shell.configuration.name,
+                     "names": [str(n) for n in (request.name or [])], "answered": names})
 
     def record_restart(self, call: typing.Dict[str, typing.Any]) -> None:
         with self.lock:

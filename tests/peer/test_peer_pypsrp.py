@@ -1245,3 +1245,129 @@ def test_hostile_rule_validation(private_peer: typing.Callable[..., PeerProcess]
             p.control("/faults", bad)
         assert e.value.code == 400, bad
     assert p.control("/faults") == []
+
+
+# ---- GET_COMMAND_METADATA (psrpcore's client message over pypsrp's WS-Man transport) ------
+
+
+def _real_windows_dir() -> str:
+    shared = os.environ.get("PSRP_SHARED_DIR")
+    if shared:
+        return os.path.join(shared, "real-windows")
+    here = HERE
+    while True:
+        candidate = os.path.join(here, "shared", "real-windows")
+        if os.path.isdir(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        assert parent != here, "no shared/real-windows folder found (set PSRP_SHARED_DIR)"
+        here = parent
+
+
+def _shape(element: typing.Any, refs: typing.Dict[str, typing.List[str]]) -> typing.Any:
+    """The layout of a CLIXML element: tags, property names, type names (TNRef resolved), no values."""
+    tag = element.tag
+    if tag != "Obj":
+        return tag
+    names: typing.List[str] = []
+    shape: typing.Dict[str, typing.Any] = {}
+    for child in element:
+        if child.tag == "TN":
+            names = [t.text or "" for t in child]
+            refs[child.get("RefId", "")] = names
+        elif child.tag == "TNRef":
+            names = refs[child.get("RefId", "")]
+        elif child.tag in ("MS", "Props"):
+            shape[child.tag] = [(p.get("N"), _shape(p, refs)) for p in child]
+        elif child.tag in ("LST", "DCT"):
+            shape[child.tag] = True
+            if child.tag == "DCT" and len(child):
+                entry = child[0]
+                shape["entry"] = [(p.get("N"), _shape(p, refs)) for p in entry]
+        elif child.tag == "ToString":
+            shape["ToString"] = True
+        else:
+            shape["value"] = child.tag
+    shape["types"] = names
+    return shape
+
+
+def test_command_metadata_has_the_layout_of_real_windows() -> None:
+    """The peer's CommandMetadata serializes with the element layout of a real Windows reply."""
+    from xml.etree import ElementTree
+
+    from psrpcore._crypto import PSRemotingCrypto
+    from psrpcore.types import serialize
+
+    from peer import commands, metadata
+
+    real_dir = os.path.join(_real_windows_dir(), "clixml")
+    for capture, name in [("cmdlet_info_metadata", "Get-Item"), ("function_info_metadata", "Get-LargeOutput")]:
+        with open(os.path.join(real_dir, capture + ".xml"), encoding="utf-8") as f:
+            real = _shape(ElementTree.fromstring(f.read()), {})
+        ours = _shape(serialize(metadata.command_metadata(commands.REGISTRY[name.lower()]), PSRemotingCrypto()), {})
+        assert [p for p, _ in ours["MS"]] == [p for p, _ in real["MS"]]
+        assert ours["types"] == real["types"]
+        for (prop, mine), (_, theirs) in zip(ours["MS"], real["MS"]):
+            if isinstance(theirs, dict):
+                assert mine["types"] == theirs["types"], prop
+                if "entry" in theirs:
+                    assert mine["entry"] == theirs["entry"], prop
+            else:
+                assert mine == theirs or (theirs == "Nil") == (mine == "Nil"), prop
+    with open(os.path.join(real_dir, "generic_measure_info.xml"), encoding="utf-8") as f:
+        real = _shape(ElementTree.fromstring(f.read()), {})
+    assert _shape(serialize(metadata.count_object(3), PSRemotingCrypto()), {}) == real
+
+
+def test_command_metadata_jea_lists_only_visible_commands(peer: PeerProcess) -> None:
+    from psrpcore.types import PSInvocationState as State
+
+    from peer.coreclient import CoreClient, outputs
+    from peer.runner import JEA_VISIBLE
+
+    peer.control("/log/reset")
+    with CoreClient(connect(peer), configuration="JEA.Maintenance") as client:
+        pipeline, events = client.get_command_metadata(["*"])
+        assert pipeline.state == State.Completed
+        count, *found = outputs(events)
+        assert count.Count == len(JEA_VISIBLE) == len(found)
+        assert sorted(c.Name for c in found) == sorted(JEA_VISIBLE)
+        item = next(c for c in found if c.Name == "Get-Item")
+        assert item.PSTypeNames[0] == "Deserialized.Selected.System.Management.Automation.CmdletInfo"
+        assert item.Namespace == "Microsoft.PowerShell.Management"
+        path = item.Parameters["Path"]
+        assert path.ParameterType == "System.String[]" and path.SwitchParameter is False
+        assert item.Parameters["Force"].SwitchParameter is True
+        assert list(item.Parameters["ErrorAction"].Aliases) == ["ea"]
+        # A pattern filters; ConvertTo-Json exists in the peer but is not visible here.
+        _, events = client.get_command_metadata(["write-*", "ConvertTo-Json"])
+        count, *found = outputs(events)
+        assert count.Count == 7 and all(c.Name.startswith("Write-") for c in found)
+    (record,) = peer.log("command_metadata")[-1:]
+    assert record["configuration"] == "JEA.Maintenance" and record["names"] == ["write-*", "ConvertTo-Json"]
+    with CoreClient(connect(peer)) as client:
+        _, events = client.get_command_metadata(["ConvertTo-Json"], namespaces=["Microsoft.PowerShell.Utility"])
+        count, found = outputs(events)
+        assert count.Count == 1 and found.Name == "ConvertTo-Json"
+
+
+def test_pypsrp_get_command_metadata_jea(peer: PeerProcess) -> None:
+    """pypsrp's own GET_COMMAND_METADATA (RunspacePool.get_command_metadata) reads the peer's answer."""
+    from peer.runner import JEA_VISIBLE
+
+    with RunspacePool(connect(peer, "kerberos-ccache"), configuration_name="JEA.Maintenance") as pool:
+        found = pool.get_command_metadata("*")
+        assert sorted(c.name for c in found) == sorted(JEA_VISIBLE)
+        restart = next(c for c in found if c.name == "Restart-Computer")
+        assert restart.namespace == "Microsoft.PowerShell.Management"
+        assert restart.command_type.value == 8  # Cmdlet
+        cn = restart.parameters["ComputerName"]
+        assert cn.parameter_type == "System.String[]"
+        assert cn.aliases == ["CN", "__SERVER", "Server", "IPAddress"]
+        assert cn.switch_parameter is False and cn.dynamic is False
+        assert restart.parameters["Force"].switch_parameter is True
+        assert restart.parameters["Verbose"].aliases == ["vb"]
+        assert [c.name for c in pool.get_command_metadata(["get-d*", "ConvertTo-Json"])] == ["Get-Date"]
+        large = pool.get_command_metadata("Get-LargeOutput")[0]
+        assert large.command_type.value == 2 and large.output_type == ["System.IO.FileInfo"]

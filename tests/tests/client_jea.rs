@@ -506,3 +506,89 @@ async fn read_host_fails_cleanly_by_default_and_a_custom_host_answers_it() {
     assert_eq!(result.output, [PsValue::from("typed answer")]);
     pool.close().await.unwrap();
 }
+
+/// The commands `JEA.Maintenance` makes visible (tests/peer/runner.py, JEA_VISIBLE).
+const JEA_VISIBLE: [&str; 16] = [
+    "Get-ChildItem",
+    "Get-Date",
+    "Get-Item",
+    "Get-LargeOutput",
+    "Invoke-Echo",
+    "Read-Host",
+    "Restart-Computer",
+    "Set-PSDebug",
+    "Start-Sleep",
+    "Write-Debug",
+    "Write-Error",
+    "Write-Information",
+    "Write-Output",
+    "Write-Progress",
+    "Write-Verbose",
+    "Write-Warning",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_metadata_lists_the_visible_commands_with_their_parameters() {
+    use psrp_core::client::{CommandTypes, GetCommandMetadata};
+
+    let p = peer();
+    let pool = open(p, kerberos_jea(p)).await;
+    let all = pool.get_command_metadata(["*"]).await.unwrap();
+    let mut names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names, JEA_VISIBLE,
+        "ConvertTo-Json exists but is not visible"
+    );
+
+    let item = all.iter().find(|c| c.name == "Get-Item").unwrap();
+    assert_eq!(item.command_type, CommandTypes::CMDLET);
+    assert_eq!(
+        item.namespace.as_deref(),
+        Some("Microsoft.PowerShell.Management")
+    );
+    let param = |name: &str| item.parameters.iter().find(|p| p.name == name).unwrap();
+    assert_eq!(param("Path").parameter_type, "System.String[]");
+    assert!(!param("Path").switch_parameter);
+    assert!(param("Force").switch_parameter);
+    assert_eq!(param("ErrorAction").aliases, ["ea"]);
+    let echo = all.iter().find(|c| c.name == "Invoke-Echo").unwrap();
+    assert_eq!(echo.command_type, CommandTypes::FUNCTION);
+    assert!(echo.parameters.is_empty(), "a function taking $args");
+
+    // Patterns filter on the server (case-insensitive), several at once.
+    let some = pool
+        .get_command_metadata(["write-w*", "Get-Date", "ConvertTo-Json"])
+        .await
+        .unwrap();
+    let names: Vec<&str> = some.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["Get-Date", "Write-Warning"]);
+    // Command types filter too: the peer's own functions only.
+    let mut request = GetCommandMetadata::new("*");
+    request.command_type = CommandTypes::FUNCTION;
+    let functions = pool.get_command_metadata_with(request).await.unwrap();
+    let names: Vec<&str> = functions.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["Get-LargeOutput", "Invoke-Echo"]);
+    // The pool still runs commands afterwards.
+    let result = pool.invoke(Command::new("Get-Date")).await.unwrap();
+    assert_eq!(result.state, PipelineState::Completed);
+
+    let shell_id = pool.shell_id().to_owned();
+    let asked: Vec<_> = p
+        .log()
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            r["kind"] == "command_metadata"
+                && r["shell_id"]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(&shell_id))
+        })
+        .collect();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert_eq!(
+        asked[1]["names"],
+        json!(["write-w*", "Get-Date", "ConvertTo-Json"])
+    );
+    close(p, pool).await;
+}

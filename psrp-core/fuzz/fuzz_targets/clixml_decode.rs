@@ -1,7 +1,8 @@
 //! CLIXML from a hostile server: `decode` must return a value or an error
 //! without panicking, looping or growing without bound; a decoded value
 //! re-encodes to XML that decodes to the same value; JSON conversion of
-//! any decoded value succeeds.
+//! any decoded value succeeds; reading it as a GET_COMMAND_METADATA reply
+//! object (count or CommandMetadata) returns a value or an error.
 
 #![no_main]
 
@@ -50,4 +51,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let options = JsonOptions::default().with_max_nodes(10_000);
     write_json(std::io::sink(), &value, &options).expect("JSON of a decoded value");
+    let _ = psrp_core::message::CommandMetadataReply::from_value(&value);
 });

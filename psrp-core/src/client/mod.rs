@@ -96,6 +96,7 @@ pub use crate::clixml::{to_json, to_json_with, JsonOptions, PsValue, Version};
 pub use crate::command::{hashtable, json_to_value, list, Command, CreatePipeline, PowerShell};
 pub use crate::host::{HostCall, HostInfo, HostMethodId, HostResponse};
 pub use crate::message::{
-    ErrorRecord, InformationRecord, InformationalRecord, PipelineState, ProgressRecord,
+    CommandMetadata, CommandTypes, ErrorRecord, GetCommandMetadata, InformationRecord,
+    InformationalRecord, ParameterMetadata, PipelineState, ProgressRecord,
 };
 pub use wsman::{NtlmFallback, ProxyConfig, Secret};

@@ -10,8 +10,11 @@ use wsman::{CommandRequest, CreateShell, ReceiveOutcome, Shell, WsmanClient};
 use crate::clixml::{to_json, PsValue, Version};
 use crate::command::{Command, CreatePipeline, PowerShell};
 use crate::fragment::{DefragmentLimits, DEFAULT_MAX_MESSAGE_SIZE};
-use crate::message::{ApplicationPrivateData, RunspacePoolState, SessionCapability};
-use crate::pool::{PoolEvent, RunspacePool as CorePool, RunspacePoolConfig, Target};
+use crate::message::{
+    ApplicationPrivateData, CommandMetadata, CommandMetadataReply, GetCommandMetadata,
+    RunspacePoolState, SessionCapability,
+};
+use crate::pool::{PoolError, PoolEvent, RunspacePool as CorePool, RunspacePoolConfig, Target};
 
 use super::cleanup::CleanupTracker;
 use super::error::ClientError;
@@ -589,7 +592,8 @@ impl RunspacePool {
     /// # Ok(()) }
     /// ```
     pub async fn start(&self, pipeline: impl IntoPipeline) -> Result<Invocation, ClientError> {
-        self.start_spec(pipeline.into_pipeline(), None).await
+        self.start_spec(Request::Pipeline(pipeline.into_pipeline()), None)
+            .await
     }
 
     /// Starts a pipeline and sends it `input` as pipeline input (what
@@ -601,7 +605,7 @@ impl RunspacePool {
     ) -> Result<Invocation, ClientError> {
         let mut spec = pipeline.into_pipeline();
         spec.no_input = false;
-        self.start_spec(spec, Some(input.into_iter().collect()))
+        self.start_spec(Request::Pipeline(spec), Some(input.into_iter().collect()))
             .await
     }
 
@@ -616,16 +620,69 @@ impl RunspacePool {
         self.start(pipeline).await?.collect().await
     }
 
+    /// What the endpoint says about its commands (GET_COMMAND_METADATA, the
+    /// message `Import-PSSession` uses): for each command whose name
+    /// matches one of the wildcard `patterns` (`*` for all) and that this
+    /// user may run, its name, module, type, output types and parameters
+    /// (type, aliases, switch). It works on JEA (NoLanguage) endpoints,
+    /// where it lists only the visible commands.
+    ///
+    /// ```no_run
+    /// use psrp_core::client::RunspacePool;
+    ///
+    /// # async fn run(pool: &RunspacePool) -> Result<(), psrp_core::client::ClientError> {
+    /// for command in pool.get_command_metadata(["Get-*"]).await? {
+    ///     let names: Vec<&str> = command.parameters.iter().map(|p| p.name.as_str()).collect();
+    ///     println!("{} ({}): {}", command.name, command.command_type.name(), names.join(", "));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A pipeline that fails on the server is [`ClientError::PipelineFailed`];
+    /// an object that is not CommandMetadata, or fewer or more commands
+    /// than the count object announced, is [`ClientError::Protocol`] or
+    /// [`ClientError::UnexpectedResponse`].
+    pub async fn get_command_metadata<I, S>(
+        &self,
+        patterns: I,
+    ) -> Result<Vec<CommandMetadata>, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut request = GetCommandMetadata::new("*");
+        request.names = patterns.into_iter().map(Into::into).collect();
+        if request.names.is_empty() {
+            request.names.push("*".to_owned());
+        }
+        self.get_command_metadata_with(request).await
+    }
+
+    /// [`RunspacePool::get_command_metadata`] with the whole request:
+    /// command types, module (namespace) patterns, arguments.
+    pub async fn get_command_metadata_with(
+        &self,
+        request: GetCommandMetadata,
+    ) -> Result<Vec<CommandMetadata>, ClientError> {
+        let result = self
+            .start_spec(Request::Metadata(request), None)
+            .await?
+            .collect()
+            .await?
+            .into_result()?;
+        command_metadata_from(&result.output)
+    }
+
     async fn start_spec(
         &self,
-        spec: CreatePipeline,
+        request: Request,
         input: Option<Vec<PsValue>>,
     ) -> Result<Invocation, ClientError> {
         let shared = &self.shared;
         if shared.is_closed() {
             return Err(ClientError::Closed);
         }
-        let command = describe_pipeline(&spec.powershell);
+        let command = request.describe();
         let permit = shared
             .runspaces
             .clone()
@@ -634,10 +691,11 @@ impl RunspacePool {
             .map_err(|_| ClientError::Closed)?;
         // Nothing of this pipeline may go out before its Command.
         let sending = shared.send_lock.lock().await;
-        let new = shared
-            .core()
-            .create_pipeline(spec, shared.max_payload)
-            .map_err(|e| ClientError::pool("creating the pipeline", e))?;
+        let new = match request {
+            Request::Pipeline(spec) => shared.core().create_pipeline(spec, shared.max_payload),
+            Request::Metadata(m) => shared.core().get_command_metadata(m, shared.max_payload),
+        }
+        .map_err(|e| ClientError::pool("creating the pipeline", e))?;
         let id = new.id;
         // Until the receive task owns it, a failure or a dropped future
         // releases the command.
@@ -687,6 +745,64 @@ impl RunspacePool {
     }
 }
 
+/// What a new pipeline carries: a CREATE_PIPELINE or a GET_COMMAND_METADATA.
+enum Request {
+    Pipeline(CreatePipeline),
+    Metadata(GetCommandMetadata),
+}
+
+impl Request {
+    /// The pipeline as one line of text, for messages.
+    fn describe(&self) -> String {
+        match self {
+            Request::Pipeline(spec) => describe_pipeline(&spec.powershell),
+            Request::Metadata(m) => format!("GET_COMMAND_METADATA {}", m.names.join(",")),
+        }
+    }
+}
+
+/// The commands of a GET_COMMAND_METADATA reply: the count object first
+/// (MS-PSRP 2.2.3.21), then exactly that many CommandMetadata objects.
+fn command_metadata_from(output: &[PsValue]) -> Result<Vec<CommandMetadata>, ClientError> {
+    const OPERATION: &str = "reading the command metadata";
+    let protocol = |e| ClientError::Protocol {
+        operation: OPERATION,
+        source: PoolError::Message(e),
+    };
+    let unexpected = |detail: String| ClientError::UnexpectedResponse {
+        operation: OPERATION,
+        detail,
+    };
+    let mut objects = output.iter();
+    let count = match objects.next().map(CommandMetadataReply::from_value) {
+        Some(Ok(CommandMetadataReply::Count(n))) => n,
+        Some(Ok(CommandMetadataReply::Command(c))) => {
+            return Err(unexpected(format!(
+                "the reply starts with the command {:?} instead of the count object",
+                c.name
+            )))
+        }
+        Some(Err(e)) => return Err(protocol(e)),
+        None => return Err(unexpected("the reply has no count object".to_owned())),
+    };
+    let mut commands = Vec::new();
+    for value in objects {
+        match CommandMetadataReply::from_value(value).map_err(protocol)? {
+            CommandMetadataReply::Command(c) => commands.push(c),
+            CommandMetadataReply::Count(_) => {
+                return Err(unexpected("a second count object in the reply".to_owned()))
+            }
+        }
+    }
+    if i64::try_from(commands.len()).ok() != Some(count) {
+        return Err(unexpected(format!(
+            "the count object announced {count} commands but {} came",
+            commands.len()
+        )));
+    }
+    Ok(commands)
+}
+
 /// A pipeline created locally whose receive task does not exist yet.
 struct PendingCommand {
     shared: Arc<Shared>,
@@ -732,6 +848,34 @@ mod tests {
         let spec = Command::new("Get-Date").into_pipeline();
         assert!(spec.no_input);
         assert_eq!(describe_pipeline(&spec.powershell), "Get-Date");
+    }
+
+    #[test]
+    fn command_metadata_replies_are_checked_against_their_count() {
+        use crate::message::values::ObjBuilder;
+        let count = |n: i32| ObjBuilder::new().note("Count", n).build();
+        let command = |name: &str| ObjBuilder::new().note("Name", name).build();
+        let names = |r: Result<Vec<CommandMetadata>, ClientError>| -> Vec<String> {
+            r.unwrap().into_iter().map(|c| c.name).collect()
+        };
+        assert_eq!(
+            names(command_metadata_from(&[
+                count(2),
+                command("A"),
+                command("B")
+            ])),
+            ["A", "B"]
+        );
+        assert!(command_metadata_from(&[count(0)]).unwrap().is_empty());
+        let error = |output: &[PsValue]| command_metadata_from(output).unwrap_err().to_string();
+        assert!(error(&[]).contains("no count object"));
+        assert!(error(&[count(3), command("A")]).contains("announced 3 commands but 1 came"));
+        assert!(error(&[command("A")]).contains("starts with the command \"A\""));
+        assert!(error(&[count(1), count(1)]).contains("a second count object"));
+        assert!(matches!(
+            command_metadata_from(&[count(1), PsValue::I32(7)]),
+            Err(ClientError::Protocol { .. })
+        ));
     }
 
     /// Compiles only if the client's futures can move between threads

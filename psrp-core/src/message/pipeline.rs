@@ -214,7 +214,13 @@ pub struct CommandMetadata {
     pub parameters: Vec<ParameterMetadata>,
 }
 
-/// One parameter of a command (ParameterMetadata).
+/// One parameter of a command (MS-PSRP 2.2.3.23 ParameterMetadata).
+///
+/// This is all the reply carries: Windows serializes ParameterMetadata
+/// with these five properties only, so whether a parameter is mandatory,
+/// its position and its parameter sets are not part of
+/// GET_COMMAND_METADATA. Common parameters (`Verbose`, `ErrorAction`, ...)
+/// are listed like the command's own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParameterMetadata {
     /// `Name`.
