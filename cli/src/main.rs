@@ -5,6 +5,7 @@
 // the process's environment block (password.rs).
 #![deny(unsafe_code)]
 
+mod advice;
 mod args;
 mod clixml_cmd;
 mod command_line;
