@@ -10,6 +10,7 @@ mod args;
 mod clixml_cmd;
 mod command_line;
 mod config;
+mod doctor;
 mod exit;
 mod hosts;
 mod logging;
@@ -75,6 +76,7 @@ fn main() {
             Err(e) => usage(&e.to_string()),
         },
         Commands::Script(a) => script(&a, env_password),
+        Commands::Doctor(a) => doctor(&a, env_password),
     };
     std::process::exit(status.code());
 }
@@ -108,6 +110,33 @@ fn script(a: &args::ScriptArgs, env_password: Option<wsman::Secret>) -> Status {
         ),
         Err(e) => usage(&e.to_string()),
     }
+}
+
+/// `psrp doctor`.
+fn doctor(a: &args::DoctorArgs, env_password: Option<wsman::Secret>) -> Status {
+    let settings = match Settings::resolve(&a.connection, env_password) {
+        Ok(s) => s,
+        Err(e) => return usage(&e.to_string()),
+    };
+    if settings.hosts.len() > 1 {
+        return usage("psrp doctor checks one host at a time");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("psrp: cannot start the async runtime: {e}");
+            return Status::Failed;
+        }
+    };
+    for w in settings.warnings() {
+        eprintln!("psrp: WARNING: {w}");
+    }
+    let status = runtime.block_on(doctor::run(settings, a.json));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    status
 }
 
 /// `psrp clixml`.

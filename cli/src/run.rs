@@ -230,7 +230,7 @@ async fn wait_cancel(cancel: &mut watch::Receiver<Option<Cancel>>) -> Cancel {
     }
 }
 
-fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOptions {
+pub(crate) fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOptions {
     let mut o = ConnectionOptions::new(host.name.clone())
         .scheme(match s.scheme {
             args::Scheme::Http => Scheme::Http,
