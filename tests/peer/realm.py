@@ -202,8 +202,11 @@ class Realm:
             env = dict(os.environ, KRB5_CONFIG=d["krb5_config"], KRB5_KDC_PROFILE=d["kdc_profile"])
             if not os.path.exists(os.path.join(self.directory, "db", "principal")):
                 _run(["kdb5_util", "create", "-s", "-r", REALM, "-P", secrets.token_hex(16)], env)
-                # kadmin.local takes one query per run; three short runs are still ~0.1 s.
-                _run(["kadmin.local", "-r", REALM, "-q", f"addprinc -pw {d['password']} {d['principal']}"], env)
+                # kadmin.local takes one query per run; three short runs are still ~0.1 s. The user
+                # requires pre-authentication, as Active Directory accounts do (a wrong password
+                # is then "Preauthentication failed" from the KDC).
+                _run(["kadmin.local", "-r", REALM, "-q",
+                      f"addprinc +requires_preauth -pw {d['password']} {d['principal']}"], env)
                 _run(["kadmin.local", "-r", REALM, "-q", f"addprinc -randkey {SERVICE}/{HOST}@{REALM}"], env)
                 _run(["kadmin.local", "-r", REALM, "-q", f"ktadd -k {d['keytab']} {SERVICE}/{HOST}@{REALM}"], env)
             log = open(os.path.join(self.directory, "krb5kdc.out"), "ab")

@@ -367,6 +367,20 @@ fn enctype_mismatch() {
     contains(&cause, "share no encryption type");
 }
 
+#[test]
+fn wrong_password_is_preauthentication_failed() {
+    let peer = Peer::shared();
+    let run = doctor(
+        Psrp::peer(peer)
+            .conn(["-a", "kerberos", "-u", &peer.info().principal])
+            .env("PSRP_PASSWORD", "Not-the-Password-1"),
+    );
+    let (l, cause, _) = failure(&run, "kerberos", "credentials");
+    contains(&l, "Preauthentication failed");
+    contains(&cause, "the KDC refused the password");
+    assert!(!run.stdout.contains("Not-the-Password-1"));
+}
+
 /// Negotiate with a password and broken Kerberos: doctor says it will
 /// fall back to NTLM and why, and the shell opens with NTLM.
 #[test]

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use super::{finding_for_text, Finding, Report, Target};
-use crate::advice;
 
 const G: &str = "network";
 
@@ -18,10 +17,9 @@ pub async fn check(t: &Target, r: &mut Report) -> bool {
     let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, t.port)).await {
         Ok(a) => a.collect(),
         Err(e) => {
-            let f = advice::for_text("name or service not known")
-                .map(Finding::from)
-                .unwrap_or_else(|| Finding::new("dns", e.to_string(), "check the host name"));
-            r.fail(G, "name resolution", format!("{host}: {e}"), f);
+            let text = format!("{host}: {e}");
+            let f = finding_for_text(&text, "dns", "check the host name and DNS");
+            r.fail(G, "name resolution", text, f);
             return false;
         }
     };
