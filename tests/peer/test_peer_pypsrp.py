@@ -1303,3 +1303,14 @@ def test_kerberos_client_variants(peer: PeerProcess, variant: str, error: str) -
     finally:
         os.environ["KRB5CCNAME"] = old
     assert error.lower() in str(e.value).lower(), str(e.value)
+
+
+def test_language_mode_expression(peer: PeerProcess) -> None:
+    ps = invoke(connect(peer, "ntlm"), lambda ps: ps.add_script("$ExecutionContext.SessionState.LanguageMode"))
+    assert ps.state == PSInvocationState.COMPLETED and ps.output == ["FullLanguage"]
+    ps = invoke(
+        connect(peer, "ntlm"),
+        lambda ps: ps.add_script("$ExecutionContext.SessionState.LanguageMode"),
+        configuration="JEA.Maintenance",
+    )
+    assert ps.state == PSInvocationState.FAILED

@@ -132,6 +132,10 @@ fn healthy_peer_passes_every_check() {
         "aes256-cts-hmac-sha1-96",
     );
     contains(line(&run, "✓", "winrm", "psrp version"), "protocol 2.3");
+    contains(
+        line(&run, "·", "winrm", "language mode"),
+        "NoLanguage (JEA)",
+    );
     assert!(run
         .stdout
         .ends_with("result: a command can run (0 failed, 0 warnings)\n"));

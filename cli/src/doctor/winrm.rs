@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use psrp_core::client::{ClientError, PoolOptions, RunspacePool};
+use psrp_core::client::{ClientError, Command, PoolOptions, RunspacePool};
 
 use super::{finding_for_text, Finding, Report, Target};
 use crate::args::AuthKind;
@@ -116,6 +116,7 @@ pub async fn check(t: &Target, r: &mut Report) -> bool {
             ps.map(|p| format!(", PowerShell {p}")).unwrap_or_default()
         ),
     );
+    language_mode(&pool, r).await;
     r.info(
         G,
         "commands",
@@ -125,6 +126,44 @@ pub async fn check(t: &Target, r: &mut Report) -> bool {
         r.warn(G, "close", format!("could not delete the shell: {e}"), None);
     }
     true
+}
+
+/// The endpoint's language mode: `$ExecutionContext.SessionState.LanguageMode`
+/// where scripts run; a NoLanguage endpoint (JEA) refuses the script itself.
+async fn language_mode(pool: &RunspacePool, r: &mut Report) {
+    let script = Command::script("$ExecutionContext.SessionState.LanguageMode");
+    let result = match pool.invoke(script).await {
+        Ok(result) => result,
+        Err(e) => {
+            r.info(G, "language mode", format!("not known: {e}"));
+            return;
+        }
+    };
+    let mode = result
+        .output
+        .first()
+        .map(|v| match psrp_core::clixml::to_json(v) {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        });
+    let refused = result
+        .terminating_error
+        .iter()
+        .chain(&result.errors)
+        .any(|e| e.formatted().contains("no-language mode"));
+    match (mode, refused) {
+        (Some(mode), _) => r.info(
+            G,
+            "language mode",
+            format!("{mode}: scripts (psrp script) and commands (psrp invoke) can run"),
+        ),
+        (None, true) => r.info(
+            G,
+            "language mode",
+            "NoLanguage (JEA): only commands with parameters (psrp invoke), no scripts",
+        ),
+        (None, false) => r.info(G, "language mode", "not known: the endpoint did not say"),
+    }
 }
 
 fn open_failed(t: &Target, r: &mut Report, e: &ClientError) {
