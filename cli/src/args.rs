@@ -50,6 +50,12 @@ pub enum Commands {
     // A later flag replaces an earlier one (for aliases and wrappers).
     #[command(after_long_help = EXIT_STATUS_HELP, args_override_self = true)]
     Script(ScriptArgs),
+    /// Check the connection step by step (DNS, TCP, TLS, authentication,
+    /// Kerberos, NTLM, WinRM) and say, for each failure, its cause and fix.
+    /// Exit status 0 when a command could run, 3 otherwise.
+    // A later flag replaces an earlier one (for aliases and wrappers).
+    #[command(after_long_help = EXIT_STATUS_HELP, args_override_self = true)]
+    Doctor(DoctorArgs),
     /// Convert CLIXML (an Export-Clixml file, `#< CLIXML` stderr text, or one
     /// PSRP message payload) to JSON, without PowerShell.
     // A later flag replaces an earlier one (for aliases and wrappers).
@@ -178,6 +184,16 @@ pub struct ScriptArgs {
     pub connection: ConnectionArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `psrp doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the checks as JSON (for monitoring).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// `psrp clixml`.

@@ -5,12 +5,14 @@
 // the process's environment block (password.rs).
 #![deny(unsafe_code)]
 
+mod advice;
 mod args;
 mod check;
 mod clixml_cmd;
 mod command_line;
 mod commands_cmd;
 mod config;
+mod doctor;
 mod exit;
 mod hosts;
 mod logging;
@@ -92,6 +94,7 @@ fn main() {
         },
         Commands::Completions(a) => completions(a.shell),
         Commands::Man(a) => man(a.dir.as_deref()),
+        Commands::Doctor(a) => doctor(&a, env_password),
     };
     std::process::exit(status.code());
 }
@@ -154,6 +157,33 @@ fn man(dir: Option<&Path>) -> Status {
         Ok(()) => Status::Success,
         Err(e) => usage(&format!("cannot write the man page: {e}")),
     }
+}
+
+/// `psrp doctor`.
+fn doctor(a: &args::DoctorArgs, env_password: Option<wsman::Secret>) -> Status {
+    let settings = match Settings::resolve(&a.connection, env_password) {
+        Ok(s) => s,
+        Err(e) => return usage(&e.to_string()),
+    };
+    if settings.hosts.len() > 1 {
+        return usage("psrp doctor checks one host at a time");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("psrp: cannot start the async runtime: {e}");
+            return Status::Failed;
+        }
+    };
+    for w in settings.warnings() {
+        eprintln!("psrp: WARNING: {w}");
+    }
+    let status = runtime.block_on(doctor::run(settings, a.json));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    status
 }
 
 /// `psrp clixml`.

@@ -307,6 +307,13 @@ fn error_text(e: &ClientError) -> String {
     }
 }
 
+/// The cause and fix from the advice table, when it knows the error.
+fn advise(log: &Logger, label: &str, e: &ClientError) {
+    if let Some(a) = crate::advice::for_client_error(e) {
+        log.psrp(label, &crate::advice::invoke_hint(a));
+    }
+}
+
 #[derive(Default)]
 struct Counts {
     objects: u64,
@@ -395,6 +402,7 @@ async fn run_host(
         Ok(pool) => pool,
         Err(e) => {
             log.psrp(label, &format!("cannot connect: {}", error_text(&e)));
+            advise(log, label, &e);
             return error_status(&e);
         }
     };
@@ -503,6 +511,7 @@ fn completed(log: &Logger, label: &str, what: &str, ended: Ended) -> Result<(), 
         Ended::Done(state, error) => (state, error),
         Ended::Error(e) => {
             log.psrp(label, &format!("{what}: {}", error_text(&e)));
+            advise(log, label, &e);
             return Err(error_status(&e).max(Status::Failed));
         }
         Ended::Cut(status, why) => {

@@ -79,8 +79,10 @@ class ConnectionAuth:
     (Windows CbtHardeningLevel=Strict).
     """
 
-    def __init__(self, realm_info: typing.Dict[str, typing.Any], cbt: typing.Optional[bytes], strict_cbt: bool):
+    def __init__(self, realm_info: typing.Dict[str, typing.Any], cbt: typing.Optional[bytes], strict_cbt: bool,
+                 ntlm_only: bool = False):
         self.realm_info = realm_info
+        self.ntlm_only = ntlm_only
         self.cbt = cbt
         self.strict_cbt = strict_cbt and cbt is not None
         self.ctx: typing.Any = None
@@ -132,12 +134,16 @@ class ConnectionAuth:
             # A new handshake on an authenticated connection replaces the old context.
             self.reset()
             bindings = GssChannelBindings(application_data=self.cbt) if self.cbt and self.strict_cbt else None
-            self.ctx = spnego.server(
-                hostname=HOST,
-                service=SERVICE,
-                protocol=protocol,
-                channel_bindings=bindings,
-            )
+            try:
+                self.ctx = spnego.server(
+                    hostname=HOST,
+                    service=SERVICE,
+                    protocol=protocol,
+                    channel_bindings=bindings,
+                )
+            except Exception as e:  # no acceptor credentials: refused, as a server would
+                self.reset()
+                raise AuthFailed(f"{scheme} acceptor unavailable: {type(e).__name__}: {e}") from None
             self.scheme = scheme
         if b"NTLMSSP\x00\x03\x00\x00\x00" in token:
             self.ntlm_cbt_hash = ntlm_channel_bindings_hash(token)
@@ -148,6 +154,10 @@ class ConnectionAuth:
             raise AuthFailed(f"{scheme} token refused: {type(e).__name__}: {e}") from None
         if self.ctx.complete:
             self.negotiated = self.ctx.negotiated_protocol
+            if self.ntlm_only and self.negotiated != "ntlm":
+                # Like a Windows host whose account has no usable key for the SPN: only NTLM works.
+                self.reset()
+                raise AuthFailed("Kerberos token refused: this server accepts only NTLM (--ntlm-only)")
             if self.strict_cbt:
                 self._enforce_cbt()
             self.complete = True

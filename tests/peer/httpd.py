@@ -88,7 +88,8 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
             inst.connections += 1
             self.conn_id = inst.connections
         opts = inst.options
-        self.auth = auth.ConnectionAuth(inst.realm.data, self.server.cbt, strict_cbt=opts.cbt == "strict")
+        self.auth = auth.ConnectionAuth(inst.realm.data, self.server.cbt, strict_cbt=opts.cbt == "strict",
+                                       ntlm_only=opts.ntlm_only)
         if self.server.tls is not None:
             try:
                 self.connection.do_handshake()
@@ -216,6 +217,11 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
             return
         opts = inst.options
         transport = self.server.transport
+        if self.headers.get("WSMANIDENTIFY", "").lower() == "unauthenticated" and b"Identify" in body:
+            # WS-Man Identify without authentication, as WinRM answers it (the OS version hidden).
+            inst.log_op({"kind": "identify", "transport": transport, "connection": self.conn_id})
+            self._send(200, soap.identify_response(), SOAP_CONTENT_TYPE)
+            return
         final_token: typing.Optional[typing.Tuple[str, bytes]] = None
         header = self.headers.get("Authorization")
         enabled = {s.lower() for s in opts.schemes}
@@ -304,11 +310,12 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
         status = 200
         rule = None
         try:
-            if len(plain) > soap.SERVER_MAX_ENVELOPE:
+            server_max = opts.max_envelope_kb * 1024 if opts.max_envelope_kb else soap.SERVER_MAX_ENVELOPE
+            if len(plain) > server_max:
                 raise soap.WSManFault(
                     soap.ERROR_SERVER_ENVELOPE_LIMIT,
                     f"The WS-Management service cannot process the request because the request envelope of "
-                    f"{len(plain)} bytes exceeds the server limit of {soap.SERVER_MAX_ENVELOPE} bytes "
+                    f"{len(plain)} bytes exceeds the server limit of {server_max} bytes "
                     "(MaxEnvelopeSizekb).",
                     subcode="w:EncodingLimit",
                     soap_code="s:Sender",

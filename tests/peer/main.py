@@ -36,6 +36,15 @@ def parse_args(argv: typing.Optional[typing.List[str]]) -> argparse.Namespace:
                    help="channel binding on HTTPS: strict (CbtHardeningLevel=Strict, default) or none")
     p.add_argument("--schemes", default=",".join(SCHEMES),
                    help="enabled auth schemes in WWW-Authenticate order (default: Negotiate,Kerberos,Basic)")
+    p.add_argument("--ntlm-only", action="store_true",
+                   help="offer Negotiate/Kerberos but refuse Kerberos tokens (a server that accepts only NTLM)")
+    p.add_argument("--stale-keytab", action="store_true",
+                   help="the acceptor's keytab holds an old key of HTTP/localhost (its password changed): the "
+                        "KDC issues tickets the server cannot decrypt")
+    p.add_argument("--jea-denied", action="store_true",
+                   help="the user is in no role of JEA.Maintenance: its Create faults with Access is denied (5)")
+    p.add_argument("--max-envelope-kb", type=int, default=0,
+                   help="the server's MaxEnvelopeSizekb (default 500): larger requests fault")
     p.add_argument("--bad-cert", action="store_true",
                    help="also start HTTPS listeners with an untrusted and a wrong-host certificate")
     p.add_argument("--no-stdin-watch", action="store_true", help="do not exit when stdin reaches EOF")
@@ -121,6 +130,15 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
         realm = realm_mod.Realm.create(os.path.join(state_dir, "realm"))
     # The acceptor (GSSAPI, pyspnego NTLM) reads these from the environment.
     os.environ.update(realm.acceptor_env())
+    if args.stale_keytab:
+        # A key of HTTP/localhost made from another password, with a newer kvno: the acceptor
+        # cannot decrypt the tickets the KDC issues (like a computer account whose keytab is stale).
+        stale = os.path.join(state_dir, "stale.keytab")
+        realm_mod._run(["ktutil"], dict(os.environ), stdin=(
+            f"addent -password -p {realm.data['spn']} -k 9 -e aes256-cts-hmac-sha1-96\n"
+            "not-the-service-password\n"
+            f"wkt {stale}\nquit\n").encode())
+        os.environ["KRB5_KTNAME"] = "FILE:" + stale
 
     from peer import certs, control, httpd, instance, wsman
 
@@ -180,7 +198,11 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
             "state_dir": state_dir,
             "log_file": log_file,
             "configurations": ["Microsoft.PowerShell", "JEA.Maintenance"],
-            "options": {"cbt": args.cbt, "allow_unencrypted": args.allow_unencrypted, "schemes": args.schemes},
+            "options": {"cbt": args.cbt, "allow_unencrypted": args.allow_unencrypted, "schemes": args.schemes,
+                        "ntlm_only": args.ntlm_only, "stale_keytab": args.stale_keytab,
+                        "jea_denied": args.jea_denied, "max_envelope_kb": args.max_envelope_kb},
+            # Broken Kerberos client environments of the realm (peer.realm.Realm._make_variants).
+            "kerberos_variants": r.get("variants", {}),
             "realm_info": r,
         }
     )

@@ -11,6 +11,7 @@ import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
 import typing
@@ -201,8 +202,11 @@ class Realm:
             env = dict(os.environ, KRB5_CONFIG=d["krb5_config"], KRB5_KDC_PROFILE=d["kdc_profile"])
             if not os.path.exists(os.path.join(self.directory, "db", "principal")):
                 _run(["kdb5_util", "create", "-s", "-r", REALM, "-P", secrets.token_hex(16)], env)
-                # kadmin.local takes one query per run; three short runs are still ~0.1 s.
-                _run(["kadmin.local", "-r", REALM, "-q", f"addprinc -pw {d['password']} {d['principal']}"], env)
+                # kadmin.local takes one query per run; three short runs are still ~0.1 s. The user
+                # requires pre-authentication, as Active Directory accounts do (a wrong password
+                # is then "Preauthentication failed" from the KDC).
+                _run(["kadmin.local", "-r", REALM, "-q",
+                      f"addprinc +requires_preauth -pw {d['password']} {d['principal']}"], env)
                 _run(["kadmin.local", "-r", REALM, "-q", f"addprinc -randkey {SERVICE}/{HOST}@{REALM}"], env)
                 _run(["kadmin.local", "-r", REALM, "-q", f"ktadd -k {d['keytab']} {SERVICE}/{HOST}@{REALM}"], env)
             log = open(os.path.join(self.directory, "krb5kdc.out"), "ab")
@@ -225,6 +229,7 @@ class Realm:
                     d["kdc_port"] = port
                     d["kdc_pid"] = proc.pid
                     self._kinit()
+                    self._make_variants()
                     return
                 except OSError:
                     time.sleep(0.02)
@@ -238,6 +243,49 @@ class Realm:
         d = self.data
         env = dict(os.environ, KRB5_CONFIG=d["krb5_config"], KRB5CCNAME="FILE:" + d["ccache"])
         _run(["kinit", d["principal"]], env, stdin=(d["password"] + "\n").encode())
+
+    def _make_variants(self) -> None:
+        """Broken client-side Kerberos environments of this realm, for clients' diagnostics:
+
+        - ``ccache_expired``: a TGT with a one-second lifetime (expired by the time a test uses it)
+        - ``ccache_skewed``: a fresh TGT whose cache header records a KDC time offset of
+          ``clock_skew_seconds`` (MIT's kdc_timesync), so the client's requests carry times that far
+          ahead: the KDC answers "Clock skew too great", as for a client whose clock is wrong
+        - ``krb5_config_enctype_mismatch``: the realm's krb5.conf allowing only camellia256-cts-cmac,
+          which the KDC has no keys for ("KDC has no support for encryption type")
+        """
+        d = self.data
+        skew = 3600
+        paths = {
+            "ccache_expired": os.path.join(self.directory, "ccache_expired"),
+            "ccache_skewed": os.path.join(self.directory, "ccache_skewed"),
+            "krb5_config_enctype_mismatch": os.path.join(self.directory, "krb5_enctype_mismatch.conf"),
+        }
+        env = dict(os.environ, KRB5_CONFIG=d["krb5_config"])
+        _run(["kinit", "-l", "1s", d["principal"]], dict(env, KRB5CCNAME="FILE:" + paths["ccache_expired"]),
+             stdin=(d["password"] + "\n").encode())
+        _run(["kinit", d["principal"]], dict(env, KRB5CCNAME="FILE:" + paths["ccache_skewed"]),
+             stdin=(d["password"] + "\n").encode())
+        with open(paths["ccache_skewed"], "rb") as f:
+            data = f.read()
+        if data[:2] != b"\x05\x04":
+            raise RuntimeError("kinit wrote a credential cache format other than 0x0504")
+        (header_len,) = struct.unpack(">H", data[2:4])
+        # Header: one DeltaTime tag (1): seconds, microseconds.
+        header = struct.pack(">HHiI", 1, 8, skew, 0)
+        with open(paths["ccache_skewed"], "wb") as f:
+            f.write(b"\x05\x04" + struct.pack(">H", len(header)) + header + data[4 + header_len:])
+        with open(d["krb5_config"]) as f:
+            conf = f.read()
+        conf = conf.replace(
+            "[libdefaults]\n",
+            "[libdefaults]\n    default_tkt_enctypes = camellia256-cts-cmac\n"
+            "    default_tgs_enctypes = camellia256-cts-cmac\n    permitted_enctypes = camellia256-cts-cmac\n",
+            1,
+        )
+        with open(paths["krb5_config_enctype_mismatch"], "w") as f:
+            f.write(conf)
+        d["variants"] = {**paths, "clock_skew_seconds": skew}
 
     def stop(self) -> None:
         if self.kdc and self.kdc.poll() is None:

@@ -375,6 +375,13 @@ class Invocation:
                 self.session.preferences[name] = str(value)
                 continue
             self.trace(stmt.text, stmt.line)
+            if stmt.expression == "languagemode":
+                # Scripts run only in FullLanguage configurations (NoLanguage refuses them above).
+                if collect:
+                    collected.append("FullLanguage")
+                else:
+                    self.write(lambda p: p.write_output("FullLanguage"))
+                continue
             if len(stmt.pipeline) == 1 and stmt.pipeline[0].name.lower() == "exit":
                 # `exit N` in a remote script: the server's host passes SetShouldExit(N) to
                 # the client's host, and the script ends there (the pipeline completes).

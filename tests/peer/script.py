@@ -4,8 +4,9 @@ Supported: statements separated by ``;`` or new lines, pipelines with ``|``, com
 with ``-Name value``, ``-Name:value`` and switch parameters, positional arguments, literal
 values (quoted strings without expansion, integers, decimals, ``$true``/``$false``/``$null``,
 bare words, comma lists), ``#`` comments, and assignments to the preference variables
-(``$VerbosePreference = 'Continue'``), and ``exit N`` (the host's SetShouldExit(N), then the
-script ends). Anything else is a parse error.
+(``$VerbosePreference = 'Continue'``), ``exit N`` (the host's SetShouldExit(N), then the
+script ends), and the expression ``$ExecutionContext.SessionState.LanguageMode`` (what clients
+run to learn the language mode). Anything else is a parse error.
 """
 
 import re
@@ -41,8 +42,12 @@ class CommandCall(typing.NamedTuple):
 class Statement(typing.NamedTuple):
     line: int  # 1-based line of the statement start
     text: str
-    pipeline: typing.List[CommandCall]  # empty for assignments
+    pipeline: typing.List[CommandCall]  # empty for assignments and expressions
     assign: typing.Optional[typing.Tuple[str, typing.Any]]
+    expression: typing.Optional[str] = None  # "languagemode"
+
+
+LANGUAGE_MODE_EXPRESSION = "$executioncontext.sessionstate.languagemode"
 
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -156,6 +161,12 @@ def parse(text: str) -> typing.List[Statement]:
         start = lx.pos
         line = lx.line_of(start)
         if lx.peek() == "$":
+            end = start + len(LANGUAGE_MODE_EXPRESSION)
+            ends = ("", ";", "\n", " ", "\r")
+            if text[start:end].lower() == LANGUAGE_MODE_EXPRESSION and text[end : end + 1] in ends:
+                lx.pos = end
+                statements.append(Statement(line, text[start:end], [], None, "languagemode"))
+                continue
             statements.append(_assignment(lx, start, line))
             continue
         pipeline = []

@@ -52,6 +52,26 @@ DEFAULT_OPERATION_TIMEOUT = 60.0
 MACHINE = "localhost"
 
 
+IDENTITY_NS = "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"
+
+
+def identify_response() -> bytes:
+    """The IdentifyResponse of an unauthenticated Identify (DSP0226 11; WinRM hides the OS version then)."""
+    return (
+        f'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsmid="{IDENTITY_NS}">'
+        "<s:Header/><s:Body><wsmid:IdentifyResponse>"
+        "<wsmid:ProtocolVersion>http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd</wsmid:ProtocolVersion>"
+        "<wsmid:ProductVendor>Microsoft Corporation</wsmid:ProductVendor>"
+        "<wsmid:ProductVersion>OS: 0.0.0 SP: 0.0 Stack: 3.0</wsmid:ProductVersion>"
+        "<wsmid:SecurityProfiles>"
+        "<wsmid:SecurityProfileName>http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/http/spnego-kerberos"
+        "</wsmid:SecurityProfileName>"
+        "<wsmid:SecurityProfileName>http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/spnego-kerberos"
+        "</wsmid:SecurityProfileName>"
+        "</wsmid:SecurityProfiles></wsmid:IdentifyResponse></s:Body></s:Envelope>"
+    ).encode()
+
+
 class WSManFault(Exception):
     """A fault to send back as HTTP 500 with s:Fault + f:WSManFault."""
 

@@ -1371,3 +1371,70 @@ def test_pypsrp_get_command_metadata_jea(peer: PeerProcess) -> None:
         assert [c.name for c in pool.get_command_metadata(["get-d*", "ConvertTo-Json"])] == ["Get-Date"]
         large = pool.get_command_metadata("Get-LargeOutput")[0]
         assert large.command_type.value == 2 and large.output_type == ["System.IO.FileInfo"]
+# ---- misconfigured servers and clients (what `psrp doctor` diagnoses) ----------------------
+
+
+def test_identify_unauthenticated(peer: PeerProcess) -> None:
+    body = (
+        '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        'xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd">'
+        "<s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"
+    )
+    r = requests.post(
+        peer.info["http_url"],
+        data=body,
+        headers={"WSMANIDENTIFY": "unauthenticated", "Content-Type": "application/soap+xml;charset=UTF-8"},
+        timeout=10,
+    )
+    assert r.status_code == 200
+    assert "<wsmid:ProductVendor>Microsoft Corporation</wsmid:ProductVendor>" in r.text
+    # Without the header the same request must authenticate first.
+    assert requests.post(peer.info["http_url"], data=body, timeout=10).status_code == 401
+
+
+def test_ntlm_only_server_and_user_not_in_jea_role(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = private_peer("--ntlm-only", "--jea-denied")
+    with pytest.raises((AuthenticationError, WinRMTransportError)):
+        invoke(connect(p, "kerberos-ccache"), lambda ps: ps.add_cmdlet("Get-Date"))
+    refused = [a for a in p.log("auth") if a["result"] == "refused"]
+    assert refused and "accepts only NTLM" in refused[-1]["reason"]
+    ps = invoke(connect(p, "ntlm"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    with pytest.raises(WSManFaultError) as e:
+        invoke(connect(p, "ntlm"), lambda ps: ps.add_cmdlet("Get-Date"), configuration="JEA.Maintenance")
+    assert e.value.code == 5 and "Access is denied" in str(e.value)
+
+
+def test_stale_keytab_and_tiny_max_envelope(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = private_peer("--stale-keytab", "--max-envelope-kb", "2")
+    with pytest.raises((AuthenticationError, WinRMTransportError)):
+        invoke(connect(p, "kerberos-ccache"), lambda ps: ps.add_cmdlet("Get-Date"))
+    with pytest.raises(WSManFaultError) as e:
+        invoke(connect(p, "ntlm"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert e.value.code == 2150858825
+
+
+@pytest.mark.parametrize("variant,error", [("ccache_skewed", "Clock skew too great"),
+                                           ("ccache_expired", "expired")])
+def test_kerberos_client_variants(peer: PeerProcess, variant: str, error: str) -> None:
+    path = peer.info["kerberos_variants"][variant]
+    time.sleep(1.1)  # the expired cache lives one second
+    old = os.environ["KRB5CCNAME"]
+    os.environ["KRB5CCNAME"] = "FILE:" + path
+    try:
+        with pytest.raises(Exception) as e:
+            invoke(connect(peer, "kerberos-ccache"), lambda ps: ps.add_cmdlet("Get-Date"))
+    finally:
+        os.environ["KRB5CCNAME"] = old
+    assert error.lower() in str(e.value).lower(), str(e.value)
+
+
+def test_language_mode_expression(peer: PeerProcess) -> None:
+    ps = invoke(connect(peer, "ntlm"), lambda ps: ps.add_script("$ExecutionContext.SessionState.LanguageMode"))
+    assert ps.state == PSInvocationState.COMPLETED and ps.output == ["FullLanguage"]
+    ps = invoke(
+        connect(peer, "ntlm"),
+        lambda ps: ps.add_script("$ExecutionContext.SessionState.LanguageMode"),
+        configuration="JEA.Maintenance",
+    )
+    assert ps.state == PSInvocationState.FAILED

@@ -130,6 +130,9 @@ class Handlers:
                 subcode="w:InvalidResourceURI",
                 soap_code="s:Sender",
             )
+        if configuration.no_language and self.instance.options.jea_denied:
+            # The user is in no role of the JEA configuration (its RoleDefinitions), as WinRM reports it.
+            raise WSManFault(5, "Access is denied.", subcode="w:AccessDenied", soap_code="s:Sender")
         version = req.options.get("protocolversion")
         if version is None:
             raise WSManFault(

@@ -178,6 +178,14 @@ pub struct PeerOptions {
     /// Share the realm (KDC, user, CA) of [`Peer::shared`] so one Kerberos
     /// environment serves every instance. Default true.
     pub share_realm: bool,
+    /// Offer Kerberos but accept only NTLM (`--ntlm-only`).
+    pub ntlm_only: bool,
+    /// The acceptor's keytab holds a stale key of the SPN (`--stale-keytab`).
+    pub stale_keytab: bool,
+    /// The user is in no role of `JEA.Maintenance` (`--jea-denied`).
+    pub jea_denied: bool,
+    /// The server's MaxEnvelopeSizekb (`--max-envelope-kb`; 0: default).
+    pub max_envelope_kb: u32,
 }
 
 impl Default for PeerOptions {
@@ -188,6 +196,10 @@ impl Default for PeerOptions {
             schemes: None,
             bad_cert: false,
             share_realm: true,
+            ntlm_only: false,
+            stale_keytab: false,
+            jea_denied: false,
+            max_envelope_kb: 0,
         }
     }
 }
@@ -542,6 +554,19 @@ impl Peer {
         }
         if options.bad_cert {
             cmd.arg("--bad-cert");
+        }
+        if options.ntlm_only {
+            cmd.arg("--ntlm-only");
+        }
+        if options.stale_keytab {
+            cmd.arg("--stale-keytab");
+        }
+        if options.jea_denied {
+            cmd.arg("--jea-denied");
+        }
+        if options.max_envelope_kb > 0 {
+            cmd.arg("--max-envelope-kb")
+                .arg(options.max_envelope_kb.to_string());
         }
         let mut child = cmd.spawn().map_err(|e| PeerError::Spawn {
             what: format!("{} -m peer", python.display()),

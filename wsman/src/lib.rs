@@ -10,6 +10,9 @@
 //! - [`encryption`]: WinRM `multipart/encrypted` message framing.
 //! - [`WsmanClient`]: the async client with its pool of authenticated
 //!   connections.
+//! - [`diagnose`] and [`cert`]: unauthenticated probes (offered schemes,
+//!   TLS session and certificates, Identify, NTLM target info) that explain
+//!   a failing connection.
 //! - [`limits`]: how much a server can make the client read and keep
 //!   (response body size, XML nodes and depth, encrypted parts).
 //!
@@ -103,8 +106,10 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cert;
 mod client;
 pub mod config;
+pub mod diagnose;
 pub mod encryption;
 mod error;
 pub mod fault;

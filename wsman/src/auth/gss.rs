@@ -332,3 +332,58 @@ mod tests {
         assert_eq!(kerberos_principal("bob"), "bob");
     }
 }
+
+/// The Kerberos credentials the client would use, for diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSummary {
+    /// The principal, e.g. `alice@EXAMPLE.COM`.
+    pub principal: String,
+    /// How long the credentials remain valid (zero when expired).
+    pub lifetime: std::time::Duration,
+}
+
+/// Finds the credentials the client would use (the ticket cache, or a TGT
+/// from the KDC with a password) and says whose they are and for how long.
+/// Blocking (KDC round trip with a password).
+pub fn credential_summary(
+    username: Option<&str>,
+    password: Option<&Secret>,
+) -> Result<CredentialSummary, GssError> {
+    let cred = acquire_credentials(username, password)?;
+    let info = cred
+        .info()
+        .map_err(gss_err("reading the credentials' name and lifetime"))?;
+    Ok(CredentialSummary {
+        principal: info.name.to_string(),
+        lifetime: info.lifetime,
+    })
+}
+
+/// Requests a service ticket for `spn` with the client's credentials (the
+/// first step of a raw Kerberos context, which asks the KDC for it): `Ok`
+/// when the KDC issued one; otherwise the KDC's error as MIT krb5 reports
+/// it in the minor status (e.g. `Server not found in Kerberos database`,
+/// `Clock skew too great`, `KDC has no support for encryption type`).
+/// Nothing is sent to the service. Blocking.
+pub fn request_service_ticket(
+    username: Option<&str>,
+    password: Option<&Secret>,
+    spn: &str,
+) -> Result<(), GssError> {
+    let cred = acquire_credentials(username, password)?;
+    let mut ctx = GssClient::new(Some(cred), spn, GssMech::Kerberos, false, None)?;
+    ctx.step(None).map(drop)
+}
+
+/// The Kerberos principal GSSAPI makes of `spn` (`HTTP/host` as a
+/// host-based service, canonicalized as krb5.conf says: DNS
+/// canonicalization of the host, and its realm from `[domain_realm]`; an
+/// empty realm means none is mapped and the KDC's referrals decide), e.g.
+/// `HTTP/win01.example.com@EXAMPLE.COM`.
+pub fn canonical_service_principal(spn: &str) -> Result<String, GssError> {
+    let name = target_name(spn)?;
+    let canonical = name
+        .canonicalize(Some(GSS_MECH_KRB5))
+        .map_err(gss_err("canonicalizing the service principal name"))?;
+    Ok(canonical.to_string())
+}

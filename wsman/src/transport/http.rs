@@ -79,12 +79,27 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// What a TLS handshake settled, for diagnostics.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsSession {
+    /// e.g. `TLSv1_3`.
+    pub(crate) protocol: String,
+    /// e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub(crate) cipher_suite: String,
+    /// The server's certificates as sent, leaf first (DER).
+    pub(crate) certificates: Vec<Vec<u8>>,
+}
+
 /// An open connection.
 pub(crate) struct HttpConn {
     sender: SendRequest<Full<Bytes>>,
     driver: tokio::task::JoinHandle<()>,
     /// DER of the server's leaf certificate (HTTPS only).
     pub(crate) peer_cert: Option<Vec<u8>>,
+    /// What the TLS handshake settled (HTTPS only).
+    pub(crate) tls_session: Option<TlsSession>,
+    /// Headers added to every request (diagnostics: `WSMANIDENTIFY`).
+    pub(crate) extra_headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
     pub(crate) local_addr: Option<SocketAddr>,
     host_header: HeaderValue,
     request_uri: hyper::Uri,
@@ -180,49 +195,64 @@ impl HttpConn {
                 })?;
             let _ = tcp.set_nodelay(true);
             let local_addr = tcp.local_addr().ok();
-            let (io, peer_cert): (Box<dyn Io>, Option<Vec<u8>>) = match &t.tls {
-                Some(cfg) => {
-                    if let Some(p) = &t.proxy {
-                        let auth = p.authorization.as_deref().map(String::as_str);
-                        proxy_connect(&mut tcp, &authority, auth).await?;
+            let (io, peer_cert, tls_session): (Box<dyn Io>, Option<Vec<u8>>, Option<TlsSession>) =
+                match &t.tls {
+                    Some(cfg) => {
+                        if let Some(p) = &t.proxy {
+                            let auth = p.authorization.as_deref().map(String::as_str);
+                            proxy_connect(&mut tcp, &authority, auth).await?;
+                        }
+                        let name = ServerName::try_from(
+                            host.trim_start_matches('[')
+                                .trim_end_matches(']')
+                                .to_string(),
+                        )
+                        .map_err(|e| HttpFailure::new(format!("TLS server name {host:?}: {e}")))?;
+                        let tls = tokio_rustls::TlsConnector::from(cfg.clone())
+                            .connect(name, tcp)
+                            .await
+                            .map_err(|e| HttpFailure {
+                                tls: true,
+                                ..HttpFailure::new(format!(
+                                    "TLS handshake with {authority}: {}",
+                                    chain(&e)
+                                ))
+                            })?;
+                        let session = tls.get_ref().1;
+                        let certificates: Vec<Vec<u8>> = session
+                            .peer_certificates()
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|c| c.as_ref().to_vec())
+                            .collect();
+                        let info = TlsSession {
+                            protocol: session
+                                .protocol_version()
+                                .map(|v| format!("{v:?}"))
+                                .unwrap_or_default(),
+                            cipher_suite: session
+                                .negotiated_cipher_suite()
+                                .map(|c| format!("{:?}", c.suite()))
+                                .unwrap_or_default(),
+                            certificates,
+                        };
+                        let cert = info.certificates.first().cloned();
+                        (Box::new(tls), cert, Some(info))
                     }
-                    let name = ServerName::try_from(
-                        host.trim_start_matches('[')
-                            .trim_end_matches(']')
-                            .to_string(),
-                    )
-                    .map_err(|e| HttpFailure::new(format!("TLS server name {host:?}: {e}")))?;
-                    let tls = tokio_rustls::TlsConnector::from(cfg.clone())
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| HttpFailure {
-                            tls: true,
-                            ..HttpFailure::new(format!(
-                                "TLS handshake with {authority}: {}",
-                                chain(&e)
-                            ))
-                        })?;
-                    let cert = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| c.as_ref().to_vec());
-                    (Box::new(tls), cert)
-                }
-                None => (Box::new(tcp), None),
-            };
-            Ok::<_, HttpFailure>((io, peer_cert, local_addr))
+                    None => (Box::new(tcp), None, None),
+                };
+            Ok::<_, HttpFailure>((io, peer_cert, tls_session, local_addr))
         };
-        let (io, peer_cert, local_addr) = tokio::time::timeout(t.connect_timeout, work)
-            .await
-            .map_err(|_| HttpFailure {
-                timed_out: true,
-                ..HttpFailure::new(format!(
-                    "connecting to {authority} timed out after {:?}",
-                    t.connect_timeout
-                ))
-            })??;
+        let (io, peer_cert, tls_session, local_addr) =
+            tokio::time::timeout(t.connect_timeout, work)
+                .await
+                .map_err(|_| HttpFailure {
+                    timed_out: true,
+                    ..HttpFailure::new(format!(
+                        "connecting to {authority} timed out after {:?}",
+                        t.connect_timeout
+                    ))
+                })??;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| HttpFailure::new(format!("HTTP handshake: {}", chain(&e))))?;
@@ -269,6 +299,8 @@ impl HttpConn {
             sender,
             driver,
             peer_cert,
+            tls_session,
+            extra_headers: Vec::new(),
             local_addr,
             host_header,
             request_uri,
@@ -309,6 +341,9 @@ impl HttpConn {
         }
         if let Some(p) = &self.proxy_authorization {
             req = req.header(hyper::header::PROXY_AUTHORIZATION, p.clone());
+        }
+        for (name, value) in &self.extra_headers {
+            req = req.header(name, value.clone());
         }
         let req = req
             .body(Full::new(Bytes::from(body)))

@@ -24,7 +24,8 @@ use crate::encryption::{EncryptionError, Protocol};
 use crate::error::Error;
 use crate::secret::Secret;
 use base64::Engine as _;
-use http::{HttpConn, HttpFailure, Target};
+pub(crate) use http::HttpConn;
+use http::{HttpFailure, Target};
 use hyper::header::{HeaderMap, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use std::sync::{Mutex, OnceLock};
 use zeroize::Zeroizing;
@@ -121,6 +122,54 @@ impl Shared {
             source,
         }
     }
+}
+
+/// How a diagnostic connection does TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DiagTls {
+    /// As the endpoint's scheme and the TLS options say.
+    AsConfigured,
+    /// TLS whatever the scheme, with certificates checked as configured.
+    Verified,
+    /// TLS whatever the scheme, accepting any certificate (to look at it).
+    AnyCertificate,
+}
+
+/// One unauthenticated connection to the endpoint, for diagnostics (the
+/// same proxy and timeouts as the client's), with its error mapped like
+/// the client's.
+pub(crate) async fn diagnostic_connection(
+    config: &WsmanConfig,
+    tls: DiagTls,
+) -> Result<(HttpConn, Shared), Error> {
+    let mut config = config.clone();
+    if tls == DiagTls::AnyCertificate {
+        config.tls.danger_accept_invalid_certs = true;
+    }
+    let tls_config = match tls {
+        DiagTls::AsConfigured if !config.is_https() => None,
+        _ => Some(tls::client_config(&config.tls)?),
+    };
+    let mut shared = Shared::new(config)?;
+    shared.target.tls = tls_config;
+    let conn = HttpConn::connect(&shared.target)
+        .await
+        .map_err(|f| shared.http_error(f))?;
+    Ok((conn, shared))
+}
+
+impl Shared {
+    /// Maps a failure of a diagnostic exchange like the client's.
+    pub(crate) fn diagnostic_error(&self, f: HttpFailure) -> Error {
+        self.http_error(f)
+    }
+}
+
+/// The proxy the client would use for `config`, as `host:port` (never
+/// its credentials).
+pub(crate) fn proxy_in_use(config: &WsmanConfig) -> Result<Option<String>, Error> {
+    Ok(proxy::for_endpoint(&config.proxy, &config.endpoint)?
+        .map(|p| format!("{}:{}", p.host, p.port)))
 }
 
 /// One HTTP response, body read fully.
