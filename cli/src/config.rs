@@ -67,6 +67,10 @@ pub struct Profile {
     pub operation_timeout: Option<u64>,
     /// Connect timeout in seconds.
     pub connect_timeout: Option<u64>,
+    /// Reconnection retries after a broken connection.
+    pub reconnect_retries: Option<u32>,
+    /// Seconds before the first reconnection retry.
+    pub reconnect_backoff: Option<f64>,
     /// Overall timeout for the invocation in seconds.
     pub timeout: Option<u64>,
     /// Maximum envelope size in bytes.

@@ -8,7 +8,11 @@ GET  /restarts        recorded Restart-Computer calls
 GET  /faults          active fault rules
 POST /faults          add rules: one object or a list, e.g. {"kind": "delay", "action": "Create",
                       "delay_ms": 500}; peer.instance.FaultRule lists the kinds: faults a real
-                      WinRM host may answer with (dropped connection, WS-Man fault, delay) and
+                      WinRM host may answer with (dropped connection, WS-Man fault, delay), a
+                      network that dies ({"kind": "kill", "at": "request|response|mid_body",
+                      "action": "Receive", "skip": N}: the TCP connection cut before the
+                      request is processed, after it was processed but before its answer,
+                      or in the middle of the answer's body) and
                       the attacks of a hostile server (peer.hostile): tampered encryption
                       framing, HTTP bodies that never end, endless Receive streams and PSRP
                       fragments, oversized or pathological XML, terminal escapes in every

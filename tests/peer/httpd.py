@@ -8,6 +8,7 @@ import logging
 import socket
 import socketserver
 import ssl
+import struct
 import time
 import typing
 
@@ -182,6 +183,29 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
         with self.server.instance.lock:
             self.server.instance.bytes_out += length
 
+    def _send_half(
+        self, status: int, parts: typing.List[bytes], content_type: str, headers: typing.List[typing.Tuple[str, str]]
+    ) -> None:
+        """The status line, the headers (with the whole body's Content-Length) and half of the body."""
+        body = b"".join(parts)
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+
+    def _kill(self) -> None:
+        """Cuts the TCP connection at once (a reset: no orderly close)."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def _unauthorized(self, token: typing.Optional[bytes] = None, scheme: str = "", reason: str = "") -> None:
         if token is not None:
             headers = [("WWW-Authenticate", f"{scheme} {base64.b64encode(token).decode()}")]
@@ -322,8 +346,10 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                 record["injected_fault"] = rule.kind
                 if rule.kind == "delay":
                     time.sleep(rule.delay_ms / 1000.0)
-                elif rule.kind == "drop_connection":
+                elif rule.kind == "drop_connection" or rule.kind == "kill" and rule.at == "request":
                     record["action"] = req.short_action
+                    if rule.kind == "kill":
+                        record["killed_at"] = "request"
                     inst.log_op(record)
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -385,6 +411,16 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                     record["tamper"] = f"skipped: {e}"
             else:
                 record["tamper"] = "skipped: the response is not encrypted"
+        if rule is not None and rule.kind == "kill":
+            # The network dies: after the request was processed, before (or in
+            # the middle of) its answer.
+            record.setdefault("action", req.short_action)
+            record["killed_at"] = rule.at
+            inst.log_op(record)
+            if rule.at == "mid_body":
+                self._send_half(status, out, content_type, extra_headers)
+            self._kill()
+            return
         inst.log_op(record)
         if rule is not None and rule.kind == "endless_body":
             hostile.send_endless_body(self, status, out, content_type, extra_headers, rule)

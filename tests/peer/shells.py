@@ -152,6 +152,10 @@ class Shell:
         self.queued_bytes: typing.Dict[typing.Optional[uuid.UUID], int] = {None: 0}
         self.commands: typing.Dict[uuid.UUID, Command] = {}
         self.closed = False
+        # Robust Receive: the last ReceiveResponse body of the pool (None) and of
+        # each command (upper-case CommandId), with its SequenceId, until the next
+        # SequenceId acknowledges it (peer.wsman.Handlers.receive).
+        self.last_receive: typing.Dict[typing.Optional[str], typing.Any] = {}
         self.session = session
         # peer.hostile endless_fragment: command id -> [(object id, next fragment id)]
         self.hostile_fragments: typing.Dict[str, typing.List[typing.Tuple[int, int]]] = {}

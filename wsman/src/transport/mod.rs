@@ -13,6 +13,7 @@
 mod http;
 mod proxy;
 pub(crate) mod proxy_reply;
+pub(crate) mod retry;
 mod tls;
 
 use crate::auth::channel_bindings::ChannelBindings;
@@ -187,6 +188,9 @@ pub(crate) struct Connection {
     security: Option<(Security, Protocol)>,
     /// Authorization header for Basic (cleared when dropped).
     basic: Option<Zeroizing<String>>,
+    /// The request of the current exchange may have reached the server
+    /// (it was written, and no answer said it was not processed).
+    request_maybe_sent: bool,
 }
 
 /// `Basic base64(user:password)`; the `user:password` string and the
@@ -227,6 +231,7 @@ impl Connection {
             authenticated: false,
             security: None,
             basic,
+            request_maybe_sent: false,
         }
     }
 
@@ -270,8 +275,14 @@ impl Connection {
         authorization: Option<&str>,
     ) -> Result<Reply, PostError> {
         let conn = self.conn(shared).await?;
+        // Empty bodies are authentication legs, never the request.
+        let carries_request = !body.is_empty();
         match conn.post(body, content_type, authorization).await {
             Ok(r) => {
+                // A 401 answer means the server did not process it.
+                if carries_request && r.status != 401 {
+                    self.request_maybe_sent = true;
+                }
                 let close = r
                     .headers
                     .get(CONNECTION)
@@ -293,6 +304,9 @@ impl Connection {
                 self.http = None;
                 self.reset();
                 let retryable = f.retryable;
+                if carries_request && !retryable {
+                    self.request_maybe_sent = true;
+                }
                 Err(PostError {
                     error: shared.http_error(f),
                     retryable,
@@ -301,8 +315,15 @@ impl Connection {
         }
     }
 
+    /// Whether the request of the last [`Self::exchange`] may have reached
+    /// the server (false: it surely did not, so resending cannot repeat it).
+    pub(crate) fn request_maybe_sent(&self) -> bool {
+        self.request_maybe_sent
+    }
+
     /// Sends one SOAP message and returns the (decrypted) reply.
     pub(crate) async fn exchange(&mut self, shared: &Shared, soap: &[u8]) -> Result<Reply, Error> {
+        self.request_maybe_sent = false;
         // One retry: for a kept-alive connection the server had closed, and
         // for a server that forgot our session (HTTP 401).
         let mut last_error = None;
