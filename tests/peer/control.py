@@ -18,6 +18,10 @@ POST /faults          add rules: one object or a list, e.g. {"kind": "delay", "a
                       fragments, oversized or pathological XML, terminal escapes in every
                       stream. Unknown kinds or parameters out of range answer 400.
 POST /faults/clear    remove every rule
+POST /listeners/restart  {"down_ms": N}: the WinRM HTTP and HTTPS listeners stop, their open
+                      connections are cut, connections are refused for N ms (default
+                      1000), then they listen again on the same ports; shells, pipelines
+                      and their output are kept (answers when they are back)
 GET  /stats           the peer's own CPU time and counters
 POST /shutdown        stop the instance
 """
@@ -40,6 +44,7 @@ class ControlServer(http.server.ThreadingHTTPServer):
         self.instance = instance
         self.info = info
         self.shutdown_event = shutdown
+        self.restart_listeners: typing.Optional[typing.Callable[[float], typing.Dict[str, typing.Any]]] = None
         super().__init__(("127.0.0.1", 0), ControlHandler)
 
 
@@ -108,6 +113,21 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
         elif url.path == "/faults/clear":
             inst.clear_faults()
             self._json(200, {"ok": True})
+        elif url.path == "/listeners/restart":
+            down_ms = (body or {}).get("down_ms", 1000) if isinstance(body, (dict, type(None))) else None
+            if not isinstance(down_ms, int) or not 0 <= down_ms <= 60000:
+                self._json(400, {"error": "down_ms must be a whole number of milliseconds from 0 to 60000"})
+                return
+            if self.server.restart_listeners is None:
+                self._json(404, {"error": "this peer cannot restart its listeners"})
+                return
+            try:
+                result = self.server.restart_listeners(down_ms / 1000.0)
+            except OSError as e:
+                log.exception("restarting the listeners failed")
+                self._json(500, {"error": f"restarting the listeners failed: {e}"})
+                return
+            self._json(200, result)
         elif url.path == "/shutdown":
             self._json(200, {"ok": True})
             self.server.shutdown_event.set()

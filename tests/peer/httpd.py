@@ -9,6 +9,7 @@ import socket
 import socketserver
 import ssl
 import struct
+import threading
 import time
 import typing
 
@@ -25,7 +26,6 @@ class Listener(http.server.ThreadingHTTPServer):
     """A threaded HTTP/1.1 server on one loopback address; optionally TLS."""
 
     daemon_threads = True
-    allow_reuse_address = False
     request_queue_size = 64
 
     def __init__(
@@ -36,8 +36,16 @@ class Listener(http.server.ThreadingHTTPServer):
         tls: typing.Optional[ssl.SSLContext] = None,
         cbt: typing.Optional[bytes] = None,
         name: str = "",
+        reuse_address: bool = True,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        # SO_REUSEADDR, so that a restart (control /listeners/restart) can bind the same
+        # port again: Linux refuses it while connections accepted from a listener without
+        # it linger in TIME_WAIT. (It never lets two listeners share a port.)
+        self.allow_reuse_address = reuse_address
+        # Open connections, so that a restart can cut them.
+        self.active: typing.Set[socket.socket] = set()
+        self.active_lock = threading.Lock()
         self.instance = instance
         self.transport = transport
         self.tls = tls
@@ -57,7 +65,36 @@ class Listener(http.server.ThreadingHTTPServer):
         if self.tls is not None:
             # The handshake runs in the connection's thread, on its first read.
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self.active_lock:
+            self.active.add(sock)
         return sock, addr
+
+    def shutdown_request(self, request: typing.Any) -> None:
+        with self.active_lock:
+            self.active.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self) -> int:
+        """Cuts every open connection (as a listener going away does); returns how many."""
+        with self.active_lock:
+            active = list(self.active)
+        for sock in active:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(active)
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Waits until every connection's thread has closed its socket."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.active_lock:
+                if not self.active:
+                    return True
+            time.sleep(0.02)
+        return False
 
     def handle_error(self, request: typing.Any, client_address: typing.Any) -> None:
         log.info("%s: connection from %s ended with an error", self.name, client_address, exc_info=True)

@@ -7,7 +7,9 @@
 
 mod cli_support;
 
-use cli_support::{Peer, PeerOptions, Psrp, Run};
+use std::time::Duration;
+
+use cli_support::{finish, wait_for, Peer, PeerOptions, Psrp, Run};
 use serde_json::{json, Value};
 
 /// A small deterministic generator (xorshift64*): the kill points of a run
@@ -125,9 +127,7 @@ fn assert_survived(peer: &Peer, run: &Run, kills: usize, expected: &str) {
         .count() as u64;
     let (_, replayed) = receive_counts(peer);
     assert_eq!(replayed, processed, "replayed Receives\n{}", shown());
-    assert!(peer
-        .wait_no_open_shells(std::time::Duration::from_secs(10))
-        .unwrap());
+    assert!(peer.wait_no_open_shells(Duration::from_secs(10)).unwrap());
 }
 
 /// 100,000 objects over Kerberos/HTTP (every message encrypted) with 20
@@ -245,9 +245,7 @@ fn a_stop_signal_survives_kills() {
         "{}",
         run.stderr
     );
-    assert!(peer
-        .wait_no_open_shells(std::time::Duration::from_secs(10))
-        .unwrap());
+    assert!(peer.wait_no_open_shells(Duration::from_secs(10)).unwrap());
 }
 
 /// A Send cut after it was written is not sent again (the pipeline could
@@ -282,9 +280,7 @@ fn a_send_cut_after_it_was_written_is_not_repeated() {
         run.stderr
     );
     assert_eq!(killed(&peer).len(), 1);
-    assert!(peer
-        .wait_no_open_shells(std::time::Duration::from_secs(10))
-        .unwrap());
+    assert!(peer.wait_no_open_shells(Duration::from_secs(10)).unwrap());
 }
 
 /// Every retry fails: after `--reconnect-retries` the run ends with a typed
@@ -324,7 +320,47 @@ fn retries_exhausted_is_a_typed_error_and_the_shell_is_deleted() {
         "{}",
         run.stderr
     );
-    assert!(peer
-        .wait_no_open_shells(std::time::Duration::from_secs(10))
-        .unwrap());
+    assert!(peer.wait_no_open_shells(Duration::from_secs(10)).unwrap());
+}
+
+/// The peer's WinRM listeners go away in the middle of a run (open
+/// connections cut, new ones refused for 1.5 s) and come back with the
+/// shells they had: psrp retries with its backoff until they are back and
+/// the output is complete and in order.
+#[test]
+fn a_listener_restart_in_the_middle_of_a_run_is_ridden_out() {
+    const COUNT: usize = 20_000;
+    let peer = Peer::start(&PeerOptions::default()).expect("start a peer instance");
+    let child = Psrp::jea(&peer)
+        .args(large_output(COUNT))
+        .args(["--reconnect-backoff", "0.2"])
+        .spawn();
+    // Read its output meanwhile (a full pipe would hold psrp up).
+    let running = std::thread::spawn(move || finish(child, Duration::from_secs(300)));
+    assert!(
+        wait_for(Duration::from_secs(120), || receive_counts(&peer).0 >= 20),
+        "the output never started"
+    );
+    let restart = peer
+        .control_post("/listeners/restart", &json!({"down_ms": 1500}))
+        .unwrap();
+    let run = running.join().unwrap();
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), COUNT, "{}", run.stderr);
+    for (i, line) in lines.iter().enumerate() {
+        let item: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(item["Name"], format!("item-{i:010}.dat"), "object {i}");
+    }
+    let retries = run.stderr_lines("psrp: WARNING: connection to");
+    assert!(!retries.is_empty(), "{}", run.stderr);
+    let events: Vec<Value> = peer
+        .log()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r["kind"] == "listener")
+        .map(|r| r["event"].clone())
+        .collect();
+    assert_eq!(events, ["down", "up"], "{restart}");
+    assert!(peer.wait_no_open_shells(Duration::from_secs(10)).unwrap());
 }
