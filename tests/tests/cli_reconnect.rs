@@ -321,6 +321,31 @@ fn retries_exhausted_is_a_typed_error_and_the_shell_is_deleted() {
         run.stderr
     );
     assert!(peer.wait_no_open_shells(Duration::from_secs(10)).unwrap());
+
+    // The same from the environment variables, and with reconnection off.
+    let run = Psrp::jea(&peer)
+        .args(["invoke", "Get-Date"])
+        .env("PSRP_RECONNECT_RETRIES", "1")
+        .env("PSRP_RECONNECT_BACKOFF", "0.05")
+        .run();
+    assert_eq!(run.code(), 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("failed after 1 reconnection attempt(s)"),
+        "{}",
+        run.stderr
+    );
+    let run = Psrp::jea(&peer)
+        .args(["invoke", "Get-Date", "--reconnect-retries", "0"])
+        .run();
+    assert_eq!(run.code(), 3, "{}", run.stderr);
+    assert!(
+        run.stderr_lines("psrp: WARNING: connection to").is_empty()
+            && !run.stderr.contains("reconnection attempt"),
+        "{}",
+        run.stderr
+    );
+    assert!(peer.wait_no_open_shells(Duration::from_secs(10)).unwrap());
 }
 
 /// The peer's WinRM listeners go away in the middle of a run (open
