@@ -18,6 +18,8 @@ POST /faults          add rules: one object or a list, e.g. {"kind": "delay", "a
                       fragments, oversized or pathological XML, terminal escapes in every
                       stream. Unknown kinds or parameters out of range answer 400.
 POST /faults/clear    remove every rule
+POST /receive_sequence {"enabled": false}: answer Receives as a server without robust Receive
+                      does (SequenceId ignored and not echoed, no response kept); true: back
 POST /listeners/restart  {"down_ms": N}: the WinRM HTTP and HTTPS listeners stop, their open
                       connections are cut, connections are refused for N ms (default
                       1000), then they listen again on the same ports; shells, pipelines
@@ -113,6 +115,13 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
         elif url.path == "/faults/clear":
             inst.clear_faults()
             self._json(200, {"ok": True})
+        elif url.path == "/receive_sequence":
+            enabled = (body or {}).get("enabled") if isinstance(body, dict) else None
+            if not isinstance(enabled, bool):
+                self._json(400, {"error": 'the body must be {"enabled": true|false}'})
+                return
+            inst.robust_receive = enabled
+            self._json(200, {"enabled": enabled})
         elif url.path == "/listeners/restart":
             down_ms = (body or {}).get("down_ms", 1000) if isinstance(body, (dict, type(None))) else None
             if not isinstance(down_ms, int) or not 0 <= down_ms <= 60000:

@@ -193,6 +193,8 @@ class Instance:
         self.shells_created = 0
         self.started = time.time()
         self.handlers: typing.Any = None  # set by main (peer.wsman.Handlers)
+        # Robust Receive (SequenceId kept and echoed); off: as a server without it.
+        self.robust_receive = True
 
     # ---- shells -----------------------------------------------------------------------
 

@@ -269,6 +269,10 @@ class Handlers:
         # after a broken connection) gets that response again, not new output.
         receive_el = req.body.find("rsp:Receive", NS)
         sequence = _sequence_id(receive_el.get("SequenceId") if receive_el is not None else None)
+        if not self.instance.robust_receive:
+            # A server without robust Receive: SequenceId ignored, not echoed, nothing kept.
+            record["sequence_ignored"] = sequence
+            sequence = None
         record["sequence_id"] = sequence
         cache_key = command_id.upper() if command_id else None
         if sequence is not None:

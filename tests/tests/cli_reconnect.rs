@@ -389,3 +389,69 @@ fn a_listener_restart_in_the_middle_of_a_run_is_ridden_out() {
     assert_eq!(events, ["down", "up"], "{restart}");
     assert!(peer.wait_no_open_shells(Duration::from_secs(10)).unwrap());
 }
+
+/// Against a server without robust Receive (the peer told to ignore
+/// `SequenceId`), a Receive whose answer was cut after the server took the
+/// output from its queue cannot be answered again: what the README says
+/// happens, happens. The retry line says output may be missing, and the
+/// run either ends with a gap in its output or, when the lost answer held
+/// the start of an object whose rest comes next, fails on that fragment.
+#[test]
+fn without_robust_receive_the_loss_is_announced() {
+    const COUNT: usize = 2000;
+    let peer = Peer::start(&PeerOptions::default()).expect("start a peer instance");
+    peer.control_post("/receive_sequence", &json!({"enabled": false}))
+        .unwrap();
+    peer.control_post(
+        "/faults",
+        &json!({"kind": "kill", "at": "response", "action": "Receive", "scope": "command", "skip": 5}),
+    )
+    .unwrap();
+    let run = Psrp::jea(&peer)
+        .args(large_output(COUNT))
+        .args(["--reconnect-backoff", "0.05"])
+        .run();
+    let retries = run.stderr_lines("psrp: WARNING: connection to");
+    assert_eq!(retries.len(), 1, "{}", run.stderr);
+    assert!(
+        retries[0].ends_with("so output in the lost response may be missing"),
+        "{}",
+        run.stderr
+    );
+    let indexes: Vec<usize> = run
+        .stdout
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["Name"].as_str().unwrap()[5..15].parse().unwrap()
+        })
+        .collect();
+    eprintln!(
+        "without robust Receive: exit {} with {} of {COUNT} objects\n{}",
+        run.code(),
+        indexes.len(),
+        run.stderr
+    );
+    // In order and without duplicates, whatever else happened.
+    assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+    match run.code() {
+        0 => {
+            // One gap: the objects of the lost answer.
+            let gaps = indexes.windows(2).filter(|w| w[1] != w[0] + 1).count();
+            assert_eq!(gaps, 1, "{}", run.stderr);
+            assert!(indexes.len() < COUNT);
+        }
+        code => {
+            assert!(code == 2 || code == 3, "{}", run.stderr);
+            assert!(indexes.len() < COUNT);
+        }
+    }
+    let ignored = peer
+        .operations()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "Receive" && r["command_id"].is_string())
+        .all(|r| r["sequence_id"].is_null() && r["replayed"].is_null());
+    assert!(ignored, "the peer kept no response");
+    assert!(peer.wait_no_open_shells(Duration::from_secs(10)).unwrap());
+}
