@@ -455,3 +455,25 @@ fn without_robust_receive_the_loss_is_announced() {
     assert!(ignored, "the peer kept no response");
     assert!(peer.wait_no_open_shells(Duration::from_secs(10)).unwrap());
 }
+
+/// An HTTP 503 error page instead of an answer (a proxy or load balancer
+/// whose backend went away) is a broken connection too: the Receive is sent
+/// again and the run completes.
+#[test]
+fn an_error_page_instead_of_an_answer_is_retried() {
+    let peer = Peer::start(&PeerOptions::default()).expect("start a peer instance");
+    peer.control_post(
+        "/faults",
+        &json!({"kind": "http_status", "status": 503, "action": "Receive", "scope": "command", "count": 2}),
+    )
+    .unwrap();
+    let run = Psrp::jea(&peer)
+        .args(["invoke", "Get-Date", "--reconnect-backoff", "0.05"])
+        .run();
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(run.json().as_array().unwrap().len(), 1);
+    let retries = run.stderr_lines("psrp: WARNING: connection to");
+    assert_eq!(retries.len(), 2, "{}", run.stderr);
+    assert!(retries[0].contains("answered HTTP 503"), "{}", run.stderr);
+    assert!(peer.wait_no_open_shells(Duration::from_secs(10)).unwrap());
+}

@@ -417,6 +417,12 @@ impl Connection {
             )));
         };
         let ct = reply.content_type().to_string();
+        // Kept only for an error status: the excerpt of a plain error page.
+        let body_copy = if reply.status >= 500 {
+            reply.body.get(..400).unwrap_or(&reply.body).to_vec()
+        } else {
+            Vec::new()
+        };
         match sec.decrypt_body(&ct, std::mem::take(&mut reply.body)) {
             Ok(plain) => {
                 reply.body = plain;
@@ -427,6 +433,21 @@ impl Connection {
                 // the connection it belongs to.
                 self.http = None;
                 self.reset();
+                if let (EncryptionError::NotEncrypted(_), 500..=599) = (&e, reply.status) {
+                    // A plain error page where WinRM would have sealed its
+                    // answer: from a proxy or load balancer in between, not
+                    // the WinRM service. Reported as the HTTP status it is
+                    // (a broken connection that a retry may cure); its text
+                    // is not trusted beyond being shown, escaped.
+                    return Err(Error::HttpStatus {
+                        endpoint: shared.endpoint.clone(),
+                        status: reply.status,
+                        body: String::from_utf8_lossy(&body_copy)
+                            .chars()
+                            .take(400)
+                            .collect(),
+                    });
+                }
                 Err(shared.encryption_error(e))
             }
         }
