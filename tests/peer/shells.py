@@ -153,7 +153,7 @@ class Shell:
         self.commands: typing.Dict[uuid.UUID, Command] = {}
         self.closed = False
         # Robust Receive: the last ReceiveResponse body of the pool (None) and of
-        # each command (upper-case CommandId), with its SequenceId, until the next
+        # each command (str of its UUID), with its SequenceId, until the next
         # SequenceId acknowledges it (peer.wsman.Handlers.receive).
         self.last_receive: typing.Dict[typing.Optional[str], typing.Any] = {}
         self.session = session
@@ -356,6 +356,7 @@ class Shell:
         self.commands.pop(command.id, None)
         self.queues.pop(command.id, None)
         self.queued_bytes.pop(command.id, None)
+        self.last_receive.pop(str(command.id), None)
         self.cond.notify_all()
 
     def close(self) -> None:

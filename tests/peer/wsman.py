@@ -274,7 +274,7 @@ class Handlers:
             record["sequence_ignored"] = sequence
             sequence = None
         record["sequence_id"] = sequence
-        cache_key = command_id.upper() if command_id else None
+        cache_key = str(_uuid(command_id, "CommandId")) if command_id else None
         if sequence is not None:
             with shell.cond:
                 cached = shell.last_receive.get(cache_key)
