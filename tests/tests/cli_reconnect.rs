@@ -317,9 +317,12 @@ fn retries_exhausted_is_a_typed_error_and_the_shell_is_deleted() {
         run.stderr
     );
     assert_eq!(killed(&peer).len(), 3, "{}", run.stderr);
-    assert_eq!(
-        run.stderr_lines("psrp: WARNING: connection to").len(),
-        2,
+    let retries = run.stderr_lines("psrp: WARNING: connection to");
+    assert_eq!(retries.len(), 2, "{}", run.stderr);
+    // The command's first Receive was cut, but the pool's Receives had
+    // shown that the peer keeps responses: no output could be lost.
+    assert!(
+        retries.iter().all(|l| !l.contains("may be missing")),
         "{}",
         run.stderr
     );

@@ -9,6 +9,7 @@ use crate::soap::envelope::{self, new_message_id, Header, ResponseBody, Response
 use crate::soap::Element;
 use crate::transport::retry::{self, ReconnectEvent};
 use crate::transport::{Connection, Shared};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
@@ -29,6 +30,9 @@ struct Inner {
     session_id: String,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
+    /// The server echoed a Receive's `SequenceId` at least once (so a
+    /// command's first Receive is known to be safe to resend too).
+    robust_receive: AtomicBool,
 }
 
 impl std::fmt::Debug for WsmanClient {
@@ -113,6 +117,7 @@ impl WsmanClient {
                 session_id: new_message_id(),
                 idle: Mutex::new(Vec::new()),
                 permits,
+                robust_receive: AtomicBool::new(false),
             }),
         })
     }
@@ -389,7 +394,8 @@ impl WsmanClient {
     /// (see [`ReceiveSequence::server_acknowledges`]) treats a resent
     /// Receive as a new one: the output it had put in the response that was
     /// cut is lost. [`crate::ReconnectEvent::output_may_be_lost`] says so
-    /// on every such retry.
+    /// on every such retry, and also on a retry before the server has
+    /// echoed any `SequenceId` to this client (before that it is unknown).
     pub async fn receive_sequenced(
         &self,
         shell: &Shell,
@@ -399,7 +405,9 @@ impl WsmanClient {
     ) -> Result<ReceiveOutcome, Error> {
         let sent = sequence.next;
         let req = shell::receive_sequenced(shell, command_id, streams, sent);
-        let resend = if sequence.server_acknowledges {
+        let robust =
+            sequence.server_acknowledges || self.inner.robust_receive.load(Ordering::Relaxed);
+        let resend = if robust {
             Resend::Always
         } else {
             Resend::AlwaysMayLoseOutput
@@ -410,6 +418,9 @@ impl WsmanClient {
             // The next Receive acknowledges this response.
             sequence.next = sent.saturating_add(1);
             sequence.server_acknowledges = r.sequence_id == Some(sent);
+            if sequence.server_acknowledges {
+                self.inner.robust_receive.store(true, Ordering::Relaxed);
+            }
         }
         Ok(outcome)
     }
