@@ -326,6 +326,15 @@ pub struct ConnectionArgs {
     /// WS-Man OperationTimeout in seconds (default 20).
     #[arg(long, env = "PSRP_OPERATION_TIMEOUT", value_name = "SECONDS")]
     pub operation_timeout: Option<f64>,
+    /// Retries on a new connection after the connection broke during a
+    /// Receive, Send or Signal (reset, closed, timed out, cut, HTTP 5xx);
+    /// 0 turns reconnection off (default 5).
+    #[arg(long, env = "PSRP_RECONNECT_RETRIES", value_name = "N")]
+    pub reconnect_retries: Option<u32>,
+    /// Seconds before the first reconnection retry, doubled for each
+    /// further one up to 30 (default 1).
+    #[arg(long, env = "PSRP_RECONNECT_BACKOFF", value_name = "SECONDS")]
+    pub reconnect_backoff: Option<f64>,
     /// Maximum WS-Man envelope size in bytes.
     #[arg(long, env = "PSRP_MAX_ENVELOPE_SIZE", value_name = "BYTES")]
     pub max_envelope_size: Option<u32>,

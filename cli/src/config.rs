@@ -11,6 +11,8 @@
 //! # extras
 //! spn = "HTTP/dc1.example.com"
 //! operation_timeout = 20
+//! reconnect_retries = 10
+//! reconnect_backoff = 2.5
 //! ```
 //!
 //! Passwords are never read from this file: use `PSRP_PASSWORD`,
@@ -67,6 +69,10 @@ pub struct Profile {
     pub operation_timeout: Option<u64>,
     /// Connect timeout in seconds.
     pub connect_timeout: Option<u64>,
+    /// Reconnection retries after a broken connection.
+    pub reconnect_retries: Option<u32>,
+    /// Seconds before the first reconnection retry.
+    pub reconnect_backoff: Option<f64>,
     /// Overall timeout for the invocation in seconds.
     pub timeout: Option<u64>,
     /// Maximum envelope size in bytes.
@@ -192,6 +198,20 @@ mod tests {
         assert_eq!(p.username.as_deref(), Some("svc@EXAMPLE.COM"));
         assert_eq!(p.port, Some(5985));
         assert_eq!(p.session_init.as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn reconnection_keys() {
+        let file = parse(
+            "[profiles.a]\nreconnect_retries = 0\nreconnect_backoff = 2.5\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        let a = &file.profiles["a"];
+        assert_eq!(
+            (a.reconnect_retries, a.reconnect_backoff),
+            (Some(0), Some(2.5))
+        );
     }
 
     #[test]

@@ -273,6 +273,12 @@ pub(crate) fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOpt
     if let Some(n) = s.max_envelope_size {
         o = o.max_envelope_size(n as usize);
     }
+    if let Some(n) = s.reconnect_retries {
+        o = o.reconnect_retries(n);
+    }
+    if let Some(b) = s.reconnect_backoff {
+        o = o.reconnect_backoff(b);
+    }
     if let Some(l) = &s.locale {
         o = o.locale(l.clone());
     }
@@ -368,12 +374,20 @@ async fn run_host(
     }
     let options = {
         let (log, label) = (job.log.clone(), label.to_owned());
-        connection_options(s, host).on_ntlm_fallback(move |f| {
-            log.psrp(
-                &label,
-                &crate::settings::ntlm_fallback_warning(&f.kerberos_error),
-            );
-        })
+        let (retry_log, retry_label) = (log.clone(), label.clone());
+        connection_options(s, host)
+            .on_ntlm_fallback(move |f| {
+                log.psrp(
+                    &label,
+                    &crate::settings::ntlm_fallback_warning(&f.kerberos_error),
+                );
+            })
+            .on_reconnect(move |event| {
+                // One line per retry (the error text may quote the server:
+                // Log escapes control characters).
+                let text = format!("WARNING: {event}").replace(['\n', '\r'], " ");
+                retry_log.psrp(&retry_label, &text);
+            })
     };
     let mut pool_options = PoolOptions::new()
         .cleanup_timeout(CLEANUP_TIMEOUT)

@@ -58,6 +58,10 @@ pub struct Settings {
     pub connect_timeout: Option<Duration>,
     /// WS-Man OperationTimeout.
     pub operation_timeout: Option<Duration>,
+    /// Reconnection retries.
+    pub reconnect_retries: Option<u32>,
+    /// Wait before the first reconnection retry.
+    pub reconnect_backoff: Option<Duration>,
     /// MaxEnvelopeSize.
     pub max_envelope_size: Option<u32>,
     /// Largest PSRP message accepted, in bytes.
@@ -255,6 +259,10 @@ impl Settings {
             args.operation_timeout
                 .or(profile.operation_timeout.map(|t| t as f64)),
         )?;
+        let reconnect_backoff = seconds(
+            "--reconnect-backoff",
+            args.reconnect_backoff.or(profile.reconnect_backoff),
+        )?;
         let max_message_size = match (&args.max_message_size, &profile.max_message_size) {
             (Some(text), _) => Some(byte_size("--max-message-size", text)?),
             (None, Some(ByteSize::Text(text))) => {
@@ -294,6 +302,8 @@ impl Settings {
             timeout,
             connect_timeout,
             operation_timeout,
+            reconnect_retries: args.reconnect_retries.or(profile.reconnect_retries),
+            reconnect_backoff,
             max_envelope_size: args.max_envelope_size.or(profile.max_envelope_size),
             max_message_size,
             locale: args.locale.clone().or(profile.locale.clone()),

@@ -143,6 +143,8 @@ class _PoolBase:
         locale: Optional[str] = None,
         data_locale: Optional[str] = None,
         max_envelope_size: Optional[int] = None,
+        reconnection_retries: Optional[int] = None,
+        reconnection_backoff: Optional[float] = None,
         session_init: Sequence[Union[Command, str]] = (),
     ) -> None:
         self._native: Optional[_native.Pool] = None
@@ -166,6 +168,8 @@ class _PoolBase:
             locale=locale,
             data_locale=data_locale,
             max_envelope_size=max_envelope_size,
+            reconnection_retries=reconnection_retries,
+            reconnection_backoff=reconnection_backoff,
         )
         self._session_init = [_session_command(c) for c in session_init]
         if insecure_skip_tls_verify:

@@ -46,6 +46,8 @@ class Settings:
         locale: Optional[str] = None,
         data_locale: Optional[str] = None,
         max_envelope_size: Optional[int] = None,
+        reconnection_retries: Optional[int] = None,
+        reconnection_backoff: Optional[float] = None,
     ) -> None: ...
     @property
     def endpoint(self) -> str: ...

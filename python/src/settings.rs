@@ -42,7 +42,7 @@ impl Settings {
         insecure_skip_tls_verify=false, allow_unencrypted=false, no_ntlm_fallback=false,
         connect_timeout=None,
         operation_timeout=None, read_timeout=None, locale=None, data_locale=None,
-        max_envelope_size=None
+        max_envelope_size=None, reconnection_retries=None, reconnection_backoff=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -66,6 +66,8 @@ impl Settings {
         locale: Option<String>,
         data_locale: Option<String>,
         max_envelope_size: Option<i64>,
+        reconnection_retries: Option<i64>,
+        reconnection_backoff: Option<f64>,
     ) -> PyResult<Settings> {
         let usage = |e: psrp_core::client::ClientError| errors::client(py, &e, None);
         let mut o = ConnectionOptions::new(host)
@@ -114,6 +116,25 @@ impl Settings {
             let n = usize::try_from(n)
                 .map_err(|_| errors::usage(py, format!("max_envelope_size {n} is negative")))?;
             o = o.max_envelope_size(n);
+        }
+        if let Some(n) = reconnection_retries {
+            let n = u32::try_from(n).map_err(|_| {
+                errors::usage(
+                    py,
+                    format!("reconnection_retries {n} is not a count from 0 to 4294967295"),
+                )
+            })?;
+            o = o.reconnect_retries(n);
+        }
+        if let Some(b) = reconnection_backoff {
+            // 0 is allowed: retry at once.
+            let b = Duration::try_from_secs_f64(b).map_err(|_| {
+                errors::usage(
+                    py,
+                    format!("reconnection_backoff must be a number of seconds, not {b}"),
+                )
+            })?;
+            o = o.reconnect_backoff(b);
         }
         // Every check the transport makes (security defaults included),
         // before anything connects.

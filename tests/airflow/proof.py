@@ -104,7 +104,8 @@ os.environ.update(
         "AIRFLOW_CONN_MAP_URI": "psrp-client://alice%40EXAMPLE.COM:secret@win01:5986/?auth=ntlm&cert_validation=false",
         "AIRFLOW_CONN_MAP_ORIGINAL": json.dumps({
             "conn_type": "psrp", "host": "win01", "login": "bob", "password": "secret",
-            "extra": {"auth": "kerberos", "ssl": False, "negotiate_service": "WSMAN", "read_timeout": 90},
+            "extra": {"auth": "kerberos", "ssl": False, "negotiate_service": "WSMAN", "read_timeout": 90,
+                      "reconnection_retries": 3, "reconnection_backoff": 0.5},
         }),
         "AIRFLOW_CONN_MAP_BAD": json.dumps({"conn_type": "psrp", "host": "win01", "extra": {"port": 5985}}),
         "AIRFLOW_CONN_PSRP_PEER_FULL": json.dumps({
@@ -168,8 +169,10 @@ try:
           shown(got))
     got = mapped("map_original", wsman_options={"port": 15985, "auth": "ntlm"})
     check(got == {"host": "win01", "port": 15985, "scheme": "http", "auth": "kerberos", "username": "bob",
-                  "password": "secret", "spn": "WSMAN/win01", "read_timeout": 90.0},
-          "connection: an original `psrp` connection; extras beat wsman_options; negotiate_service makes the SPN",
+                  "password": "secret", "spn": "WSMAN/win01", "read_timeout": 90.0, "reconnection_retries": 3,
+                  "reconnection_backoff": 0.5},
+          "connection: an original `psrp` connection; extras beat wsman_options; negotiate_service makes the SPN; "
+          "reconnection_retries/backoff are used",
           shown(got))
     got = mapped("map_bad")
     check(isinstance(got, Exception) and "Unexpected extra configuration keys: port" in str(got)

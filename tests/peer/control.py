@@ -8,12 +8,22 @@ GET  /restarts        recorded Restart-Computer calls
 GET  /faults          active fault rules
 POST /faults          add rules: one object or a list, e.g. {"kind": "delay", "action": "Create",
                       "delay_ms": 500}; peer.instance.FaultRule lists the kinds: faults a real
-                      WinRM host may answer with (dropped connection, WS-Man fault, delay) and
+                      WinRM host may answer with (dropped connection, WS-Man fault, delay), a
+                      network that dies ({"kind": "kill", "at": "request|response|mid_body",
+                      "action": "Receive", "skip": N}: the TCP connection cut before the
+                      request is processed, after it was processed but before its answer,
+                      or in the middle of the answer's body) and
                       the attacks of a hostile server (peer.hostile): tampered encryption
                       framing, HTTP bodies that never end, endless Receive streams and PSRP
                       fragments, oversized or pathological XML, terminal escapes in every
                       stream. Unknown kinds or parameters out of range answer 400.
 POST /faults/clear    remove every rule
+POST /receive_sequence {"enabled": false}: answer Receives as a server without robust Receive
+                      does (SequenceId ignored and not echoed, no response kept); true: back
+POST /listeners/restart  {"down_ms": N}: the WinRM HTTP and HTTPS listeners stop, their open
+                      connections are cut, connections are refused for N ms (default
+                      1000), then they listen again on the same ports; shells, pipelines
+                      and their output are kept (answers when they are back)
 GET  /stats           the peer's own CPU time and counters
 POST /shutdown        stop the instance
 """
@@ -36,6 +46,7 @@ class ControlServer(http.server.ThreadingHTTPServer):
         self.instance = instance
         self.info = info
         self.shutdown_event = shutdown
+        self.restart_listeners: typing.Optional[typing.Callable[[float], typing.Dict[str, typing.Any]]] = None
         super().__init__(("127.0.0.1", 0), ControlHandler)
 
 
@@ -104,6 +115,28 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
         elif url.path == "/faults/clear":
             inst.clear_faults()
             self._json(200, {"ok": True})
+        elif url.path == "/receive_sequence":
+            enabled = (body or {}).get("enabled") if isinstance(body, dict) else None
+            if not isinstance(enabled, bool):
+                self._json(400, {"error": 'the body must be {"enabled": true|false}'})
+                return
+            inst.robust_receive = enabled
+            self._json(200, {"enabled": enabled})
+        elif url.path == "/listeners/restart":
+            down_ms = (body or {}).get("down_ms", 1000) if isinstance(body, (dict, type(None))) else None
+            if not isinstance(down_ms, int) or not 0 <= down_ms <= 60000:
+                self._json(400, {"error": "down_ms must be a whole number of milliseconds from 0 to 60000"})
+                return
+            if self.server.restart_listeners is None:
+                self._json(404, {"error": "this peer cannot restart its listeners"})
+                return
+            try:
+                result = self.server.restart_listeners(down_ms / 1000.0)
+            except OSError as e:
+                log.exception("restarting the listeners failed")
+                self._json(500, {"error": f"restarting the listeners failed: {e}"})
+                return
+            self._json(200, result)
         elif url.path == "/shutdown":
             self._json(200, {"ok": True})
             self.server.shutdown_event.set()

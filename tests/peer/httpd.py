@@ -8,6 +8,8 @@ import logging
 import socket
 import socketserver
 import ssl
+import struct
+import threading
 import time
 import typing
 
@@ -24,7 +26,6 @@ class Listener(http.server.ThreadingHTTPServer):
     """A threaded HTTP/1.1 server on one loopback address; optionally TLS."""
 
     daemon_threads = True
-    allow_reuse_address = False
     request_queue_size = 64
 
     def __init__(
@@ -35,8 +36,16 @@ class Listener(http.server.ThreadingHTTPServer):
         tls: typing.Optional[ssl.SSLContext] = None,
         cbt: typing.Optional[bytes] = None,
         name: str = "",
+        reuse_address: bool = True,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        # SO_REUSEADDR, so that a restart (control /listeners/restart) can bind the same
+        # port again: Linux refuses it while connections accepted from a listener without
+        # it linger in TIME_WAIT. (It never lets two listeners share a port.)
+        self.allow_reuse_address = reuse_address
+        # Open connections, so that a restart can cut them.
+        self.active: typing.Set[socket.socket] = set()
+        self.active_lock = threading.Lock()
         self.instance = instance
         self.transport = transport
         self.tls = tls
@@ -56,7 +65,36 @@ class Listener(http.server.ThreadingHTTPServer):
         if self.tls is not None:
             # The handshake runs in the connection's thread, on its first read.
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self.active_lock:
+            self.active.add(sock)
         return sock, addr
+
+    def shutdown_request(self, request: typing.Any) -> None:
+        with self.active_lock:
+            self.active.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self) -> int:
+        """Cuts every open connection (as a listener going away does); returns how many."""
+        with self.active_lock:
+            active = list(self.active)
+        for sock in active:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(active)
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Waits until every connection's thread has closed its socket."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.active_lock:
+                if not self.active:
+                    return True
+            time.sleep(0.02)
+        return False
 
     def handle_error(self, request: typing.Any, client_address: typing.Any) -> None:
         log.info("%s: connection from %s ended with an error", self.name, client_address, exc_info=True)
@@ -182,6 +220,29 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
         with self.server.instance.lock:
             self.server.instance.bytes_out += length
+
+    def _send_half(
+        self, status: int, parts: typing.List[bytes], content_type: str, headers: typing.List[typing.Tuple[str, str]]
+    ) -> None:
+        """The status line, the headers (with the whole body's Content-Length) and half of the body."""
+        body = b"".join(parts)
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+
+    def _kill(self) -> None:
+        """Cuts the TCP connection at once (a reset: no orderly close)."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _unauthorized(self, token: typing.Optional[bytes] = None, scheme: str = "", reason: str = "") -> None:
         if token is not None:
@@ -329,8 +390,10 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                 record["injected_fault"] = rule.kind
                 if rule.kind == "delay":
                     time.sleep(rule.delay_ms / 1000.0)
-                elif rule.kind == "drop_connection":
+                elif rule.kind == "drop_connection" or rule.kind == "kill" and rule.at == "request":
                     record["action"] = req.short_action
+                    if rule.kind == "kill":
+                        record["killed_at"] = "request"
                     inst.log_op(record)
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -392,6 +455,16 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                     record["tamper"] = f"skipped: {e}"
             else:
                 record["tamper"] = "skipped: the response is not encrypted"
+        if rule is not None and rule.kind == "kill":
+            # The network dies: after the request was processed, before (or in
+            # the middle of) its answer.
+            record.setdefault("action", req.short_action)
+            record["killed_at"] = rule.at
+            inst.log_op(record)
+            if rule.at == "mid_body":
+                self._send_half(status, out, content_type, extra_headers)
+            self._kill()
+            return
         inst.log_op(record)
         if rule is not None and rule.kind == "endless_body":
             hostile.send_endless_body(self, status, out, content_type, extra_headers, rule)

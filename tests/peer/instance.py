@@ -28,6 +28,12 @@ class FaultRule:
     Kinds and their parameters:
 
     - ``drop_connection``, ``close_after_response``, ``delay`` (``delay_ms``)
+    - ``kill``: the TCP connection is cut (shutdown, no HTTP answer) at ``at``:
+      ``request`` (the request was read but not processed), ``response`` (the
+      request was processed, e.g. a Receive's output taken from the queue, and the
+      answer never sent), ``mid_body`` (the headers and half of the body sent). With
+      ``action`` (``Receive``, ``Send``, ``Signal``, ...) and ``skip`` it cuts "after N
+      Receives", "on a Send", ...
     - ``http_500``: a WS-Man fault with ``code`` and ``message`` (sent as given: a
       hostile message may hold control characters)
     - ``http_status``: HTTP ``status`` with a plain ``text`` body and ``content_type``
@@ -59,6 +65,7 @@ class FaultRule:
 
     KINDS = (
         "drop_connection",
+        "kill",
         "close_after_response",
         "http_500",
         "delay",
@@ -75,6 +82,7 @@ class FaultRule:
     SCOPES = ("any", "pool", "command")
     TAMPERS = ("length", "no_length", "boundary_in_data", "truncate", "signature_length", "tiny_parts")
     BODIES = ("stall", "chunked", "flood")
+    KILL_POINTS = ("request", "response", "mid_body")
     # Kinds that only make sense for one action (and scope): the defaults.
     FIXED_ACTION = {
         "endless_receive": ("Receive", "command"),
@@ -118,7 +126,10 @@ class FaultRule:
         self.bytes = int(spec.get("bytes", 24 << 20))
         self.depth = int(spec.get("depth", 100000))
         self.elements = int(spec.get("elements", 2000000))
+        self.at = spec.get("at", "response")
         self.fired = 0
+        if self.at not in self.KILL_POINTS:
+            raise ValueError(f"at must be one of {', '.join(self.KILL_POINTS)}, not {self.at!r}")
         if not 1 <= self.messages <= 64:
             raise ValueError(f"messages must be 1 to 64, not {self.messages}")
         if self.tamper not in self.TAMPERS:
@@ -148,6 +159,7 @@ class FaultRule:
         }
         extra = {
             "delay": ("delay_ms",),
+            "kill": ("at",),
             "http_500": ("code", "message"),
             "http_status": ("status", "text", "content_type"),
             "tamper_encryption": ("tamper", "length", "parts"),
@@ -179,6 +191,8 @@ class Instance:
         self.shells_created = 0
         self.started = time.time()
         self.handlers: typing.Any = None  # set by main (peer.wsman.Handlers)
+        # Robust Receive (SequenceId kept and echoed); off: as a server without it.
+        self.robust_receive = True
 
     # ---- shells -----------------------------------------------------------------------
 

@@ -161,8 +161,43 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
         realm.stop()
         raise
 
+    # How each WinRM listener group is built, to rebuild it on the same ports.
+    factories: typing.Dict[str, typing.Callable[..., typing.Any]] = {
+        "http": lambda a, r: httpd.Listener(a, inst, "http", name="http", reuse_address=r),
+        "https": lambda a, r: httpd.Listener(a, inst, "https", good, cbt, name="https", reuse_address=r),
+    }
+    restart_lock = threading.Lock()
+
+    def serve(server: typing.Any) -> None:
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+
+    def restart_listeners(down_seconds: float) -> typing.Dict[str, typing.Any]:
+        """Stops the HTTP and HTTPS listeners, cuts their open connections, stays down
+        for ``down_seconds`` (connections are refused) and listens again on the same
+        ports. Shells, pipelines and their output stay as they are."""
+        with restart_lock:
+            cut = 0
+            for name in factories:
+                for server in listeners[name]:
+                    server.shutdown()
+                    server.server_close()
+                    cut += server.cut_connections()
+            # The port can be bound again only when the cut connections are closed.
+            for name in factories:
+                for server in listeners[name]:
+                    server.wait_closed(5.0)
+            inst.log_op({"kind": "listener", "event": "down", "connections_cut": cut})
+            time.sleep(down_seconds)
+            for name, factory in factories.items():
+                listeners[name] = [factory(s.server_address[:2], True) for s in listeners[name]]
+                for server in listeners[name]:
+                    serve(server)
+            inst.log_op({"kind": "listener", "event": "up"})
+            return {"connections_cut": cut, "down_seconds": down_seconds}
+
     info: typing.Dict[str, typing.Any] = {}
     control_server = control.ControlServer(inst, lambda: info, stop)
+    control_server.restart_listeners = restart_listeners
     port = {k: v[0].server_address[1] for k, v in listeners.items()}
     r = realm.info()
     info.update(

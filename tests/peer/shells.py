@@ -152,6 +152,10 @@ class Shell:
         self.queued_bytes: typing.Dict[typing.Optional[uuid.UUID], int] = {None: 0}
         self.commands: typing.Dict[uuid.UUID, Command] = {}
         self.closed = False
+        # Robust Receive: the last ReceiveResponse body of the pool (None) and of
+        # each command (str of its UUID), with its SequenceId, until the next
+        # SequenceId acknowledges it (peer.wsman.Handlers.receive).
+        self.last_receive: typing.Dict[typing.Optional[str], typing.Any] = {}
         self.session = session
         # peer.hostile endless_fragment: command id -> [(object id, next fragment id)]
         self.hostile_fragments: typing.Dict[str, typing.List[typing.Tuple[int, int]]] = {}
@@ -352,6 +356,7 @@ class Shell:
         self.commands.pop(command.id, None)
         self.queues.pop(command.id, None)
         self.queued_bytes.pop(command.id, None)
+        self.last_receive.pop(str(command.id), None)
         self.cond.notify_all()
 
     def close(self) -> None:

@@ -1438,3 +1438,99 @@ def test_language_mode_expression(peer: PeerProcess) -> None:
         configuration="JEA.Maintenance",
     )
     assert ps.state == PSInvocationState.FAILED
+
+
+
+# ---- robust Receive and dropped connections ------------------------------------------------------
+
+
+def _sequenced_receive(command_id: str, sequence: int) -> typing.Any:
+    import xml.etree.ElementTree as ET
+
+    from pypsrp.wsman import NAMESPACES
+
+    receive = ET.Element("{%s}Receive" % NAMESPACES["rsp"], SequenceId=str(sequence))
+    stream = ET.SubElement(receive, "{%s}DesiredStream" % NAMESPACES["rsp"], CommandId=command_id)
+    stream.text = "stdout"
+    return receive
+
+
+def _streams(response: typing.Any) -> typing.Tuple[typing.Optional[str], typing.List[str]]:
+    """The SequenceId of a ReceiveResponse and the base64 text of its streams."""
+    from pypsrp.wsman import NAMESPACES
+
+    rr = response.find(".//{%s}ReceiveResponse" % NAMESPACES["rsp"])
+    if rr is None and response.tag == "{%s}ReceiveResponse" % NAMESPACES["rsp"]:
+        rr = response
+    assert rr is not None, "no rsp:ReceiveResponse"
+    return rr.get("SequenceId"), [s.text or "" for s in rr.findall("{%s}Stream" % NAMESPACES["rsp"])]
+
+
+def test_robust_receive_sequencing_with_a_raw_pypsrp_receive(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    # pypsrp never sends a SequenceId itself (and does not resend a Receive whose answer
+    # was cut), so its WSMan sends hand-made Receives: the same SequenceId again gets the
+    # same response, the next one new output, and after the connection is killed between
+    # processing a Receive and answering it, the resent Receive gets the output that was
+    # taken from the queue for the lost answer.
+    p = private_peer()
+    wsman = connect(p, auth="basic", ssl=True)  # no per-connection state to rebuild
+    with RunspacePool(wsman) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-LargeOutput").add_parameter("Count", 3000)
+        ps.begin_invoke()
+        command_id = str(ps.id).upper()
+
+        def receive(sequence: int) -> typing.Tuple[typing.Optional[str], typing.List[str]]:
+            return _streams(
+                pool.shell.wsman.receive(
+                    pool.shell.resource_uri,
+                    _sequenced_receive(command_id, sequence),
+                    selector_set=_selectors(pool.shell.id),
+                )
+            )
+
+        seq0, first = receive(0)
+        assert seq0 == "0" and first
+        assert receive(0) == (seq0, first)  # resent: the kept response again
+        seq1, second = receive(1)  # acknowledges 0: new output
+        assert seq1 == "1" and second and second != first
+
+        p.control("/faults", {"kind": "kill", "at": "response", "action": "Receive", "scope": "command"})
+        with pytest.raises(requests.exceptions.ConnectionError):
+            receive(2)
+        seq2, third = receive(2)  # a new connection; the same SequenceId
+        assert seq2 == "2" and third and third != second
+        receives = [o for o in p.log() if o.get("action") == "Receive" and o.get("command_id")]
+        killed = [o for o in receives if o.get("killed_at")]
+        replayed = [o for o in receives if o.get("replayed")]
+        assert [o["sequence_id"] for o in killed] == [2]
+        assert [o["sequence_id"] for o in replayed] == [0, 2]
+        # The resent Receive carried exactly what the lost answer held.
+        assert replayed[1]["fragments"] == killed[0]["fragments"] > 0
+        ps.stop()
+
+
+def test_pypsrp_reconnection_retries_ride_out_a_listener_restart(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    # pypsrp's own reconnection_retries (urllib3 retries of connection errors; never of a
+    # request whose answer was cut) ride out the peer's listener restart: the kept-alive
+    # connection is cut and new ones are refused for a while. The shell survives the
+    # restart, so the same pool goes on.
+    import threading
+
+    p = private_peer()
+    wsman = connect(p, auth="basic", ssl=True, reconnection_retries=6, reconnection_backoff=0.2)
+    with RunspacePool(wsman) as pool:
+        shell_id = pool.shell.id
+        restart = threading.Thread(target=p.control, args=("/listeners/restart", {"down_ms": 1500}))
+        restart.start()
+        try:
+            time.sleep(0.5)  # the listener is down now
+            ps = PowerShell(pool)
+            ps.add_cmdlet("Get-Date")
+            ps.invoke()
+        finally:
+            restart.join()
+        assert not ps.had_errors and len(ps.output) == 1
+        assert pool.shell.id == shell_id
+    events = [r["event"] for r in p.log("listener")]
+    assert events == ["down", "up"]

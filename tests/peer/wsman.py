@@ -16,6 +16,18 @@ STATE_DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandSta
 STATE_RUNNING = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Running"
 
 
+def _sequence_id(text: typing.Optional[str]) -> typing.Optional[int]:
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise soap.schema_fault(f"Receive SequenceId {text[:40]!r} is not a number.") from None
+    if not 0 <= value < 1 << 64:
+        raise soap.schema_fault("Receive SequenceId is not an unsigned 64-bit number.")
+    return value
+
+
 class Context(typing.NamedTuple):
     """Who sent the request, for the shell owner and the operation log."""
 
@@ -254,6 +266,34 @@ class Handlers:
         record["command_id"] = command_id
         record["operation_timeout"] = req.operation_timeout
         record["max_envelope_size"] = req.max_envelope_size
+        # Robust Receive (MS-WSMV Receive examples: rsp:Receive/@SequenceId): the
+        # last response of each shell or command is kept until the next
+        # SequenceId acknowledges it; the same SequenceId again (a Receive resent
+        # after a broken connection) gets that response again, not new output.
+        receive_el = req.body.find("rsp:Receive", NS)
+        sequence = _sequence_id(receive_el.get("SequenceId") if receive_el is not None else None)
+        if not self.instance.robust_receive:
+            # A server without robust Receive: SequenceId ignored, not echoed, nothing kept.
+            record["sequence_ignored"] = sequence
+            sequence = None
+        record["sequence_id"] = sequence
+        cache_key = str(_uuid(command_id, "CommandId")) if command_id else None
+        if sequence is not None:
+            with shell.cond:
+                cached = shell.last_receive.get(cache_key)
+                if cached is not None and cached[0] == sequence:
+                    record["replayed"] = True
+                    record["fragments"] = cached[2]
+                    record["done"] = cached[3]
+                    return soap.envelope_parts(soap.SHELL_ACTION_PREFIX + "ReceiveResponse", req.message_id, cached[1])
+                expected = 0 if cached is None else cached[0] + 1
+                if sequence != expected and not (cached is None and sequence > 0):
+                    raise soap.schema_fault(
+                        f"Receive SequenceId {sequence} is neither the last one answered ({cached[0] if cached else '-'}) "
+                        f"nor the next ({expected})."
+                    )
+                # This SequenceId acknowledges the kept response.
+                shell.last_receive.pop(cache_key, None)
         rule = ctx.hostile
         if rule is not None and command_id and rule.kind in ("endless_receive", "endless_fragment"):
             # A hostile server: more data for every Receive, never Done (whatever the
@@ -275,7 +315,8 @@ class Handlers:
         # MaxEnvelopeSize, and each str/bytes conversion would copy them.
         open_stream = f'<rsp:Stream Name="stdout"{cid}>'.encode()
         open_last = f'<rsp:Stream Name="stdout"{cid} End="true">'.encode()
-        parts = [b"<rsp:ReceiveResponse>"]
+        seq_attr = f' SequenceId="{sequence}"'.encode() if sequence is not None else b""
+        parts = [b"<rsp:ReceiveResponse" + seq_attr + b">"]
         for index, fragment in enumerate(fragments):
             last = done and index == len(fragments) - 1
             parts += [open_last if last else open_stream, base64.b64encode(fragment), b"</rsp:Stream>"]
@@ -284,6 +325,9 @@ class Handlers:
         parts.append(b"</rsp:ReceiveResponse>")
         record["fragments"] = len(fragments)
         record["done"] = done
+        if sequence is not None:
+            with shell.cond:
+                shell.last_receive[cache_key] = (sequence, parts, len(fragments), done)
         return soap.envelope_parts(soap.SHELL_ACTION_PREFIX + "ReceiveResponse", req.message_id, parts)
 
     def signal(self, req: Request, shell: shells.Shell, ctx: Context, record: typing.Dict[str, typing.Any]) -> bytes:

@@ -285,12 +285,24 @@ fn tampered_create_reply_leaves_no_shell() {
 // ---- HTTP bodies that never end ---------------------------------------------------------
 
 /// The Receive's response never completes: the read timeout
-/// (`--operation-timeout` + 10 s) ends it.
+/// (`--operation-timeout` + 10 s) ends it. A stalled read looks like a dead
+/// network, so psrp reconnects and sends the Receive again: the attack is
+/// made on every Receive, and one retry is allowed, so that psrp gives up
+/// after two read timeouts.
 fn endless_body(attack: Attack, message: &str) {
-    let rule = HostileRule::new(attack);
+    let rule = HostileRule::new(attack).forever();
     let peer = attacked_peer(&rule);
     let m = run_measured(
-        psrp(&peer, 60).args(["invoke", "Get-Date", "--operation-timeout", "1"]),
+        psrp(&peer, 60).args([
+            "invoke",
+            "Get-Date",
+            "--operation-timeout",
+            "1",
+            "--reconnect-retries",
+            "1",
+            "--reconnect-backoff",
+            "0.1",
+        ]),
         Duration::from_secs(90),
     );
     assert_survived(&peer, &rule, &m, 3, message);
@@ -546,7 +558,10 @@ async fn library_reports_typed_errors() {
             .port(info.http_port)
             .auth(psrp_core::client::AuthMethod::Kerberos)
             .operation_timeout(Duration::from_secs(1))
-            .read_timeout(Duration::from_secs(3));
+            .read_timeout(Duration::from_secs(3))
+            // One attempt: this is about the kind of the error (retries
+            // of a stalled read are tested in cli_reconnect and above).
+            .reconnect_retries(0);
         let pool = RunspacePool::open(options).await.unwrap();
         tokio::task::block_in_place(|| peer.add_hostile(&rule).unwrap());
         let panics = CLIENT_PANICS.load(Ordering::SeqCst);

@@ -7,7 +7,9 @@ use crate::fault::WsmanFault;
 use crate::shell::{self, CommandRequest, CreateShell, ReceiveOutcome, Request, Shell};
 use crate::soap::envelope::{self, new_message_id, Header, ResponseBody, ResponseError};
 use crate::soap::Element;
+use crate::transport::retry::{self, ReconnectEvent};
 use crate::transport::{Connection, Shared};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
@@ -28,6 +30,9 @@ struct Inner {
     session_id: String,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
+    /// The server echoed a Receive's `SequenceId` at least once (so a
+    /// command's first Receive is known to be safe to resend too).
+    robust_receive: AtomicBool,
 }
 
 impl std::fmt::Debug for WsmanClient {
@@ -56,6 +61,44 @@ impl Lease<'_> {
     }
 }
 
+/// When a request may be sent again after a broken connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// Receiving it twice does no harm (or the server recognises it).
+    Always,
+    /// A Receive the server may not recognise as resent: allowed, and the
+    /// retry event says that output may be lost.
+    AlwaysMayLoseOutput,
+    /// Only if it surely did not reach the server.
+    IfNotDelivered,
+}
+
+/// The robust-Receive state of one shell or command:
+/// [`WsmanClient::receive_sequenced`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiveSequence {
+    next: u64,
+    server_acknowledges: bool,
+}
+
+impl ReceiveSequence {
+    /// A new sequence (the first Receive carries `SequenceId` 0).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The `SequenceId` of the next Receive.
+    pub fn next_id(&self) -> u64 {
+        self.next
+    }
+
+    /// Whether the server echoed the `SequenceId` on its last
+    /// ReceiveResponse (it keeps that response for a resent Receive).
+    pub fn server_acknowledges(&self) -> bool {
+        self.server_acknowledges
+    }
+}
+
 fn action_name(action: &str) -> String {
     action.rsplit('/').next().unwrap_or(action).to_string()
 }
@@ -74,6 +117,7 @@ impl WsmanClient {
                 session_id: new_message_id(),
                 idle: Mutex::new(Vec::new()),
                 permits,
+                robust_receive: AtomicBool::new(false),
             }),
         })
     }
@@ -129,25 +173,99 @@ impl WsmanClient {
         )
     }
 
-    /// Sends one request; returns the response body or the fault.
+    /// Sends one request (no retry); returns the response body or the fault.
     async fn call(&self, req: &Request) -> Result<Result<Element, WsmanFault>, Error> {
+        self.call_attempt(req).await.map_err(|(e, _)| e)
+    }
+
+    /// Sends `req`, and again on a new connection after a transient failure
+    /// ([`retry::is_transient`]), as [`WsmanConfig::reconnect`] allows.
+    /// `resend` says when: [`Resend::Always`] for requests the server may
+    /// see twice, [`Resend::IfNotDelivered`] for those it must not.
+    async fn call_retrying(
+        &self,
+        req: &Request,
+        resend: Resend,
+    ) -> Result<Result<Element, WsmanFault>, Error> {
+        let shared = &self.inner.shared;
+        let policy = shared.config.reconnect;
+        let action = action_name(req.action);
+        let mut retries = 0;
+        loop {
+            let (error, maybe_sent) = match self.call_attempt(req).await {
+                Ok(r) => return Ok(r),
+                Err(e) => e,
+            };
+            if !retry::is_transient(&error) {
+                return Err(error);
+            }
+            if retries >= policy.retries {
+                return Err(if retries == 0 {
+                    error
+                } else {
+                    Error::ReconnectFailed {
+                        endpoint: shared.endpoint.clone(),
+                        action,
+                        retries,
+                        source: Box::new(error),
+                    }
+                });
+            }
+            if maybe_sent && resend == Resend::IfNotDelivered {
+                return Err(Error::SendInterrupted {
+                    endpoint: shared.endpoint.clone(),
+                    source: Box::new(error),
+                });
+            }
+            retries += 1;
+            let event = ReconnectEvent {
+                endpoint: shared.endpoint.clone(),
+                action: action.clone(),
+                attempt: retries,
+                retries: policy.retries,
+                delay: policy.delay(retries),
+                error: error.to_string(),
+                output_may_be_lost: resend == Resend::AlwaysMayLoseOutput,
+            };
+            tracing::info!(%event, "reconnecting");
+            if let Some(hook) = &shared.config.on_reconnect {
+                hook.call(&event);
+            }
+            tokio::time::sleep(event.delay).await;
+        }
+    }
+
+    /// One attempt; an error comes with whether the request may have
+    /// reached the server.
+    async fn call_attempt(
+        &self,
+        req: &Request,
+    ) -> Result<Result<Element, WsmanFault>, (Error, bool)> {
         let shared = &self.inner.shared;
         let message_id = new_message_id();
         let xml = self.envelope(req, &message_id);
         tracing::trace!(action = req.action, len = xml.len(), "WS-Man request");
-        let mut lease = self.lease().await?;
+        let mut lease = self.lease().await.map_err(|e| (e, false))?;
         let conn = lease
             .conn
             .as_mut()
-            .ok_or_else(|| Error::Config("no connection".into()))?;
-        let reply = conn.exchange(shared, xml.as_bytes()).await?;
+            .ok_or_else(|| (Error::Config("no connection".into()), false))?;
+        let reply = match conn.exchange(shared, xml.as_bytes()).await {
+            Ok(r) => r,
+            Err(e) => return Err((e, conn.request_maybe_sent())),
+        };
         lease.release();
 
         let action = action_name(req.action);
-        let bad = |source: ResponseError| Error::Response {
-            endpoint: shared.endpoint.clone(),
-            action: action.clone(),
-            source,
+        let bad = |source: ResponseError| {
+            (
+                Error::Response {
+                    endpoint: shared.endpoint.clone(),
+                    action: action.clone(),
+                    source,
+                },
+                true,
+            )
         };
         let text = std::str::from_utf8(&reply.body);
         match reply.status {
@@ -171,17 +289,24 @@ impl WsmanClient {
                     .chars()
                     .take(400)
                     .collect();
-                Err(Error::HttpStatus {
-                    endpoint: shared.endpoint.clone(),
-                    status,
-                    body: excerpt,
-                })
+                Err((
+                    Error::HttpStatus {
+                        endpoint: shared.endpoint.clone(),
+                        status,
+                        body: excerpt,
+                    },
+                    true,
+                ))
             }
         }
     }
 
     async fn call_ok(&self, req: &Request) -> Result<Element, Error> {
-        self.call(req).await?.map_err(|fault| Error::Fault {
+        Self::fault_to_error(req, self.call(req).await?)
+    }
+
+    fn fault_to_error(req: &Request, r: Result<Element, WsmanFault>) -> Result<Element, Error> {
+        r.map_err(|fault| Error::Fault {
             action: action_name(req.action),
             fault: Box::new(fault),
         })
@@ -210,6 +335,14 @@ impl WsmanClient {
 
     /// Sends bytes to a stream (`stdin`, or `pr` for host responses) of the
     /// shell (`command_id` None) or of a command.
+    ///
+    /// After a broken connection ([`WsmanConfig::reconnect`]) the Send is
+    /// sent again on a new connection only when it surely did not reach the
+    /// server (the connection failed before it was written). When it may
+    /// have (the connection broke after it was written, before the answer),
+    /// WS-Man has no way to ask whether the server took it, and sending it
+    /// again could make the command read the input twice: that is
+    /// [`Error::SendInterrupted`].
     pub async fn send(
         &self,
         shell: &Shell,
@@ -218,9 +351,12 @@ impl WsmanClient {
         data: &[u8],
         end: bool,
     ) -> Result<(), Error> {
-        self.call_ok(&shell::send(shell, command_id, stream, data, end))
-            .await
-            .map(drop)
+        let req = shell::send(shell, command_id, stream, data, end);
+        Self::fault_to_error(
+            &req,
+            self.call_retrying(&req, Resend::IfNotDelivered).await?,
+        )
+        .map(drop)
     }
 
     /// Receives output of the shell (`command_id` None) or a command. The
@@ -241,7 +377,56 @@ impl WsmanClient {
         streams: &str,
     ) -> Result<ReceiveOutcome, Error> {
         let req = shell::receive_streams(shell, command_id, streams);
-        match self.call(&req).await? {
+        let reply = self
+            .call_retrying(&req, Resend::AlwaysMayLoseOutput)
+            .await?;
+        self.receive_outcome(reply)
+    }
+
+    /// Receive with robust sequencing: `sequence` (one per shell or command,
+    /// kept by the caller across calls) numbers the Receives with
+    /// `SequenceId`, so that after a broken connection the Receive sent
+    /// again on a new connection carries the same number and a server that
+    /// keeps its last response sends that response again: no output is lost
+    /// and none is duplicated. The next Receive acknowledges it.
+    ///
+    /// A server that does not echo the `SequenceId` on its ReceiveResponse
+    /// (see [`ReceiveSequence::server_acknowledges`]) treats a resent
+    /// Receive as a new one: the output it had put in the response that was
+    /// cut is lost. [`crate::ReconnectEvent::output_may_be_lost`] says so
+    /// on every such retry, and also on a retry before the server has
+    /// echoed any `SequenceId` to this client (before that it is unknown).
+    pub async fn receive_sequenced(
+        &self,
+        shell: &Shell,
+        command_id: Option<&str>,
+        streams: &str,
+        sequence: &mut ReceiveSequence,
+    ) -> Result<ReceiveOutcome, Error> {
+        let sent = sequence.next;
+        let req = shell::receive_sequenced(shell, command_id, streams, sent);
+        let robust =
+            sequence.server_acknowledges || self.inner.robust_receive.load(Ordering::Relaxed);
+        let resend = if robust {
+            Resend::Always
+        } else {
+            Resend::AlwaysMayLoseOutput
+        };
+        let reply = self.call_retrying(&req, resend).await?;
+        let outcome = self.receive_outcome(reply)?;
+        if let ReceiveOutcome::Data(r) = &outcome {
+            // The next Receive acknowledges this response.
+            sequence.next = sent.saturating_add(1);
+            sequence.server_acknowledges = r.sequence_id == Some(sent);
+            if sequence.server_acknowledges {
+                self.inner.robust_receive.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn receive_outcome(&self, reply: Result<Element, WsmanFault>) -> Result<ReceiveOutcome, Error> {
+        match reply {
             Ok(body) => shell::parse_receive(&body)
                 .map(ReceiveOutcome::Data)
                 .map_err(|e| self.shape_error("Receive", e)),
@@ -255,15 +440,19 @@ impl WsmanClient {
 
     /// Sends a signal (e.g. [`shell::signal::PS_CTRL_C`] to stop a pipeline,
     /// [`shell::signal::TERMINATE`] to release a command).
+    ///
+    /// Sent again after a broken connection: a stop or terminate signal
+    /// received twice has the effect of one.
     pub async fn signal(&self, shell: &Shell, command_id: &str, code: &str) -> Result<(), Error> {
-        self.call_ok(&shell::signal(shell, command_id, code))
-            .await
-            .map(drop)
+        let req = shell::signal(shell, command_id, code);
+        Self::fault_to_error(&req, self.call_retrying(&req, Resend::Always).await?).map(drop)
     }
 
-    /// Deletes the shell (closes the runspace pool).
+    /// Deletes the shell (closes the runspace pool). Sent again after a
+    /// broken connection (a second Delete finds the shell gone).
     pub async fn delete_shell(&self, shell: &Shell) -> Result<(), Error> {
-        self.call_ok(&shell::delete(shell)).await.map(drop)
+        let req = shell::delete(shell);
+        Self::fault_to_error(&req, self.call_retrying(&req, Resend::Always).await?).map(drop)
     }
 
     /// Raw payload bytes that fit in one Send, one Command's Arguments or one

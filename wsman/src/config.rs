@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::secret::Secret;
+use crate::transport::retry::{ReconnectHook, ReconnectPolicy};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -235,6 +236,11 @@ pub struct WsmanConfig {
     pub allow_ntlm_fallback: bool,
     /// Called once per client, the first time Negotiate falls back to NTLM.
     pub on_ntlm_fallback: Option<FallbackHook>,
+    /// Retries of Receive, Send and Signal after a broken connection
+    /// (default: 5 from 1 s, doubling).
+    pub reconnect: ReconnectPolicy,
+    /// Called before every such retry.
+    pub on_reconnect: Option<ReconnectHook>,
 }
 
 impl WsmanConfig {
@@ -257,6 +263,8 @@ impl WsmanConfig {
             max_connections: 4,
             allow_ntlm_fallback: true,
             on_ntlm_fallback: None,
+            reconnect: ReconnectPolicy::default(),
+            on_reconnect: None,
         })
     }
 

@@ -99,6 +99,33 @@ pub enum Error {
         source: EncryptionError,
     },
 
+    /// The connection broke during `action` and no new one carried it
+    /// within the configured retries ([`crate::ReconnectPolicy`]).
+    #[error("{action} to {endpoint} failed after {retries} reconnection attempt(s): {source} (the server or the network to it stayed unavailable; check them, or allow more retries or a longer backoff to ride out longer outages)")]
+    ReconnectFailed {
+        /// Endpoint URL.
+        endpoint: String,
+        /// The operation (`Receive`, `Send`, `Signal`).
+        action: String,
+        /// Retries made.
+        retries: u32,
+        /// The last failure.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// The connection broke after a Send was written, before its answer:
+    /// the server may have taken the input, so it was not sent again (the
+    /// command would read it twice).
+    #[error("the connection to {endpoint} broke after a Send was written ({source}); the server may have received the input, so it was not sent again (it would be read twice); run the command again")]
+    SendInterrupted {
+        /// Endpoint URL.
+        endpoint: String,
+        /// What broke.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// NTLM protocol error.
     #[error(transparent)]
     Ntlm(#[from] NtlmError),

@@ -121,7 +121,7 @@ pub mod shell;
 pub mod soap;
 mod transport;
 
-pub use client::WsmanClient;
+pub use client::{ReceiveSequence, WsmanClient};
 pub use config::{
     Auth, EncryptionPolicy, FallbackHook, NtlmFallback, ProxyConfig, TlsOptions, WsmanConfig,
 };
@@ -132,3 +132,4 @@ pub use shell::{
     CommandRequest, CommandState, CommandStateKind, CreateShell, ReceiveOutcome, ReceiveResponse,
     Shell, StreamData,
 };
+pub use transport::retry::{ReconnectEvent, ReconnectHook, ReconnectPolicy};

@@ -284,9 +284,12 @@ async fn receive_responses(
     command_id: String,
     out: mpsc::Sender<Result<ReceiveResponse, ClientError>>,
 ) {
+    // Robust Receive: a Receive resent after a broken connection gets the
+    // same response again from a server that keeps it.
+    let mut sequence = wsman::ReceiveSequence::new();
     loop {
         let received = tokio::select! {
-            r = shared.client.receive(&shared.shell, Some(&command_id)) => r,
+            r = shared.client.receive_sequenced(&shared.shell, Some(&command_id), "stdout", &mut sequence) => r,
             _ = out.closed() => return,
         };
         match received {

@@ -147,6 +147,8 @@ pub struct ConnectionOptions {
     proxy: ProxyConfig,
     allow_ntlm_fallback: bool,
     on_ntlm_fallback: Option<FallbackHook>,
+    reconnect: wsman::ReconnectPolicy,
+    on_reconnect: Option<wsman::ReconnectHook>,
 }
 
 impl ConnectionOptions {
@@ -179,6 +181,8 @@ impl ConnectionOptions {
             proxy: ProxyConfig::Environment,
             allow_ntlm_fallback: true,
             on_ntlm_fallback: None,
+            reconnect: wsman::ReconnectPolicy::default(),
+            on_reconnect: None,
         }
     }
 
@@ -272,9 +276,70 @@ impl ConnectionOptions {
     }
 
     /// WS-Man OperationTimeout: how long the server holds a Receive when
-    /// there is no output yet (default 20 s). The client then polls again.
+    /// there is no output yet (default 20 s). The client then polls again,
+    /// so an idle connection carries a request at least every 20 s: well
+    /// within the idle limits of common proxies, NAT gateways and load
+    /// balancers (60 s and more), which would otherwise cut a long poll.
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
+        self
+    }
+
+    /// How many times Receive, Send, Signal and Delete are retried on a new
+    /// connection (authenticated again; over HTTP with new encryption keys)
+    /// after the connection broke: reset, closed, timed out, cut in the
+    /// middle of a response, or an HTTP 5xx without a WS-Man fault (default
+    /// 5; 0 turns reconnection off). The same shell and command go on.
+    ///
+    /// Receives are numbered (`SequenceId`), so a server that keeps its last
+    /// response sends it again for the resent Receive: nothing is lost or
+    /// duplicated. A server that does not (it does not echo the number)
+    /// loses the output of the response that was cut; every such retry is
+    /// reported with [`wsman::ReconnectEvent::output_may_be_lost`]. A Send
+    /// is only resent when it surely did not reach the server; otherwise
+    /// the pipeline fails with [`wsman::Error::SendInterrupted`] rather than
+    /// risk feeding it the input twice. Retries exhausted give
+    /// [`wsman::Error::ReconnectFailed`] (kind [`super::ErrorKind::Connection`]).
+    ///
+    /// Retries wait inside the operation's future, so a timeout around the
+    /// whole run (`tokio::time::timeout`, the CLI's `--timeout`) bounds them
+    /// too: it stays a deadline for the run, not for one attempt.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use psrp_core::client::ConnectionOptions;
+    ///
+    /// let options = ConnectionOptions::new("win01.example.com")
+    ///     .reconnect_retries(10)
+    ///     .reconnect_backoff(Duration::from_millis(500))
+    ///     .on_reconnect(|event| eprintln!("warning: {event}"));
+    /// assert_eq!(options.reconnect_policy().retries, 10);
+    /// ```
+    pub fn reconnect_retries(mut self, retries: u32) -> Self {
+        self.reconnect.retries = retries;
+        self
+    }
+
+    /// The wait before the first reconnection retry, doubled for each
+    /// further one up to 30 s (default 1 s: 1, 2, 4, 8, 16 s for the
+    /// default 5 retries).
+    pub fn reconnect_backoff(mut self, backoff: Duration) -> Self {
+        self.reconnect.backoff = backoff;
+        self
+    }
+
+    /// The reconnection policy in effect.
+    pub fn reconnect_policy(&self) -> wsman::ReconnectPolicy {
+        self.reconnect
+    }
+
+    /// Calls `f` before every reconnection retry (what broke, which retry,
+    /// the wait). It runs on the retrying task: keep it quick.
+    pub fn on_reconnect(
+        mut self,
+        f: impl Fn(&wsman::ReconnectEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_reconnect = Some(wsman::ReconnectHook::new(f));
         self
     }
 
@@ -467,6 +532,8 @@ impl ConnectionOptions {
         c.proxy = self.proxy.clone();
         c.allow_ntlm_fallback = self.allow_ntlm_fallback;
         c.on_ntlm_fallback = self.on_ntlm_fallback.clone();
+        c.reconnect = self.reconnect;
+        c.on_reconnect = self.on_reconnect.clone();
         c.max_connections = self
             .max_connections
             .unwrap_or_else(|| (max_runspaces + 2).max(4));

@@ -479,8 +479,13 @@ impl RunspacePool {
         const OP: &str = "opening the runspace pool (WS-Man Receive)";
         let shared = &self.shared;
         shared.flush().await?;
+        let mut sequence = wsman::ReceiveSequence::new();
         loop {
-            let data = match shared.client.receive(&shared.shell, None).await {
+            let received = shared
+                .client
+                .receive_sequenced(&shared.shell, None, "stdout", &mut sequence)
+                .await;
+            let data = match received {
                 Ok(ReceiveOutcome::TimedOut) => continue,
                 Ok(ReceiveOutcome::Data(d)) => d,
                 Err(e) => return Err(shared.error(OP, e)),

@@ -13,8 +13,13 @@ scheme follows a port of 5985/5986 when ``ssl`` is not given anywhere, and the e
 ``spn``, ``negotiate_service``, ``negotiate_hostname_override``, ``no_ntlm_fallback``,
 ``path``, ``operation_timeout``, ``max_envelope_size`` and ``encryption``.
 
+``reconnection_retries``/``reconnection_backoff`` map to psrp's reconnection after a
+broken connection (see the README's "Long jobs and flaky networks"): when absent psrp's
+defaults hold (5 retries from 1 s), not pypsrp's (0 retries); ``reconnection_retries: 0``
+turns it off. The backoff doubles from the given value for each further retry (pypsrp
+starts at twice the value).
+
 Accepted with no effect (no equivalent in psrp yet, documented in the README):
-``reconnection_retries``/``reconnection_backoff`` (no automatic retries),
 ``negotiate_send_cbt`` (channel bindings are always sent over HTTPS), and the runspace
 options ``min_runspaces``, ``max_runspaces``, ``apartment_state``, ``thread_options``,
 ``session_key_timeout_ms``, ``no_profile``, ``idle_timeout`` and ``host``. Options psrp
@@ -52,8 +57,7 @@ OUR_EXTRAS = (
 ALLOWED_EXTRAS = ORIGINAL_EXTRAS + OUR_EXTRAS
 
 # pypsrp WSMan keyword arguments that psrp accepts without an equivalent.
-_IGNORED_WSMAN = ("reconnection_retries", "reconnection_backoff", "negotiate_send_cbt", "server", "username",
-                  "password")
+_IGNORED_WSMAN = ("negotiate_send_cbt", "server", "username", "password")
 _IGNORED_RUNSPACE = ("min_runspaces", "max_runspaces", "apartment_state", "thread_options", "session_key_timeout_ms",
                      "no_profile", "idle_timeout", "host")
 _AUTHS = {"negotiate", "kerberos", "ntlm", "basic"}
@@ -199,10 +203,20 @@ def pool_arguments(
         args["path"] = str(wsman["path"]).strip("/")
     if "max_envelope_size" in wsman:
         args["max_envelope_size"] = int(wsman["max_envelope_size"])
+    if "reconnection_retries" in wsman:
+        value = wsman["reconnection_retries"]
+        try:
+            retries = int(str(value).strip())
+        except ValueError:
+            retries = -1
+        if retries < 0 or isinstance(value, bool):
+            raise ConnectionConfigError(f"reconnection_retries must be a whole number from 0, not {value!r}")
+        args["reconnection_retries"] = retries
+    if "reconnection_backoff" in wsman:
+        args["reconnection_backoff"] = _number("reconnection_backoff", wsman["reconnection_backoff"])
     if "configuration_name" in runspace:
         args["configuration_name"] = str(runspace["configuration_name"])
-    ignored = sorted((set(wsman) & {"reconnection_retries", "reconnection_backoff"})
-                     | (set(runspace) & set(_IGNORED_RUNSPACE)))
+    ignored = sorted(set(runspace) & set(_IGNORED_RUNSPACE))
     if ignored:
         warnings.warn(
             f"psrp has no equivalent for {', '.join(ignored)}: accepted and ignored", UserWarning, stacklevel=3

@@ -337,7 +337,34 @@ pub fn receive(shell: &Shell, command_id: Option<&str>) -> Request {
 
 /// Receive on the space-separated `streams` (e.g. `stdout stderr` for WinRS).
 pub fn receive_streams(shell: &Shell, command_id: Option<&str>, streams: &str) -> Request {
-    let mut b = String::from("<rsp:Receive><rsp:DesiredStream");
+    receive_request(shell, command_id, streams, None)
+}
+
+/// Receive with `SequenceId` (robust Receive, as in MS-WSMV's Receive
+/// examples): the first Receive of a shell or command carries 0, each one
+/// after a ReceiveResponse the next number, which acknowledges that
+/// response; the same number again (after a broken connection) asks the
+/// server for the same response again instead of new output.
+pub fn receive_sequenced(
+    shell: &Shell,
+    command_id: Option<&str>,
+    streams: &str,
+    sequence_id: u64,
+) -> Request {
+    receive_request(shell, command_id, streams, Some(sequence_id))
+}
+
+fn receive_request(
+    shell: &Shell,
+    command_id: Option<&str>,
+    streams: &str,
+    sequence_id: Option<u64>,
+) -> Request {
+    let mut b = match sequence_id {
+        Some(n) => format!(r#"<rsp:Receive SequenceId="{n}">"#),
+        None => String::from("<rsp:Receive>"),
+    };
+    b.push_str("<rsp:DesiredStream");
     if let Some(id) = command_id {
         let _ = write!(b, r#" CommandId="{}""#, escape(id));
     }
@@ -409,6 +436,10 @@ pub struct ReceiveResponse {
     pub streams: Vec<StreamData>,
     /// Command state, when given.
     pub command_state: Option<CommandState>,
+    /// The `SequenceId` the server put on the ReceiveResponse: a server
+    /// that echoes the one of the request keeps its last response for a
+    /// resent Receive.
+    pub sequence_id: Option<u64>,
 }
 
 impl ReceiveResponse {
@@ -447,7 +478,14 @@ pub fn parse_receive(body: &Element) -> Result<ReceiveResponse, ResponseError> {
     let rr = body
         .child(ns::RSP, "ReceiveResponse")
         .ok_or_else(|| shape("body has no rsp:ReceiveResponse"))?;
-    let mut out = ReceiveResponse::default();
+    let mut out = ReceiveResponse {
+        // MS-WSMV spells it SequenceID in the schema, SequenceId in examples.
+        sequence_id: rr
+            .attr("SequenceId")
+            .or_else(|| rr.attr("SequenceID"))
+            .and_then(|v| v.trim().parse().ok()),
+        ..ReceiveResponse::default()
+    };
     for s in rr.children_named(ns::RSP, "Stream") {
         let name = s
             .attr("Name")

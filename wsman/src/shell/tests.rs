@@ -259,3 +259,37 @@ fn winrs_cmd_shell_and_command() {
         .unwrap();
     assert_eq!(ds.text, "stdout stderr");
 }
+
+#[test]
+fn sequenced_receive_request_and_echoed_sequence_id() {
+    let sh = Shell::new(
+        "S",
+        "http://schemas.microsoft.com/powershell/Microsoft.PowerShell",
+    );
+    let env = roundtrip(&receive_sequenced(&sh, Some("C"), "stdout", 7));
+    let el = body_of(&env).child(ns::RSP, "Receive").unwrap();
+    assert_eq!(el.attr("SequenceId"), Some("7"));
+    let ds = el.child(ns::RSP, "DesiredStream").unwrap();
+    assert_eq!(
+        (ds.attr("CommandId"), ds.text.as_str()),
+        (Some("C"), "stdout")
+    );
+    // Without a sequence, no attribute (the plain Receive).
+    let env = roundtrip(&receive(&sh, None));
+    let el = body_of(&env).child(ns::RSP, "Receive").unwrap();
+    assert_eq!(el.attr("SequenceId"), None);
+
+    // Echoed in either spelling; absent or not a number: None.
+    for (attr, want) in [
+        (r#" SequenceId="7""#, Some(7)),
+        (r#" SequenceID="18446744073709551615""#, Some(u64::MAX)),
+        (r#" SequenceId="-1""#, None),
+        (r#" SequenceId="x""#, None),
+        ("", None),
+    ] {
+        let b = response_body(&format!(
+            r#"<rsp:ReceiveResponse{attr}><rsp:Stream Name="stdout">AAEC</rsp:Stream></rsp:ReceiveResponse>"#
+        ));
+        assert_eq!(parse_receive(&b).unwrap().sequence_id, want, "{attr}");
+    }
+}

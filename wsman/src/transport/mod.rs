@@ -13,6 +13,7 @@
 mod http;
 mod proxy;
 pub(crate) mod proxy_reply;
+pub(crate) mod retry;
 mod tls;
 
 use crate::auth::channel_bindings::ChannelBindings;
@@ -236,6 +237,9 @@ pub(crate) struct Connection {
     security: Option<(Security, Protocol)>,
     /// Authorization header for Basic (cleared when dropped).
     basic: Option<Zeroizing<String>>,
+    /// The request of the current exchange may have reached the server
+    /// (it was written, and no answer said it was not processed).
+    request_maybe_sent: bool,
 }
 
 /// `Basic base64(user:password)`; the `user:password` string and the
@@ -276,6 +280,7 @@ impl Connection {
             authenticated: false,
             security: None,
             basic,
+            request_maybe_sent: false,
         }
     }
 
@@ -319,8 +324,14 @@ impl Connection {
         authorization: Option<&str>,
     ) -> Result<Reply, PostError> {
         let conn = self.conn(shared).await?;
+        // Empty bodies are authentication legs, never the request.
+        let carries_request = !body.is_empty();
         match conn.post(body, content_type, authorization).await {
             Ok(r) => {
+                // A 401 answer means the server did not process it.
+                if carries_request && r.status != 401 {
+                    self.request_maybe_sent = true;
+                }
                 let close = r
                     .headers
                     .get(CONNECTION)
@@ -342,6 +353,9 @@ impl Connection {
                 self.http = None;
                 self.reset();
                 let retryable = f.retryable;
+                if carries_request && !retryable {
+                    self.request_maybe_sent = true;
+                }
                 Err(PostError {
                     error: shared.http_error(f),
                     retryable,
@@ -350,8 +364,15 @@ impl Connection {
         }
     }
 
+    /// Whether the request of the last [`Self::exchange`] may have reached
+    /// the server (false: it surely did not, so resending cannot repeat it).
+    pub(crate) fn request_maybe_sent(&self) -> bool {
+        self.request_maybe_sent
+    }
+
     /// Sends one SOAP message and returns the (decrypted) reply.
     pub(crate) async fn exchange(&mut self, shared: &Shared, soap: &[u8]) -> Result<Reply, Error> {
+        self.request_maybe_sent = false;
         // One retry: for a kept-alive connection the server had closed, and
         // for a server that forgot our session (HTTP 401).
         let mut last_error = None;
@@ -445,6 +466,12 @@ impl Connection {
             )));
         };
         let ct = reply.content_type().to_string();
+        // Kept only for an error status: the excerpt of a plain error page.
+        let body_copy = if reply.status >= 500 {
+            reply.body.get(..400).unwrap_or(&reply.body).to_vec()
+        } else {
+            Vec::new()
+        };
         match sec.decrypt_body(&ct, std::mem::take(&mut reply.body)) {
             Ok(plain) => {
                 reply.body = plain;
@@ -455,6 +482,21 @@ impl Connection {
                 // the connection it belongs to.
                 self.http = None;
                 self.reset();
+                if let (EncryptionError::NotEncrypted(_), 500..=599) = (&e, reply.status) {
+                    // A plain error page where WinRM would have sealed its
+                    // answer: from a proxy or load balancer in between, not
+                    // the WinRM service. Reported as the HTTP status it is
+                    // (a broken connection that a retry may cure); its text
+                    // is not trusted beyond being shown, escaped.
+                    return Err(Error::HttpStatus {
+                        endpoint: shared.endpoint.clone(),
+                        status: reply.status,
+                        body: String::from_utf8_lossy(&body_copy)
+                            .chars()
+                            .take(400)
+                            .collect(),
+                    });
+                }
                 Err(shared.encryption_error(e))
             }
         }
