@@ -46,6 +46,7 @@ targets=(
     "wsman/fuzz|proxy_reply|wsman/fuzz/seeds/proxy_reply|"
     "wsman/fuzz|www_authenticate|wsman/fuzz/seeds/www_authenticate|"
     "wsman/fuzz|channel_bindings|wsman/fuzz/seeds/channel_bindings|"
+    "wsman/fuzz|shell_disconnect|wsman/fuzz/seeds/shell_disconnect|-dict=soap.dict"
 )
 
 for crate in psrp-core/fuzz wsman/fuzz; do
