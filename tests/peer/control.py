@@ -15,6 +15,11 @@ POST /faults          add rules: one object or a list, e.g. {"kind": "delay", "a
                       stream. Unknown kinds or parameters out of range answer 400.
 POST /faults/clear    remove every rule
 GET  /stats           the peer's own CPU time and counters
+GET  /settings        server settings: max_idle_timeout (s, WinRM's MaxIdleTimeoutms: disconnected
+                      shells are deleted past min(their IdleTimeOut, this)), disconnected_buffer_bytes
+                      (output kept per command while nobody is connected; then Block waits, Drop
+                      drops the oldest)
+POST /settings        change them: {"max_idle_timeout": 2, "disconnected_buffer_bytes": 65536}
 POST /shutdown        stop the instance
 """
 
@@ -78,6 +83,9 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 self._json(200, [r.describe() for r in inst.faults])
         elif url.path == "/stats":
             self._json(200, inst.stats())
+        elif url.path == "/settings":
+            with inst.lock:
+                self._json(200, dict(inst.settings))
         else:
             self._json(404, {"error": f"no such control path {url.path}"})
 
@@ -101,6 +109,14 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 return
             with inst.lock:
                 self._json(200, [r.describe() for r in inst.faults])
+        elif url.path == "/settings":
+            try:
+                inst.update_settings(body if isinstance(body, dict) else {})
+            except ValueError as e:
+                self._json(400, {"error": str(e)})
+                return
+            with inst.lock:
+                self._json(200, dict(inst.settings))
         elif url.path == "/faults/clear":
             inst.clear_faults()
             self._json(200, {"ok": True})
