@@ -19,6 +19,8 @@ GET  /settings        server settings: max_idle_timeout (s, WinRM's MaxIdleTimeo
                       shells are deleted past min(their IdleTimeOut, this)), disconnected_buffer_bytes
                       (output kept per command while nobody is connected; then Block waits, Drop
                       drops the oldest)
+POST /shells/owner    {"shell_id": ..., "owner": "PEER\\alice"}: hand a shell to another user (the
+                      peer has one account; this stands for a shell another user created)
 POST /settings        change them: {"max_idle_timeout": 2, "disconnected_buffer_bytes": 65536}
 POST /shutdown        stop the instance
 """
@@ -109,6 +111,14 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 return
             with inst.lock:
                 self._json(200, [r.describe() for r in inst.faults])
+        elif url.path == "/shells/owner":
+            shell = inst.get_shell(str((body or {}).get("shell_id", "")))
+            if shell is None or not isinstance((body or {}).get("owner"), str):
+                self._json(400, {"error": "needs the shell_id of an open shell and an owner string"})
+                return
+            with shell.cond:
+                shell.owner = body["owner"]
+            self._json(200, {"ok": True})
         elif url.path == "/settings":
             try:
                 inst.update_settings(body if isinstance(body, dict) else {})

@@ -285,12 +285,21 @@ async fn receive_responses(
     out: mpsc::Sender<Result<ReceiveResponse, ClientError>>,
 ) {
     loop {
+        // While the shell is disconnected, nothing is asked for: the server
+        // buffers the output until `reconnect`.
+        tokio::select! {
+            _ = shared.wait_connected() => {}
+            _ = out.closed() => return,
+        }
         let received = tokio::select! {
             r = shared.client.receive(&shared.shell, Some(&command_id)) => r,
             _ = out.closed() => return,
         };
         match received {
             Ok(ReceiveOutcome::TimedOut) => continue,
+            // The Receive pending when the shell was disconnected ends with
+            // the disconnected fault (WinRM) or the connection: wait.
+            Err(_) if shared.is_disconnected() => continue,
             Ok(ReceiveOutcome::Data(d)) => {
                 let last = d.is_done();
                 if out.send(Ok(d)).await.is_err() || last {
