@@ -378,6 +378,51 @@ impl RunspacePool {
     }
 }
 
+impl RunspacePool {
+    /// Asks the server to stop a pipeline of this pool by its command id
+    /// (Signal `powershell/signal/crtl_c`) without receiving its output:
+    /// for a job picked up with [`RunspacePool::connect`] only to stop it.
+    pub async fn stop_command(&self, command_id: &str) -> Result<(), ClientError> {
+        let shared = &self.shared;
+        shared
+            .client
+            .signal(&shared.shell, command_id, wsman::shell::signal::PS_CTRL_C)
+            .await
+            .map_err(|e| {
+                connect_error(
+                    "stopping the pipeline (WS-Man Signal)",
+                    &shared.shell.id,
+                    e,
+                    false,
+                )
+            })
+    }
+
+    /// Disconnects and leaves the pool to the server (this handle will not
+    /// delete the shell): the counterpart of [`RunspacePool::connect`] for
+    /// a job that should stay on the server.
+    pub async fn detach(self, options: &DisconnectOptions) -> Result<(), ClientError> {
+        self.disconnect(options).await?;
+        self.shared.leave();
+        Ok(())
+    }
+}
+
+/// Deletes a (disconnected) shell by id, with its pipelines and their
+/// output (WS-Man Delete); refusals are [`ConnectFailure`]s.
+pub async fn remove_shell(
+    connection: &ConnectionOptions,
+    shell_id: &str,
+) -> Result<(), ClientError> {
+    let config = connection.to_wsman_config(1)?;
+    let client = WsmanClient::new(config)
+        .map_err(|e| ClientError::wsman("creating the WS-Man client", e))?;
+    client
+        .delete_shell(&Shell::new(shell_id, connection.resource_uri()))
+        .await
+        .map_err(|e| connect_error("deleting the shell (WS-Man Delete)", shell_id, e, false))
+}
+
 /// The user's PowerShell shells on the host of `connection` (WS-Man
 /// Enumerate): connected and disconnected, every configuration; filter
 /// with [`ShellInfo::is_disconnected`] and [`ShellInfo::configuration_name`].

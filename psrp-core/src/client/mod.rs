@@ -92,7 +92,7 @@ mod pool;
 mod shared;
 
 pub use cleanup::CleanupTracker;
-pub use connect::{list_shells, ConnectFailure, DetachedJob, DisconnectOptions};
+pub use connect::{list_shells, remove_shell, ConnectFailure, DetachedJob, DisconnectOptions};
 pub use error::{ClientError, ErrorKind};
 pub use events::{Completion, Event, InvocationResult};
 pub use host::{Host, NonInteractiveHost};
