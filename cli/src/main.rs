@@ -170,10 +170,20 @@ where
             return Status::Failed;
         }
     };
+    // The loud options warn on every run, here too.
+    for w in settings.warnings() {
+        eprintln!("psrp: WARNING: {}", logging::terminal_safe(&w));
+    }
     let status = runtime.block_on(async {
         let mut worst = Status::Success;
         for host in &settings.hosts {
-            let options = run::connection_options(&settings, host);
+            let label = host.label();
+            let options = run::connection_options(&settings, host).on_ntlm_fallback(move |f| {
+                eprintln!(
+                    "psrp: [{label}] {}",
+                    logging::terminal_safe(&settings::ntlm_fallback_warning(&f.kerberos_error))
+                );
+            });
             worst = worst.max(f(host.label(), options).await);
         }
         worst
