@@ -47,6 +47,7 @@ targets=(
     "wsman/fuzz|www_authenticate|wsman/fuzz/seeds/www_authenticate|"
     "wsman/fuzz|channel_bindings|wsman/fuzz/seeds/channel_bindings|"
     "wsman/fuzz|certificate|wsman/fuzz/seeds/certificate|"
+    "wsman/fuzz|shell_disconnect|wsman/fuzz/seeds/shell_disconnect|-dict=soap.dict"
 )
 
 for crate in psrp-core/fuzz wsman/fuzz; do

@@ -56,6 +56,22 @@ pub enum Commands {
     // A later flag replaces an earlier one (for aliases and wrappers).
     #[command(after_long_help = EXIT_STATUS_HELP, args_override_self = true)]
     Doctor(DoctorArgs),
+    /// Connect to a job started with `psrp invoke --detach` and stream its
+    /// output as `invoke` would (same formats, logs and exit status), then
+    /// delete its shell.
+    #[command(after_long_help = EXIT_STATUS_HELP, args_override_self = true)]
+    Receive(crate::jobs::HandleArgs),
+    /// List your disconnected shells (detached jobs) on the host(s), one
+    /// JSON object per line.
+    #[command(args_override_self = true)]
+    Jobs(crate::jobs::JobsArgs),
+    /// Stop the pipeline of a detached job (its shell stays, disconnected:
+    /// `psrp receive` still gets what it wrote, `psrp remove` deletes it).
+    #[command(args_override_self = true)]
+    Stop(crate::jobs::HandleArgs),
+    /// Delete the shell of a detached job, with its output.
+    #[command(args_override_self = true)]
+    Remove(crate::jobs::HandleArgs),
     /// Convert CLIXML (an Export-Clixml file, `#< CLIXML` stderr text, or one
     /// PSRP message payload) to JSON, without PowerShell.
     // A later flag replaces an earlier one (for aliases and wrappers).
@@ -155,6 +171,8 @@ pub struct InvokeArgs {
     pub connection: ConnectionArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub detach: crate::jobs::DetachArgs,
 }
 
 /// `psrp invoke --check`.

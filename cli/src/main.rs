@@ -15,6 +15,7 @@ mod config;
 mod doctor;
 mod exit;
 mod hosts;
+mod jobs;
 mod logging;
 mod metadata;
 mod output;
@@ -35,7 +36,7 @@ use args::{Cli, Commands, ConnectionArgs, OutputArgs, OutputFormat};
 use exit::Status;
 use logging::Logger;
 use output::{Formatter, OutputWriter};
-use run::{Cancel, Job};
+use run::{Cancel, Job, Mode};
 use settings::Settings;
 
 fn json_options(o: &OutputArgs) -> JsonOptions {
@@ -76,6 +77,11 @@ fn main() {
                     refresh: a.check.refresh,
                     cache: metadata::Cache::from_env(),
                 });
+                let mode = if a.detach.detach {
+                    Mode::Detach(a.detach.clone(), a.connection.profile.clone())
+                } else {
+                    Mode::Run
+                };
                 remote(
                     run::invoke_pipeline(&a.command, &p),
                     a.command.clone(),
@@ -83,6 +89,7 @@ fn main() {
                     &a.output,
                     env_password,
                     check,
+                    mode,
                 )
             }
             Err(e) => usage(&e.to_string()),
@@ -95,6 +102,10 @@ fn main() {
         Commands::Completions(a) => completions(a.shell),
         Commands::Man(a) => man(a.dir.as_deref()),
         Commands::Doctor(a) => doctor(&a, env_password),
+        Commands::Receive(a) => job_command(a, env_password, Mode::Receive),
+        Commands::Stop(a) => job_command(a, env_password, Mode::Stop),
+        Commands::Remove(a) => remove(a, env_password),
+        Commands::Jobs(a) => list_jobs(&a, env_password),
     };
     std::process::exit(status.code());
 }
@@ -126,6 +137,7 @@ fn script(a: &args::ScriptArgs, env_password: Option<wsman::Secret>) -> Status {
             &a.output,
             env_password,
             None,
+            Mode::Run,
         ),
         Err(e) => usage(&e.to_string()),
     }
@@ -186,6 +198,128 @@ fn doctor(a: &args::DoctorArgs, env_password: Option<wsman::Secret>) -> Status {
     status
 }
 
+/// `psrp receive` / `psrp stop`: the handle gives the connection (options
+/// given on the command line win) and the job.
+fn job_command(
+    mut a: jobs::HandleArgs,
+    env_password: Option<wsman::Secret>,
+    mode: fn(jobs::JobHandle) -> Mode,
+) -> Status {
+    let handle = match jobs::JobHandle::load(&a.handle) {
+        Ok(h) => h,
+        Err(e) => return usage(&e),
+    };
+    if a.handle == "-" && a.connection.password_stdin {
+        return usage("--password-stdin cannot be used when the job handle is read from stdin");
+    }
+    handle.fill(&mut a.connection);
+    let name = handle.command.clone();
+    remote(
+        psrp_core::client::PowerShell::new(psrp_core::command::Command::new(name.clone())),
+        name,
+        &a.connection,
+        &a.output,
+        env_password,
+        None,
+        mode(handle),
+    )
+}
+
+/// Runs `f` for each host with its connection options, on a runtime.
+fn per_host<F, Fut>(
+    connection: &ConnectionArgs,
+    env_password: Option<wsman::Secret>,
+    f: F,
+) -> Status
+where
+    F: Fn(String, psrp_core::client::ConnectionOptions) -> Fut,
+    Fut: std::future::Future<Output = Status>,
+{
+    let settings = match Settings::resolve(connection, env_password) {
+        Ok(s) => s,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("psrp: cannot start the async runtime: {e}");
+            return Status::Failed;
+        }
+    };
+    // The loud options warn on every run, here too.
+    for w in settings.warnings() {
+        eprintln!("psrp: WARNING: {}", logging::terminal_safe(&w));
+    }
+    let status = runtime.block_on(async {
+        let mut worst = Status::Success;
+        for host in &settings.hosts {
+            let label = host.label();
+            let options = run::connection_options(&settings, host).on_ntlm_fallback(move |f| {
+                eprintln!(
+                    "psrp: [{label}] {}",
+                    logging::terminal_safe(&settings::ntlm_fallback_warning(&f.kerberos_error))
+                );
+            });
+            worst = worst.max(f(host.label(), options).await);
+        }
+        worst
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    status
+}
+
+/// `psrp remove`: deletes the job's shell.
+fn remove(mut a: jobs::HandleArgs, env_password: Option<wsman::Secret>) -> Status {
+    let handle = match jobs::JobHandle::load(&a.handle) {
+        Ok(h) => h,
+        Err(e) => return usage(&e),
+    };
+    handle.fill(&mut a.connection);
+    let shell_id = handle.shell_id.clone();
+    per_host(&a.connection, env_password, |label, options| {
+        let shell_id = shell_id.clone();
+        async move {
+            match psrp_core::client::remove_shell(&options, &shell_id).await {
+                Ok(()) => Status::Success,
+                Err(e) => {
+                    eprintln!(
+                        "psrp: [{label}] cannot remove the job: {}",
+                        logging::terminal_safe(&e.to_string())
+                    );
+                    Status::Connection
+                }
+            }
+        }
+    })
+}
+
+/// `psrp jobs`: the user's (disconnected) shells, one JSON object a line.
+fn list_jobs(a: &jobs::JobsArgs, env_password: Option<wsman::Secret>) -> Status {
+    let all = a.all;
+    per_host(&a.connection, env_password, |label, options| async move {
+        match psrp_core::client::list_shells(&options).await {
+            Ok(shells) => {
+                for s in shells.iter().filter(|s| all || s.is_disconnected()) {
+                    let mut line = jobs::shell_json(s);
+                    line["host"] = serde_json::Value::String(label.clone());
+                    println!("{line}");
+                }
+                Status::Success
+            }
+            Err(e) => {
+                eprintln!(
+                    "psrp: [{label}] cannot list the jobs: {}",
+                    logging::terminal_safe(&e.to_string())
+                );
+                Status::Connection
+            }
+        }
+    })
+}
+
 /// `psrp clixml`.
 fn clixml(file: &Path, o: &OutputArgs) -> Status {
     let input = match clixml_cmd::open(file) {
@@ -221,6 +355,7 @@ fn remote(
     o: &OutputArgs,
     env_password: Option<wsman::Secret>,
     check: Option<check::CheckJob>,
+    mode: Mode,
 ) -> Status {
     let settings = match Settings::resolve(connection, env_password) {
         Ok(s) => s,
@@ -241,7 +376,20 @@ fn remote(
     };
     let log = Arc::new(Logger::new(o.log_level, settings.tag_hosts));
     let formatter = Formatter::new(o.output, json_options(o), settings.tag_hosts);
-    let (tx, writer) = OutputWriter::start(o.output, std::io::stdout());
+    // Detaching and stopping print no output objects (detach prints its
+    // handle itself).
+    let quiet = matches!(mode, Mode::Detach(..) | Mode::Stop(_));
+    let (tx, writer) = if quiet {
+        OutputWriter::start(
+            OutputFormat::Ndjson,
+            Box::new(std::io::sink()) as Box<dyn std::io::Write + Send>,
+        )
+    } else {
+        OutputWriter::start(
+            o.output,
+            Box::new(std::io::stdout()) as Box<dyn std::io::Write + Send>,
+        )
+    };
     let job = Job {
         pipeline,
         name,
@@ -250,6 +398,7 @@ fn remote(
         output: tx,
         log: log.clone(),
         check,
+        mode,
     };
     let status = runtime.block_on(async {
         let (cancel_tx, cancel_rx) = watch::channel(None);

@@ -74,6 +74,29 @@ pub struct Job {
     pub log: Arc<Logger>,
     /// `psrp invoke --check`.
     pub check: Option<crate::check::CheckJob>,
+    /// Run it, detach it, or pick up, stop a detached job.
+    pub mode: Mode,
+}
+
+/// What `run_host` does with the pipeline (see `crate::jobs`).
+#[derive(Clone)]
+pub enum Mode {
+    /// `invoke` / `script`: run it and stream its output.
+    Run,
+    /// `invoke --detach`: start it, disconnect, print a job handle.
+    Detach(crate::jobs::DetachArgs, Option<String>),
+    /// `receive`: connect to a detached job, stream its output, delete it.
+    Receive(crate::jobs::JobHandle),
+    /// `stop`: connect to a detached job, stop it, leave it disconnected.
+    Stop(crate::jobs::JobHandle),
+}
+
+/// Where a pipeline's events come from.
+enum Source {
+    /// A new pipeline.
+    Start(PowerShell),
+    /// A running one, by command id (a detached job).
+    Connect(String),
 }
 
 /// The pipeline of `psrp invoke`.
@@ -401,8 +424,21 @@ async fn run_host(
     // A signal or the deadline abandons the open (dropping it): the pool
     // then deletes its shell in the background (after the Create, when one
     // is still on its way), and run_all waits for that before exiting.
+    let handle = match &job.mode {
+        Mode::Receive(h) | Mode::Stop(h) => Some(h.clone()),
+        _ => None,
+    };
+    let opening = async {
+        match &handle {
+            Some(h) => {
+                RunspacePool::connect(options, pool_options, &h.shell_id, Some(h.expires_at()))
+                    .await
+            }
+            None => RunspacePool::open_with(options, pool_options).await,
+        }
+    };
     let opened = tokio::select! {
-        r = RunspacePool::open_with(options, pool_options) => r,
+        r = opening => r,
         c = wait_cancel(&mut cancel) => {
             log.psrp(label, &format!("{} while connecting", c.name()));
             return c.status();
@@ -420,6 +456,33 @@ async fn run_host(
             return error_status(&e);
         }
     };
+    if let Mode::Stop(h) = &job.mode {
+        return match pool.stop_command(&h.command_id).await {
+            Ok(()) => {
+                match pool
+                    .detach(&psrp_core::client::DisconnectOptions::new())
+                    .await
+                {
+                    Ok(()) => {
+                        log.psrp(label, "the pipeline was asked to stop; the job stays (psrp remove deletes it)");
+                        Status::Success
+                    }
+                    Err(e) => {
+                        log.psrp(
+                            label,
+                            &format!("cannot disconnect again: {}", error_text(&e)),
+                        );
+                        error_status(&e)
+                    }
+                }
+            }
+            Err(e) => {
+                log.psrp(label, &format!("cannot stop the job: {}", error_text(&e)));
+                close(log, label, pool).await;
+                error_status(&e)
+            }
+        };
+    }
     if let (Some(check), false) = (&job.check, checked) {
         if let Err(status) =
             fetch_and_check(check, &pool, s, host, label, log, &mut cancel, deadline).await
@@ -428,14 +491,20 @@ async fn run_host(
             return status;
         }
     }
-    for (index, init) in s.session_init.iter().enumerate() {
+    // A detached job's session-init commands ran when it was started.
+    let session_init = if handle.is_some() {
+        &[][..]
+    } else {
+        &s.session_init[..]
+    };
+    for (index, init) in session_init.iter().enumerate() {
         let pipeline =
             PowerShell::new(params::apply(Command::new(init.name.clone()), &init.params));
         let what = format!("session-init command {} ({})", index + 1, init.name);
         let ended = run_pipeline(
             job,
             &pool,
-            pipeline,
+            Source::Start(pipeline),
             label,
             &mut cancel,
             deadline,
@@ -447,10 +516,50 @@ async fn run_host(
             return status;
         }
     }
+    if let Mode::Detach(detach, profile) = &job.mode {
+        let port = host.port.or(s.port).unwrap_or(match s.scheme {
+            args::Scheme::Http => 5985,
+            args::Scheme::Https => 5986,
+        });
+        let shell_id = pool.shell_id().to_owned();
+        return match pool
+            .start_detached(job.pipeline.clone(), &detach.options())
+            .await
+        {
+            Ok(started) => {
+                let handle = crate::jobs::JobHandle::new(
+                    s,
+                    profile.clone(),
+                    &host.name,
+                    port,
+                    shell_id,
+                    started.command_id,
+                    job.name.clone(),
+                    detach,
+                );
+                match serde_json::to_string(&handle) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => log.psrp(label, &format!("cannot write the job handle: {e}")),
+                }
+                Status::Success
+            }
+            Err(e) => {
+                log.psrp(
+                    label,
+                    &format!("cannot detach {}: {}", job.name, error_text(&e)),
+                );
+                error_status(&e)
+            }
+        };
+    }
+    let source = match &handle {
+        Some(h) => Source::Connect(h.command_id.clone()),
+        None => Source::Start(job.pipeline.clone()),
+    };
     let ended = run_pipeline(
         job,
         &pool,
-        job.pipeline.clone(),
+        source,
         label,
         &mut cancel,
         deadline,
@@ -564,7 +673,7 @@ async fn close(log: &Logger, label: &str, pool: RunspacePool) {
 async fn run_pipeline(
     job: &Job,
     pool: &RunspacePool,
-    pipeline: PowerShell,
+    source: Source,
     label: &str,
     cancel: &mut watch::Receiver<Option<Cancel>>,
     deadline: Option<tokio::time::Instant>,
@@ -574,8 +683,14 @@ async fn run_pipeline(
     // Starting is not cut short by a signal: a half-sent Command would be
     // released without being stopped. It is bounded by the transport's
     // timeouts; the signal is seen right after.
+    let starting = async {
+        match source {
+            Source::Start(pipeline) => pool.start(pipeline).await,
+            Source::Connect(command_id) => pool.connect_command(&command_id).await,
+        }
+    };
     let start = tokio::select! {
-        r = pool.start(pipeline) => r,
+        r = starting => r,
         _ = sleep_until(deadline) => return Ended::Cut(Status::Failed, format!("timed out after {} before it started", secs(job.settings.timeout))),
     };
     let mut inv = match start {

@@ -43,8 +43,8 @@ use crate::fragment::{
 };
 use crate::host::{HostCall, HostInfo, HostResponse};
 use crate::message::{
-    ApartmentState, ApplicationPrivateData, Availability, CallId, Destination, ErrorRecord,
-    GetCommandMetadata, InitRunspacePool, KeyBlob, Message, MessageError, MessageType,
+    ApartmentState, ApplicationPrivateData, Availability, CallId, ConnectRunspacePool, Destination,
+    ErrorRecord, GetCommandMetadata, InitRunspacePool, KeyBlob, Message, MessageError, MessageType,
     PipelineState, PsThreadOptions, RawMessage, RunspaceAvailability, RunspacePoolInitData,
     RunspacePoolState, SessionCapability, SetRunspaces, UserEvent, PROTOCOL_2_3,
 };
@@ -469,6 +469,63 @@ impl RunspacePool {
         Ok(first)
     }
 
+    /// Starts connecting to a disconnected pool on the server (its id is
+    /// the config's id, the ShellId): returns the `connectXml` bytes for the
+    /// WS-Man `Connect` (SESSION_CAPABILITY and CONNECT_RUNSPACEPOOL). The
+    /// pool is Opened once the server's RUNSPACEPOOL_INIT_DATA (from the
+    /// `connectResponseXml`) is received.
+    pub fn connect(&mut self, max_payload: usize) -> Result<Vec<u8>, PoolError> {
+        if self.state != RunspacePoolState::BeforeOpen {
+            return Err(self.invalid("connect to the runspace pool"));
+        }
+        if max_payload < MIN_FRAGMENT_SIZE {
+            return Err(PoolError::PayloadTooSmall(max_payload));
+        }
+        self.queue(
+            &Message::SessionCapability(self.config.capability.clone()),
+            Target::Pool,
+            Stream::Stdin,
+        )?;
+        self.queue(
+            &Message::ConnectRunspacePool(ConnectRunspacePool::default()),
+            Target::Pool,
+            Stream::Stdin,
+        )?;
+        self.state = RunspacePoolState::Connecting;
+        let mut first = Vec::new();
+        while let Some(p) = self.data_to_send(max_payload)? {
+            if first.len() + p.data.len() > max_payload {
+                return Err(PoolError::PayloadTooSmall(max_payload));
+            }
+            first.extend_from_slice(&p.data);
+        }
+        Ok(first)
+    }
+
+    /// Tracks a pipeline that runs on the server already (created by an
+    /// earlier client of a pool connected with [`RunspacePool::connect`]),
+    /// so that its output can be received.
+    pub fn attach_pipeline(&mut self, id: Uuid) -> Result<(), PoolError> {
+        self.require_opened("attach to a pipeline")?;
+        if self.pipelines.contains_key(&id) {
+            return Err(PoolError::PipelineInvalidState {
+                operation: "attach to a pipeline",
+                id,
+                state: "already tracked".to_owned(),
+            });
+        }
+        self.pipelines.insert(
+            id,
+            PipelineEntry {
+                state: PipelineState::Running,
+                no_input: true,
+                input_ended: true,
+                defragmenter: Defragmenter::with_limits(self.config.defragment_limits),
+            },
+        );
+        Ok(())
+    }
+
     /// The next fragments to send, at most `max_payload` bytes, all for one
     /// target and stream (several small messages share a payload; a large
     /// one continues in the next). `None` when nothing is queued.
@@ -890,6 +947,11 @@ impl RunspacePool {
             Message::RunspacePoolInitData(d) => {
                 self.min_runspaces = d.min_runspaces;
                 self.max_runspaces = d.max_runspaces;
+                // The answer to CONNECT_RUNSPACEPOOL: the pool is usable
+                // (servers send no RUNSPACEPOOL_STATE for a connect).
+                if self.state == RunspacePoolState::Connecting {
+                    self.state = RunspacePoolState::Opened;
+                }
                 PoolEvent::InitData(d)
             }
             Message::RunspaceAvailability(a) => {
@@ -977,6 +1039,48 @@ mod tests {
         .write(&mut out);
         out.resize(out.len() + len, b'x');
         out
+    }
+
+    #[test]
+    fn connect_opens_on_init_data_and_attaches_pipelines() {
+        let mut pool = RunspacePool::new(RunspacePoolConfig::default());
+        let xml = pool.connect(1 << 20).unwrap();
+        assert_eq!(pool.state(), RunspacePoolState::Connecting);
+        let mut d = Defragmenter::new();
+        let mut types = Vec::new();
+        for m in d.push(&xml).unwrap() {
+            types.push(RawMessage::decode_owned(m).unwrap().message_type);
+        }
+        assert_eq!(
+            types,
+            [
+                MessageType::SessionCapability,
+                MessageType::ConnectRunspacePool
+            ]
+        );
+        let id = Uuid::new_v4();
+        assert!(pool.attach_pipeline(id).is_err(), "not opened yet");
+        let cap = server_message(
+            &pool,
+            None,
+            Message::SessionCapability(SessionCapability::default()),
+        );
+        let init = server_message(
+            &pool,
+            None,
+            Message::RunspacePoolInitData(RunspacePoolInitData {
+                min_runspaces: 1,
+                max_runspaces: 3,
+            }),
+        );
+        pool.receive(Target::Pool, &[cap, init].concat()).unwrap();
+        while pool.next_event().unwrap().is_some() {}
+        assert_eq!(pool.state(), RunspacePoolState::Opened);
+        assert_eq!(pool.max_runspaces(), 3);
+        pool.attach_pipeline(id).unwrap();
+        assert_eq!(pool.pipeline_state(id), Some(PipelineState::Running));
+        assert!(pool.attach_pipeline(id).is_err());
+        assert!(pool.connect(1 << 20).is_err());
     }
 
     #[test]

@@ -25,6 +25,13 @@ POST /listeners/restart  {"down_ms": N}: the WinRM HTTP and HTTPS listeners stop
                       1000), then they listen again on the same ports; shells, pipelines
                       and their output are kept (answers when they are back)
 GET  /stats           the peer's own CPU time and counters
+GET  /settings        server settings: max_idle_timeout (s, WinRM's MaxIdleTimeoutms: disconnected
+                      shells are deleted past min(their IdleTimeOut, this)), disconnected_buffer_bytes
+                      (output kept per command while nobody is connected; then Block waits, Drop
+                      drops the oldest)
+POST /shells/owner    {"shell_id": ..., "owner": "PEER\\alice"}: hand a shell to another user (the
+                      peer has one account; this stands for a shell another user created)
+POST /settings        change them: {"max_idle_timeout": 2, "disconnected_buffer_bytes": 65536}
 POST /shutdown        stop the instance
 """
 
@@ -89,6 +96,9 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 self._json(200, [r.describe() for r in inst.faults])
         elif url.path == "/stats":
             self._json(200, inst.stats())
+        elif url.path == "/settings":
+            with inst.lock:
+                self._json(200, dict(inst.settings))
         else:
             self._json(404, {"error": f"no such control path {url.path}"})
 
@@ -112,6 +122,22 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 return
             with inst.lock:
                 self._json(200, [r.describe() for r in inst.faults])
+        elif url.path == "/shells/owner":
+            shell = inst.get_shell(str((body or {}).get("shell_id", "")))
+            if shell is None or not isinstance((body or {}).get("owner"), str):
+                self._json(400, {"error": "needs the shell_id of an open shell and an owner string"})
+                return
+            with shell.cond:
+                shell.owner = body["owner"]
+            self._json(200, {"ok": True})
+        elif url.path == "/settings":
+            try:
+                inst.update_settings(body if isinstance(body, dict) else {})
+            except ValueError as e:
+                self._json(400, {"error": str(e)})
+                return
+            with inst.lock:
+                self._json(200, dict(inst.settings))
         elif url.path == "/faults/clear":
             inst.clear_faults()
             self._json(200, {"ok": True})

@@ -11,7 +11,9 @@ import time
 import typing
 import uuid
 
-from peer import metadata, runner, shells, soap
+from psrpcore.types import PSInvocationState
+
+from peer import disconnect, metadata, objects, runner, shells, soap
 
 log = logging.getLogger("peer.instance")
 
@@ -193,6 +195,28 @@ class Instance:
         self.handlers: typing.Any = None  # set by main (peer.wsman.Handlers)
         # Robust Receive (SequenceId kept and echoed); off: as a server without it.
         self.robust_receive = True
+        # Server settings tests change through the control endpoint (/settings).
+        self.settings: typing.Dict[str, float] = dict(disconnect.DEFAULT_SETTINGS)
+        self._reaper: typing.Optional[threading.Thread] = None
+        self.stopping = threading.Event()
+
+    def watch_idle(self) -> None:
+        """Starts the idle-timeout reaper of disconnected shells (once)."""
+        with self.lock:
+            if self._reaper is None:
+                self._reaper = threading.Thread(
+                    target=disconnect.reap_idle_shells, args=(self, self.stopping), name="idle-reaper", daemon=True
+                )
+                self._reaper.start()
+
+    def update_settings(self, values: typing.Dict[str, typing.Any]) -> None:
+        for name, value in values.items():
+            if name not in disconnect.DEFAULT_SETTINGS:
+                raise ValueError(f"unknown setting {name!r}; known: {sorted(disconnect.DEFAULT_SETTINGS)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"setting {name} must be a positive number")
+        with self.lock:
+            self.settings.update({k: float(v) for k, v in values.items()})
 
     # ---- shells -----------------------------------------------------------------------
 

@@ -157,6 +157,15 @@ class Shell:
         # SequenceId acknowledges it (peer.wsman.Handlers.receive).
         self.last_receive: typing.Dict[typing.Optional[str], typing.Any] = {}
         self.session = session
+        # Disconnected operation (peer.disconnect): the client's WS-Man SessionId, whether nobody
+        # is connected (and since when), the buffer mode and the requested idle timeout.
+        self.name = "Runspace"
+        self.session_id: typing.Optional[str] = None
+        self.disconnected = False
+        self.disconnected_at = 0.0
+        self.buffer_mode = "Block"
+        self.idle_timeout = 7200.0
+        self.dropped_messages = 0
         # peer.hostile endless_fragment: command id -> [(object id, next fragment id)]
         self.hostile_fragments: typing.Dict[str, typing.List[typing.Tuple[int, int]]] = {}
 
@@ -243,12 +252,39 @@ class Shell:
             self._enqueue(command.id, OutMessage(self.pool.next_object_id(), header + data))
         self.cond.notify_all()
 
+    def effective_idle_timeout(self) -> float:
+        """The shell's idle timeout, at most the server's maximum (MaxIdleTimeoutms)."""
+        return min(self.idle_timeout, float(self.instance.settings["max_idle_timeout"]))
+
+    def set_connected(self, session_id: typing.Optional[str]) -> None:
+        """A client (re)connected: Receives work again, blocked producers go on. Lock held."""
+        self.session_id = session_id
+        self.disconnected = False
+        self.cond.notify_all()
+
+    def _disconnected_limit(self) -> int:
+        return int(self.instance.settings["disconnected_buffer_bytes"])
+
+    def _drop_oldest(self, command: Command) -> None:
+        """Drop mode while disconnected: the oldest whole messages make room. Lock held."""
+        queue = self.queues.get(command.id)
+        limit = self._disconnected_limit()
+        while queue and len(queue) > 1 and queue[0].offset == 0 and self.queued_bytes[command.id] > limit:
+            self.queued_bytes[command.id] -= len(queue.popleft().data)
+            self.dropped_messages += 1
+
     def wait_for_room(self, command: Command) -> None:
-        """Back-pressure for producers: waits while the client is far behind. Lock held."""
-        if self.queued_bytes.get(command.id, 0) <= QUEUE_HIGH_WATER:
+        """Back-pressure for producers: waits while the client is far behind, or, while
+        nobody is connected, when the disconnected buffer is full (Block mode; Drop mode
+        drops the oldest output instead). Lock held."""
+        if self.disconnected and self.buffer_mode == "Drop":
+            self._drop_oldest(command)
+            return
+        threshold = self._disconnected_limit() if self.disconnected else QUEUE_HIGH_WATER
+        if self.queued_bytes.get(command.id, 0) <= threshold:
             return
         while (
-            self.queued_bytes.get(command.id, 0) > QUEUE_LOW_WATER
+            self.queued_bytes.get(command.id, 0) > (self._disconnected_limit() if self.disconnected else QUEUE_LOW_WATER)
             and not command.stop_requested
             and not command.closed
             and not self.closed
@@ -270,6 +306,10 @@ class Shell:
                 raise soap.shell_not_found_fault(self.id)
             if command is not None and command.closed:
                 raise soap.command_not_found_fault(self.id, command.id_text)
+            if self.disconnected:
+                from peer.disconnect import shell_disconnected_fault
+
+                raise shell_disconnected_fault(self.id)
             queue = self.queues.get(target)
             if queue:
                 break
@@ -319,6 +359,10 @@ class Shell:
         """Faults like WinRM when the shell was deleted meanwhile. Lock held."""
         if self.closed:
             raise soap.shell_not_found_fault(self.id)
+        if self.disconnected:
+            from peer.disconnect import shell_disconnected_fault
+
+            raise shell_disconnected_fault(self.id)
 
     def new_command(self, pipeline_id: uuid.UUID, id_text: str) -> Command:
         if pipeline_id in self.commands:
@@ -375,6 +419,11 @@ class Shell:
             "configuration": self.configuration.name,
             "owner": self.owner,
             "pool_state": self.pool.state.name,
+            "state": "Disconnected" if self.disconnected else "Connected",
+            "buffer_mode": self.buffer_mode,
+            "idle_timeout": self.effective_idle_timeout(),
+            "dropped_messages": self.dropped_messages,
+            "queued_bytes": dict((str(k) if k else "pool", v) for k, v in self.queued_bytes.items()),
             "commands": [c.describe() for c in self.commands.values()],
         }
 

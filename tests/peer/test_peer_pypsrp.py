@@ -1534,3 +1534,109 @@ def test_pypsrp_reconnection_retries_ride_out_a_listener_restart(private_peer: t
         assert pool.shell.id == shell_id
     events = [r["event"] for r in p.log("listener")]
     assert events == ["down", "up"]
+
+
+# ---- disconnected shells (peer.disconnect): pypsrp's disconnect/connect paths -----------------
+# pypsrp's get_runspace_pools() connects on the default configuration's resource URI whatever
+# the shell's, so these use Microsoft.PowerShell.
+
+
+def _shell_state(peer: PeerProcess, shell_id: str) -> typing.Dict[str, typing.Any]:
+    shells = [s for s in peer.control("/shells")["shells"] if s["shell_id"].upper() == shell_id.upper()]
+    assert len(shells) == 1, shells
+    return shells[0]
+
+
+def test_pypsrp_disconnect_then_connect_from_a_new_client_gets_all_output(peer: PeerProcess) -> None:
+    first = RunspacePool(connect(peer))
+    first.open()
+    ps = PowerShell(first)
+    ps.add_cmdlet("Get-LargeOutput").add_parameter("Count", 3000)
+    ps.begin_invoke()
+    first.disconnect()
+    assert _shell_state(peer, str(first.id))["state"] == "Disconnected"
+    # A second client (its own WS-Man SessionId) finds the shell and connects to it.
+    pools = RunspacePool.get_runspace_pools(connect(peer))
+    pool = [p for p in pools if str(p.id).upper() == str(first.id).upper()][0]
+    pool.connect()
+    assert _shell_state(peer, str(first.id))["state"] == "Connected"
+    pipelines = pool.create_disconnected_power_shells()
+    assert len(pipelines) == 1
+    output = pipelines[0].connect()
+    assert len(output) == 3000
+    assert pipelines[0].state == PSInvocationState.COMPLETED
+    pool.close()
+
+
+def test_pypsrp_disconnect_and_reconnect_from_the_same_client(peer: PeerProcess) -> None:
+    with RunspacePool(connect(peer)) as pool:
+        pool.disconnect()
+        assert _shell_state(peer, str(pool.id))["state"] == "Disconnected"
+        pool.connect()  # the same client: WS-Man Reconnect
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Date")
+        assert len(ps.invoke()) == 1
+    ops = [r["action"] for r in peer.log() if r.get("action") in ("Disconnect", "Reconnect")]
+    assert ops[-2:] == ["Disconnect", "Reconnect"]
+
+
+def test_pypsrp_connect_to_a_connected_shell_is_refused(peer: PeerProcess) -> None:
+    with RunspacePool(connect(peer)) as owner:
+        pools = RunspacePool.get_runspace_pools(connect(peer))
+        other = [p for p in pools if str(p.id).upper() == str(owner.id).upper()][0]
+        with pytest.raises(WSManFaultError) as e:
+            other.connect()
+        assert e.value.code == 0x803381CD  # ERROR_WINRS_SHELL_CONNECTED_TO_DIFFERENT_CLIENT
+
+
+def test_disconnected_shell_expires_after_its_idle_timeout(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = private_peer()
+    p.control("/settings", {"max_idle_timeout": 1})
+    pool = RunspacePool(connect(p))
+    pool.open()
+    pool.disconnect()
+    deadline = time.monotonic() + 10
+    while p.open_shells() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert p.open_shells() == 0
+    assert [r for r in p.log("idle_timeout")], "the reaper did not log the expiry"
+    with pytest.raises(WSManFaultError) as e:
+        RunspacePool.get_runspace_pools(connect(p)) and pool.connect()
+        pool.connect()
+    assert e.value.code == SHELL_NOT_FOUND
+
+
+@pytest.mark.parametrize("mode", ["Block", "Drop"])
+def test_output_buffered_while_disconnected(private_peer: typing.Callable[..., PeerProcess], mode: str) -> None:
+    p = private_peer()
+    p.control("/settings", {"disconnected_buffer_bytes": 65536})
+    first = RunspacePool(connect(p))
+    first.open()
+    ps = PowerShell(first)
+    ps.add_cmdlet("Get-LargeOutput").add_parameter("Count", 2000)
+    ps.begin_invoke()
+    # pypsrp sends no BufferMode; set it as Disconnect-PSSession -OutputBufferingMode does.
+    from pypsrp.wsman import SelectorSet
+    import xml.etree.ElementTree as ET
+
+    body = ET.Element("{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}Disconnect")
+    ET.SubElement(body, "{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}BufferMode").text = mode
+    selectors = SelectorSet()
+    selectors.add_option("ShellId", first.shell.id)
+    first.connection.disconnect(first.shell.resource_uri, body, selector_set=selectors)
+    time.sleep(1.5)
+    state = _shell_state(p, str(first.id))
+    assert state["buffer_mode"] == mode
+    pools = RunspacePool.get_runspace_pools(connect(p))
+    pool = [x for x in pools if str(x.id).upper() == str(first.id).upper()][0]
+    pool.connect()
+    output = pool.create_disconnected_power_shells()[0].connect()
+    if mode == "Block":
+        # The pipeline waited for room: nothing lost.
+        assert state["dropped_messages"] == 0
+        assert len(output) == 2000
+    else:
+        # The oldest output made room for the rest; the newest objects are kept.
+        assert state["dropped_messages"] > 0
+        assert 0 < len(output) < 2000
+    pool.close()

@@ -8,7 +8,7 @@ import typing
 import uuid
 from xml.sax.saxutils import escape
 
-from peer import hostile, runner, shells, soap, winrs
+from peer import disconnect, hostile, runner, shells, soap, winrs
 from peer.soap import NS, Request, WSManFault
 
 CTRL_C_POWERSHELL = "powershell/signal/crtl_c"  # sic: PowerShell's stop signal (WSManPlugin.cs)
@@ -64,6 +64,7 @@ class Handlers:
     def __init__(self, instance: typing.Any) -> None:
         self.instance = instance
         self.winrs = winrs.Handlers(instance)
+        self.disconnected = disconnect.Handlers(instance)
 
     def dispatch(self, req: Request, ctx: Context, record: typing.Dict[str, typing.Any]) -> bytes:
         action = req.action or ""
@@ -72,6 +73,10 @@ class Handlers:
         ops: typing.Any = self.winrs if (req.resource_uri or "").lower() == winrs.CMD_RESOURCE_URI else self
         if action == soap.ACTION_CREATE:
             return ops.create(req, ctx, record)
+        if action == disconnect.ENUMERATION_PREFIX + "Enumerate":
+            return self.disconnected.enumerate(req, ctx, record)
+        if action == disconnect.ENUMERATION_PREFIX + "Pull":
+            return self.disconnected.pull(req, ctx, record)
         handler = None
         if action == soap.ACTION_DELETE:
             handler = self.delete
@@ -81,6 +86,9 @@ class Handlers:
                 "Send": ops.send,
                 "Receive": ops.receive,
                 "Signal": ops.signal,
+                "Disconnect": self.disconnected.disconnect if ops is self else None,
+                "Reconnect": self.disconnected.reconnect if ops is self else None,
+                "Connect": self.disconnected.connect if ops is self else None,
             }.get(action[len(soap.SHELL_ACTION_PREFIX) :])
         if handler is None:
             raise WSManFault(
@@ -92,6 +100,8 @@ class Handlers:
                 action="http://schemas.xmlsoap.org/ws/2004/08/addressing/fault",
             )
         shell = self._shell(req, record)
+        if ops is self:
+            disconnect.check_owner(shell, ctx)  # a PowerShell shell belongs to its user
         return handler(req, shell, ctx, record)
 
     # ---- helpers ----------------------------------------------------------------------
@@ -173,6 +183,11 @@ class Handlers:
         shell_id = shell_el.get("ShellId") or str(uuid.uuid4()).upper()
         record["shell_id"] = shell_id
         shell = self.instance.new_shell(shell_id, configuration, ctx, req.resource_uri or "")
+        shell.session_id = req.session_id
+        shell.name = f"Runspace{self.instance.shell_count()}"
+        idle = shell_el.find("rsp:IdleTimeOut", NS)
+        if idle is not None and (idle.text or "").strip():
+            shell.idle_timeout = soap.parse_duration(idle.text)
         with shell.cond:
             try:
                 shell.feed(data, "stdin", None)
@@ -185,9 +200,9 @@ class Handlers:
             f"<x:ResourceCreated><a:Address>{escape(ctx.endpoint)}</a:Address><a:ReferenceParameters>"
             f"<w:ResourceURI>{uri}</w:ResourceURI><w:SelectorSet><w:Selector Name=\"ShellId\">{sid}</w:Selector>"
             f"</w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>"
-            f"<rsp:Shell><rsp:ShellId>{sid}</rsp:ShellId><rsp:Name>Runspace{self.instance.shell_count()}</rsp:Name>"
+            f"<rsp:Shell><rsp:ShellId>{sid}</rsp:ShellId><rsp:Name>{escape(shell.name)}</rsp:Name>"
             f"<rsp:ResourceUri>{uri}</rsp:ResourceUri><rsp:Owner>{escape(ctx.principal)}</rsp:Owner>"
-            f"<rsp:ClientIP>{escape(ctx.client_ip)}</rsp:ClientIP><rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut>"
+            f"<rsp:ClientIP>{escape(ctx.client_ip)}</rsp:ClientIP><rsp:IdleTimeOut>PT{shell.effective_idle_timeout():.3f}S</rsp:IdleTimeOut>"
             f"<rsp:InputStreams>stdin pr</rsp:InputStreams><rsp:OutputStreams>stdout</rsp:OutputStreams>"
             f"<rsp:MaxIdleTimeOut>PT2147483.647S</rsp:MaxIdleTimeOut><rsp:Locale>en-US</rsp:Locale>"
             f"<rsp:DataLocale>en-US</rsp:DataLocale><rsp:ProfileLoaded>Yes</rsp:ProfileLoaded>"

@@ -2,9 +2,12 @@
 //! shell operations on top.
 
 use crate::config::{NtlmFallback, WsmanConfig};
+use crate::enumerate::{self, ShellInfo};
 use crate::error::Error;
 use crate::fault::WsmanFault;
-use crate::shell::{self, CommandRequest, CreateShell, ReceiveOutcome, Request, Shell};
+use crate::shell::{
+    self, CommandRequest, CreateShell, DisconnectShell, ReceiveOutcome, Request, Shell,
+};
 use crate::soap::envelope::{self, new_message_id, Header, ResponseBody, ResponseError};
 use crate::soap::Element;
 use crate::transport::retry::{self, ReconnectEvent};
@@ -12,6 +15,10 @@ use crate::transport::{Connection, Shared};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
+
+/// Most shells [`WsmanClient::enumerate_shells`] reads (WinRM's
+/// MaxShellsPerUser defaults to 30; a server listing more is not believed).
+pub const MAX_ENUMERATED_SHELLS: usize = 10_000;
 
 /// A WS-Management client for one endpoint.
 ///
@@ -453,6 +460,89 @@ impl WsmanClient {
     pub async fn delete_shell(&self, shell: &Shell) -> Result<(), Error> {
         let req = shell::delete(shell);
         Self::fault_to_error(&req, self.call_retrying(&req, Resend::Always).await?).map(drop)
+    }
+
+    /// Disconnects the shell: its commands go on on the server and their
+    /// output is buffered there (see [`DisconnectShell`]) until this
+    /// client reconnects ([`Self::reconnect_shell`]) or another connects
+    /// ([`Self::connect_shell`]). A Receive still pending is answered by
+    /// the server (WinRM: with an error that the shell is disconnected).
+    pub async fn disconnect_shell(
+        &self,
+        shell: &Shell,
+        req: &DisconnectShell,
+    ) -> Result<(), Error> {
+        let body = self.call_ok(&shell::disconnect(shell, req)).await?;
+        shell::parse_ack(&body, "DisconnectResponse").map_err(|e| self.shape_error("Disconnect", e))
+    }
+
+    /// Reconnects to a shell this client disconnected (WinRM checks the
+    /// WS-Man SessionId, which is this client's); Receives then go on.
+    pub async fn reconnect_shell(&self, shell: &Shell) -> Result<(), Error> {
+        let body = self.call_ok(&shell::reconnect(shell)).await?;
+        shell::parse_ack(&body, "ReconnectResponse").map_err(|e| self.shape_error("Reconnect", e))
+    }
+
+    /// Connects this client to a disconnected shell (created by any
+    /// client of the same user): sends `connect_xml` (PSRP) with the
+    /// `protocolversion` option and returns the bytes of the server's
+    /// `connectResponseXml`.
+    pub async fn connect_shell(
+        &self,
+        shell: &Shell,
+        connect_xml: &[u8],
+        protocol_version: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let body = self
+            .call_ok(&shell::connect(shell, connect_xml, protocol_version))
+            .await?;
+        shell::parse_connect(&body).map_err(|e| self.shape_error("Connect", e))
+    }
+
+    /// Connects to a command of a shell connected with
+    /// [`Self::connect_shell`]; its buffered output then comes by Receive.
+    pub async fn connect_command(&self, shell: &Shell, command_id: &str) -> Result<(), Error> {
+        let body = self
+            .call_ok(&shell::connect_command(shell, command_id))
+            .await?;
+        shell::parse_connect_command(&body).map_err(|e| self.shape_error("Connect", e))
+    }
+
+    /// The user's shells on the server (WS-Enumeration Enumerate, then
+    /// Pull while the server has more), all kinds: filter with
+    /// [`ShellInfo::configuration_name`] and [`ShellInfo::is_disconnected`].
+    /// At most [`MAX_ENUMERATED_SHELLS`] are read; an enumeration that
+    /// neither ends nor gives shells is an error.
+    pub async fn enumerate_shells(&self) -> Result<Vec<ShellInfo>, Error> {
+        let body = self.call_ok(&enumerate::enumerate_shells()).await?;
+        let mut page =
+            enumerate::parse_enumerate(&body).map_err(|e| self.shape_error("Enumerate", e))?;
+        let mut shells = Vec::new();
+        loop {
+            shells.append(&mut page.shells);
+            if shells.len() > MAX_ENUMERATED_SHELLS {
+                return Err(self.shape_error(
+                    "Pull",
+                    ResponseError::Shape(format!(
+                        "the server listed more than {MAX_ENUMERATED_SHELLS} shells"
+                    )),
+                ));
+            }
+            let context = match (page.end, page.context.take()) {
+                (true, _) | (false, None) => return Ok(shells),
+                (false, Some(c)) => c,
+            };
+            let body = self.call_ok(&enumerate::pull(&context)).await?;
+            page = enumerate::parse_pull(&body).map_err(|e| self.shape_error("Pull", e))?;
+            // A Pull that returns nothing and does not end makes no
+            // progress: stop rather than loop on the server's word.
+            if page.shells.is_empty() && !page.end {
+                return Err(self.shape_error(
+                    "Pull",
+                    ResponseError::Shape("an enumeration page without shells did not end".into()),
+                ));
+            }
+        }
     }
 
     /// Raw payload bytes that fit in one Send, one Command's Arguments or one

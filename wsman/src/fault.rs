@@ -12,6 +12,31 @@ pub const OPERATION_TIMEOUT_CODE: u32 = 2_150_858_793;
 /// server returns once the shell is gone.
 pub const UNEXPECTED_SELECTORS_CODE: u32 = 0x8033_805B;
 
+/// ERROR_WINRS_SHELL_DISCONNECTED (0x803381C4): an operation other than
+/// Connect, Reconnect or Delete on a disconnected shell.
+pub const SHELL_DISCONNECTED_CODE: u32 = 0x8033_81C4;
+
+/// ERROR_WINRS_SHELL_CLIENTSESSIONID_MISMATCH (0x803381C6): a Reconnect
+/// from a client other than the one that disconnected (another WS-Man
+/// SessionId); a new client uses Connect.
+pub const CLIENT_SESSION_ID_MISMATCH_CODE: u32 = 0x8033_81C6;
+
+/// ERROR_WINRS_SHELL_CONNECTED_TO_DIFFERENT_CLIENT (0x803381CD): the shell
+/// is connected to another client; it must disconnect first.
+pub const SHELL_CONNECTED_TO_DIFFERENT_CLIENT_CODE: u32 = 0x8033_81CD;
+
+/// ERROR_WINRS_SHELL_DISCONNECT_OPERATION_NOT_VALID (0x803381CF): Disconnect
+/// of a shell that is already disconnected.
+pub const SHELL_ALREADY_DISCONNECTED_CODE: u32 = 0x8033_81CF;
+
+/// ERROR_WINRS_SHELL_RECONNECT_OPERATION_NOT_VALID (0x803381D0): Reconnect
+/// of a shell that is connected.
+pub const SHELL_NOT_DISCONNECTED_CODE: u32 = 0x8033_81D0;
+
+/// Windows ERROR_ACCESS_DENIED, as WinRM reports it in faults (e.g. a
+/// shell that belongs to another user).
+pub const ACCESS_DENIED_CODE: u32 = 5;
+
 /// A fault returned by the server.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WsmanFault {

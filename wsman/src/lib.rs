@@ -2,7 +2,9 @@
 //!
 //! - [`soap`]: envelopes (addressing headers, options, selectors) and parsing.
 //! - [`shell`]: typed WinRM shell operations (Create, Command, Send,
-//!   Receive, Signal, Delete).
+//!   Receive, Signal, Delete; Disconnect, Reconnect, Connect).
+//! - [`enumerate`]: WS-Enumeration of shells (what disconnected shells
+//!   the user has).
 //! - [`fault`]: typed WS-Man faults; the Receive OperationTimeout is
 //!   [`ReceiveOutcome::TimedOut`], not an error.
 //! - [`auth`]: Basic, NTLMv2 with session security, Kerberos and SPNEGO via
@@ -111,6 +113,7 @@ mod client;
 pub mod config;
 pub mod diagnose;
 pub mod encryption;
+pub mod enumerate;
 mod error;
 pub mod fault;
 #[doc(hidden)]
@@ -121,15 +124,16 @@ pub mod shell;
 pub mod soap;
 mod transport;
 
-pub use client::{ReceiveSequence, WsmanClient};
+pub use client::{ReceiveSequence, WsmanClient, MAX_ENUMERATED_SHELLS};
 pub use config::{
     Auth, EncryptionPolicy, FallbackHook, NtlmFallback, ProxyConfig, TlsOptions, WsmanConfig,
 };
+pub use enumerate::ShellInfo;
 pub use error::Error;
 pub use fault::WsmanFault;
 pub use secret::Secret;
 pub use shell::{
-    CommandRequest, CommandState, CommandStateKind, CreateShell, ReceiveOutcome, ReceiveResponse,
-    Shell, StreamData,
+    BufferMode, CommandRequest, CommandState, CommandStateKind, CreateShell, DisconnectShell,
+    ReceiveOutcome, ReceiveResponse, Shell, StreamData,
 };
 pub use transport::retry::{ReconnectEvent, ReconnectHook, ReconnectPolicy};

@@ -156,6 +156,22 @@ pub enum ClientError {
         error: Option<Box<ErrorRecord>>,
     },
 
+    /// The server refused to connect to (or reconnect) a disconnected
+    /// pool or pipeline: unknown or expired shell, another user's, or
+    /// connected to another client ([`ClientError::connect_failure`]).
+    #[error("{operation} failed for shell {shell_id}: {failure} ({source})")]
+    Connect {
+        /// What was being done.
+        operation: &'static str,
+        /// The shell.
+        shell_id: String,
+        /// Why, from the fault code.
+        failure: super::connect::ConnectFailure,
+        /// The server's fault.
+        #[source]
+        source: Box<wsman::Error>,
+    },
+
     /// An operation did not finish in time.
     #[error("{what} did not finish within {after:?}")]
     Timeout {
@@ -187,6 +203,7 @@ impl ClientError {
             ClientError::SessionInit { .. } => ErrorKind::SessionInit,
             ClientError::PipelineFailed { .. } => ErrorKind::PipelineFailed,
             ClientError::Timeout { .. } => ErrorKind::Timeout,
+            ClientError::Connect { .. } => ErrorKind::Fault,
             ClientError::LimitExceeded { .. } => ErrorKind::LimitExceeded,
             ClientError::Closed => ErrorKind::Closed,
             ClientError::InvalidCommand(_) => ErrorKind::InvalidCommand,
@@ -203,10 +220,19 @@ impl ClientError {
         self.kind().is_connection_failure()
     }
 
+    /// Why a connect or reconnect was refused, when it was.
+    pub fn connect_failure(&self) -> Option<super::connect::ConnectFailure> {
+        match self {
+            ClientError::Connect { failure, .. } => Some(*failure),
+            _ => None,
+        }
+    }
+
     /// The WS-Management fault, when the server sent one.
     pub fn fault(&self) -> Option<&wsman::WsmanFault> {
         match self {
             ClientError::Wsman { source, .. } => source.fault(),
+            ClientError::Connect { source, .. } => source.fault(),
             _ => None,
         }
     }

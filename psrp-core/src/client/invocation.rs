@@ -288,12 +288,21 @@ async fn receive_responses(
     // same response again from a server that keeps it.
     let mut sequence = wsman::ReceiveSequence::new();
     loop {
+        // While the shell is disconnected, nothing is asked for: the server
+        // buffers the output until `reconnect`.
+        tokio::select! {
+            _ = shared.wait_connected() => {}
+            _ = out.closed() => return,
+        }
         let received = tokio::select! {
             r = shared.client.receive_sequenced(&shared.shell, Some(&command_id), "stdout", &mut sequence) => r,
             _ = out.closed() => return,
         };
         match received {
             Ok(ReceiveOutcome::TimedOut) => continue,
+            // The Receive pending when the shell was disconnected ends with
+            // the disconnected fault (WinRM) or the connection: wait.
+            Err(_) if shared.is_disconnected() => continue,
             Ok(ReceiveOutcome::Data(d)) => {
                 let last = d.is_done();
                 if out.send(Ok(d)).await.is_err() || last {

@@ -18,6 +18,12 @@
 //!   [`json_to_value`] for parameter values.
 //! - [`Host`]: answers host calls; the default [`NonInteractiveHost`]
 //!   refuses prompts so `Read-Host` fails instead of hanging.
+//! - Disconnected operation: [`RunspacePool::disconnect`] /
+//!   [`RunspacePool::reconnect`] ([`DisconnectOptions`]: idle timeout,
+//!   [`BufferMode`]), [`RunspacePool::start_detached`] to leave a pipeline
+//!   running on the server, [`RunspacePool::connect`] and
+//!   [`RunspacePool::connect_command`] to pick it up from any process,
+//!   [`list_shells`]; refusals are [`ConnectFailure`]s.
 //! - [`ClientError`] with [`ErrorKind`]: connection, TLS, authentication,
 //!   WS-Man fault, protocol, broken pool, failed pipeline... told apart.
 //!
@@ -76,6 +82,7 @@
 //! ```
 
 mod cleanup;
+mod connect;
 mod error;
 mod events;
 mod host;
@@ -85,6 +92,7 @@ mod pool;
 mod shared;
 
 pub use cleanup::CleanupTracker;
+pub use connect::{list_shells, remove_shell, ConnectFailure, DetachedJob, DisconnectOptions};
 pub use error::{ClientError, ErrorKind};
 pub use events::{Completion, Event, InvocationResult};
 pub use host::{Host, NonInteractiveHost};
@@ -99,4 +107,4 @@ pub use crate::message::{
     CommandMetadata, CommandTypes, ErrorRecord, GetCommandMetadata, InformationRecord,
     InformationalRecord, ParameterMetadata, PipelineState, ProgressRecord,
 };
-pub use wsman::{NtlmFallback, ProxyConfig, Secret};
+pub use wsman::{BufferMode, NtlmFallback, ProxyConfig, Secret, ShellInfo};

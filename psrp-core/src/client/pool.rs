@@ -255,6 +255,32 @@ impl PoolOptions {
         self
     }
 
+    /// (max runspaces, min runspaces, max message size, max buffered bytes).
+    pub(super) fn sizes(&self) -> (i32, i32, usize, usize) {
+        (
+            self.max_runspaces.max(self.min_runspaces),
+            self.min_runspaces,
+            self.max_message_size,
+            self.buffered_limit(),
+        )
+    }
+
+    pub(super) fn host_ref(&self) -> &Arc<dyn Host> {
+        &self.host
+    }
+
+    pub(super) fn tracker(&self) -> &CleanupTracker {
+        &self.cleanup
+    }
+
+    pub(super) fn limits(&self) -> Limits {
+        Limits {
+            event_buffer: self.event_buffer,
+            stop_timeout: self.stop_timeout,
+            cleanup_timeout: self.cleanup_timeout,
+        }
+    }
+
     fn buffered_limit(&self) -> usize {
         self.max_buffered_bytes
             .unwrap_or(self.max_message_size.saturating_mul(2))
@@ -297,9 +323,9 @@ impl PoolOptions {
 /// # Ok(()) }
 /// ```
 pub struct RunspacePool {
-    shared: Arc<Shared>,
-    endpoint: String,
-    init_results: Vec<InvocationResult>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) endpoint: String,
+    pub(super) init_results: Vec<InvocationResult>,
 }
 
 impl std::fmt::Debug for RunspacePool {
@@ -683,6 +709,23 @@ impl RunspacePool {
         request: Request,
         input: Option<Vec<PsValue>>,
     ) -> Result<Invocation, ClientError> {
+        let started = self.create_command(request, input).await?;
+        Ok(invocation::spawn(
+            self.shared.clone(),
+            started.id,
+            started.command_id,
+            started.command,
+            started.permit,
+        ))
+    }
+
+    /// Creates the pipeline on the server (WS-Man Command, then its input)
+    /// without receiving anything yet.
+    pub(super) async fn create_command(
+        &self,
+        request: Request,
+        input: Option<Vec<PsValue>>,
+    ) -> Result<StartedCommand, ClientError> {
         let shared = &self.shared;
         if shared.is_closed() {
             return Err(ClientError::Closed);
@@ -732,13 +775,12 @@ impl RunspacePool {
         drop(sending);
         pending.command_id = None;
         pending.id = Uuid::nil();
-        Ok(invocation::spawn(
-            shared.clone(),
+        Ok(StartedCommand {
             id,
             command_id,
             command,
             permit,
-        ))
+        })
     }
 
     /// Deletes the shell (WS-Man Delete, bounded by the clean-up timeout):
@@ -751,7 +793,7 @@ impl RunspacePool {
 }
 
 /// What a new pipeline carries: a CREATE_PIPELINE or a GET_COMMAND_METADATA.
-enum Request {
+pub(super) enum Request {
     Pipeline(CreatePipeline),
     Metadata(GetCommandMetadata),
 }
@@ -806,6 +848,14 @@ fn command_metadata_from(output: &[PsValue]) -> Result<Vec<CommandMetadata>, Cli
         )));
     }
     Ok(commands)
+}
+
+/// A pipeline running on the server whose output nobody receives yet.
+pub(super) struct StartedCommand {
+    pub(super) id: Uuid,
+    pub(super) command_id: String,
+    pub(super) command: String,
+    pub(super) permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// A pipeline created locally whose receive task does not exist yet.

@@ -118,6 +118,9 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// Counts the shell in its tracker until it is deleted.
     cleanup: Mutex<Option<CleanupToken>>,
+    /// False while the shell is disconnected: receive tasks wait for a
+    /// reconnect instead of polling.
+    pub(crate) connected: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -146,7 +149,34 @@ impl Shared {
             closed: AtomicBool::new(false),
             limits,
             cleanup: Mutex::new(cleanup),
+            connected: tokio::sync::watch::channel(true).0,
         }
+    }
+
+    /// Whether the shell is disconnected (see `RunspacePool::disconnect`).
+    pub(crate) fn is_disconnected(&self) -> bool {
+        !*self.connected.borrow()
+    }
+
+    /// Waits until the shell is connected (at once when it is).
+    pub(crate) async fn wait_connected(&self) {
+        let mut rx = self.connected.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+
+    /// Leaves the shell to the server: this handle will not delete it (a
+    /// detached job, picked up later by Connect), and further operations
+    /// fail with [`ClientError::Closed`].
+    pub(crate) fn leave(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.runspaces.close();
+        self.core().close();
+        drop(
+            self.cleanup
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
     }
 
     /// The sans-IO pool. Never held across an await.

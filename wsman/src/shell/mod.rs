@@ -28,6 +28,12 @@ pub mod signal {
         "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/ctrl_c";
 }
 
+mod disconnect;
+pub use disconnect::{
+    connect, connect_command, disconnect, parse_ack, parse_connect, parse_connect_command,
+    reconnect, BufferMode, DisconnectShell,
+};
+
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// A shell to create.

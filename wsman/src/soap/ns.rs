@@ -14,6 +14,8 @@ pub const RSP: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell";
 pub const WST: &str = "http://schemas.xmlsoap.org/ws/2004/09/transfer";
 /// WS-Man fault detail.
 pub const WSMANFAULT: &str = "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault";
+/// WS-Enumeration.
+pub const WSEN: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration";
 /// Namespace of PowerShell's creationXml / connectXml.
 pub const POWERSHELL: &str = "http://schemas.microsoft.com/powershell";
 /// Anonymous reply address.
@@ -33,11 +35,15 @@ pub mod action {
     pub const RECEIVE: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive";
     /// Shell Signal.
     pub const SIGNAL: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal";
-    /// Shell Connect (reserved for disconnected sessions).
+    /// WS-Enumeration Enumerate.
+    pub const ENUMERATE: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate";
+    /// WS-Enumeration Pull.
+    pub const PULL: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Pull";
+    /// Shell Connect (a new client attaches to a disconnected shell).
     pub const CONNECT: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Connect";
-    /// Shell Disconnect (reserved for disconnected sessions).
+    /// Shell Disconnect (the shell goes on without a client).
     pub const DISCONNECT: &str =
         "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Disconnect";
-    /// Shell Reconnect (reserved for disconnected sessions).
+    /// Shell Reconnect (the same client resumes).
     pub const RECONNECT: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Reconnect";
 }
