@@ -153,6 +153,10 @@ class Shell:
         self.commands: typing.Dict[uuid.UUID, Command] = {}
         self.closed = False
         self.session = session
+        # SecureString session key: the client's PUBLIC_KEY arrived (psrpcore answered it with
+        # ENCRYPTED_SESSION_KEY), and how many PUBLIC_KEY_REQUESTs the peer sent.
+        self.key_exchanged = False
+        self.key_requests = 0
         # peer.hostile endless_fragment: command id -> [(object id, next fragment id)]
         self.hostile_fragments: typing.Dict[str, typing.List[typing.Tuple[int, int]]] = {}
 
@@ -204,6 +208,10 @@ class Shell:
         elif name == "GetAvailableRunspacesEvent":
             running = sum(1 for c in self.commands.values() if not c.terminal)
             self.pool.runspace_availability_response(event.ci, max(self.pool.max_runspaces - running, 0))
+        elif name == "PublicKeyEvent":
+            log.info("shell %s: session key exchanged (PUBLIC_KEY answered)", self.id)
+            self.key_exchanged = True
+            self.cond.notify_all()
         elif name == "GetCommandMetadataEvent" and command is not None:
             self.instance.start_metadata(self, command)
         else:
@@ -311,6 +319,25 @@ class Shell:
 
     # ---- commands -----------------------------------------------------------------------
 
+    def wait_for_session_key(self, check: typing.Callable[[], None], timeout: float) -> bool:
+        """Makes sure the client's session key is known before a SecureString goes out:
+        sends PUBLIC_KEY_REQUEST (psrpcore's request_key, targeted to the pool) if the client
+        has not exchanged keys, then waits for its PUBLIC_KEY. Lock held."""
+        if self.key_exchanged:
+            return True
+        if not self.pool._key_requested:
+            self.pool.request_key()
+            self.key_requests += 1
+            self.drain()
+        deadline = time.monotonic() + timeout
+        while not self.key_exchanged:
+            check()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.cond.wait(min(remaining, 1.0))
+        return True
+
     def check_open(self) -> None:
         """Faults like WinRM when the shell was deleted meanwhile. Lock held."""
         if self.closed:
@@ -371,6 +398,7 @@ class Shell:
             "owner": self.owner,
             "pool_state": self.pool.state.name,
             "commands": [c.describe() for c in self.commands.values()],
+            "session_key": {"exchanged": self.key_exchanged, "requested_by_server": self.key_requests},
         }
 
 

@@ -290,7 +290,12 @@ async fn receive_responses(
             _ = out.closed() => return,
         };
         match received {
-            Ok(ReceiveOutcome::TimedOut) => continue,
+            Ok(ReceiveOutcome::TimedOut) => {
+                // The server was quiet for a whole operation timeout: it
+                // may be waiting on a pool message (PUBLIC_KEY_REQUEST).
+                shared.watch_pool();
+                continue;
+            }
             Ok(ReceiveOutcome::Data(d)) => {
                 let last = d.is_done();
                 if out.send(Ok(d)).await.is_err() || last {
