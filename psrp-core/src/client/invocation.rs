@@ -358,6 +358,15 @@ async fn decode_loop(
                     }
                     Event::HostCall(call)
                 }
+                PipelineEvent::Output(v)
+                    if shared.exchange_pending() && v.contains_secure_string(&mut |_| true) =>
+                {
+                    // A SecureString that came before our ENCRYPTED_SESSION_KEY
+                    // (the server asked for the key, then wrote it): the key
+                    // first, so that RunspacePool::decrypt works on it.
+                    shared.session_key().await?;
+                    Event::Output(v)
+                }
                 other => match Event::from_pipeline(other) {
                     Some(e) => e,
                     None => continue,

@@ -59,6 +59,12 @@ impl Shared {
         Ok(keys.session.clone())
     }
 
+    /// PUBLIC_KEY went out and neither the key nor an error came back yet.
+    pub(crate) fn exchange_pending(&self) -> bool {
+        let keys = self.keys();
+        keys.sent && keys.session.is_none() && keys.failed.is_none()
+    }
+
     /// Sends PUBLIC_KEY with a fresh key pair, unless it was sent already.
     async fn send_public_key(&self) -> Result<(), ClientError> {
         let blob = {
@@ -181,7 +187,10 @@ impl Shared {
         let shared = self.clone();
         tokio::spawn(async move {
             tracing::debug!("watching runspace pool messages while pipelines run");
-            while !shared.is_closed() && shared.has_pipelines() {
+            // Also until a pending exchange is answered: the server may
+            // write the SecureStrings (and end the pipeline) before the
+            // ENCRYPTED_SESSION_KEY is received.
+            while !shared.is_closed() && (shared.has_pipelines() || shared.exchange_pending()) {
                 let _receiving = shared.pool_receive.lock().await;
                 if let Err(e) = shared
                     .receive_pool_once("watching runspace pool messages")

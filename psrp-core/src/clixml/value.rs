@@ -536,7 +536,9 @@ impl PsValue {
 }
 
 impl PsObject {
-    fn contains_secure_string(&self, pred: &mut impl FnMut(&SecureString) -> bool) -> bool {
+    /// Whether a value of this object (base, items, properties) holds a
+    /// SecureString for which `pred` is true.
+    pub fn contains_secure_string(&self, pred: &mut impl FnMut(&SecureString) -> bool) -> bool {
         if self
             .base
             .as_ref()
