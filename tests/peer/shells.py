@@ -23,7 +23,7 @@ from psrpcore.types import (
     RunspacePoolState,
 )
 
-from peer import soap
+from peer import hostile, soap
 
 log = logging.getLogger("peer.shells")
 
@@ -157,6 +157,7 @@ class Shell:
         # ENCRYPTED_SESSION_KEY), and how many PUBLIC_KEY_REQUESTs the peer sent.
         self.key_exchanged = False
         self.key_requests = 0
+        self.tamper_session_key = False  # peer.hostile tamper_session_key armed for this shell
         # peer.hostile endless_fragment: command id -> [(object id, next fragment id)]
         self.hostile_fragments: typing.Dict[str, typing.List[typing.Tuple[int, int]]] = {}
 
@@ -226,7 +227,11 @@ class Shell:
             return
         self.pool._send_buffer = []
         for message in buffered:
-            self._enqueue(message.pipeline_id, OutMessage(message.object_id, message.data))
+            data = message.data
+            if self.tamper_session_key and int.from_bytes(data[4:8], "little") == hostile.ENCRYPTED_SESSION_KEY:
+                self.tamper_session_key = False
+                data = hostile.tamper_session_key(bytes(data))
+            self._enqueue(message.pipeline_id, OutMessage(message.object_id, data))
         self.cond.notify_all()
 
     def _enqueue(self, target: typing.Optional[uuid.UUID], message: OutMessage) -> None:

@@ -1279,3 +1279,13 @@ def test_hostile_rule_validation(private_peer: typing.Callable[..., PeerProcess]
             p.control("/faults", bad)
         assert e.value.code == 400, bad
     assert p.control("/faults") == []
+
+
+def test_hostile_tampered_session_key(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    """pypsrp's RSA decryption refuses the ENCRYPTED_SESSION_KEY the peer altered: the
+    attack reaches a client we did not write as a decryption failure."""
+    p = _hostile_peer(private_peer, {"kind": "tamper_session_key"})
+    with RunspacePool(connect(p, "kerberos-ccache"), configuration_name="Microsoft.PowerShell") as pool:
+        with pytest.raises(ValueError):  # pyca/cryptography: "Decryption failed"
+            pool.exchange_keys()
+    assert len(_attacked(p, "tamper_session_key")) == 1

@@ -189,3 +189,51 @@ async fn exchange_keys_up_front_then_the_server_does_not_ask() {
     assert_eq!(state["requested_by_server"], 0, "{state}");
     close(p, pool).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_session_key_is_a_typed_error_and_the_shell_is_deleted() {
+    // An instance of its own: the attack is armed per instance.
+    let p = tokio::task::spawn_blocking(|| {
+        psrp_tests::Peer::start(&psrp_tests::PeerOptions::default()).unwrap()
+    })
+    .await
+    .unwrap();
+    tokio::task::block_in_place(|| {
+        p.add_hostile(&psrp_tests::HostileRule::new(
+            psrp_tests::Attack::TamperedSessionKey,
+        ))
+        .unwrap()
+    });
+    let pool = open(&p, kerberos(&p)).await;
+    let shell_id = pool.shell_id().to_owned();
+    let e = pool
+        .invoke(Command::new("Get-SecretHash").param("Secret", SecureString::new(SECRET)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::SessionKey {
+                source: SessionKeyError::Rsa,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.kind(), ErrorKind::Protocol);
+    assert!(e.to_string().contains("ENCRYPTED_SESSION_KEY"), "{e}");
+    assert!(!e.to_string().contains(SECRET) && !format!("{e:?}").contains(SECRET));
+    assert!(!pool.has_session_key());
+    // The pipeline was never sent (the secret stayed here), and the next
+    // attempt fails the same way instead of waiting.
+    let state = session_key_state(&p, &shell_id);
+    assert_eq!(state["exchanged"], true, "{state}");
+    let again = pool
+        .invoke(Command::new("Get-SecretHash").param("Secret", SecureString::new("x")))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, ClientError::SessionKey { .. }), "{again}");
+    let attacked = tokio::task::block_in_place(|| p.attacked("tamper_session_key").unwrap());
+    assert_eq!(attacked.len(), 1, "{attacked:?}");
+    close(&p, pool).await;
+}
