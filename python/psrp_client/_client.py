@@ -452,6 +452,10 @@ class AsyncRunspacePool(_PoolBase):
             finally:
                 self._closed()
 
+    async def exchange_keys(self) -> None:
+        """Exchanges the SecureString session key now (see ``RunspacePool.exchange_keys``)."""
+        await self._pool().exchange_keys_async()
+
     async def __aenter__(self) -> "AsyncRunspacePool":
         return await self.open()
 

@@ -210,6 +210,15 @@ impl Pool {
             .map_err(|e| errors::client(py, &e, None))
     }
 
+    /// `exchange_keys` as an awaitable.
+    fn exchange_keys_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let pool = self.inner.clone();
+        runtime::awaitable(py, async move {
+            let r = pool.exchange_keys().await;
+            Python::attach(|py| r.map_err(|e| errors::client(py, &e, None)))
+        })
+    }
+
     /// Whether the SecureString session key was exchanged.
     #[getter]
     fn has_session_key(&self) -> bool {

@@ -72,3 +72,21 @@ def test_received_secure_string_decrypts_on_request(peer: PeerProcess) -> None:
         # Bad padding, or (about 1 in 256) a valid padding of an odd length.
         with pytest.raises(PsrpError, match="does not decrypt|not UTF-16LE"):
             other.decrypt(result.output[0])
+
+
+def test_asyncio_pool_sends_and_decrypts(peer: PeerProcess) -> None:
+    import asyncio
+
+    from psrp_client import AsyncRunspacePool
+
+    async def run() -> None:
+        async with AsyncRunspacePool(**kerberos(peer)) as pool:
+            await pool.exchange_keys()
+            assert pool.has_session_key
+            result = await pool.invoke("Get-SecretHash", {"Secret": SecureString(SECRET)})
+            result.raise_for_status()
+            assert result.output[0]["Sha256"] == hashlib.sha256(SECRET.encode("utf-8")).hexdigest()
+            result = await pool.invoke("New-SecureSecret", {"Text": SECRET})
+            assert pool.decrypt(result.output[0]) == SECRET
+
+    asyncio.run(run())
