@@ -38,6 +38,7 @@ targets=(
     "psrp-core/fuzz|pool_receive|psrp-core/fuzz/seeds/pool_receive ../shared/real-windows/psrp|"
     "psrp-core/fuzz|clixml_decode|testdata/clixml/psrpcore ../shared/real-windows/clixml|-dict=clixml.dict -max_len=16384"
     "psrp-core/fuzz|clixml_objs|testdata/clixml/psrpcore|-dict=clixml.dict -max_len=16384"
+    "psrp-core/fuzz|key_blobs|psrp-core/fuzz/seeds/key_blobs|-max_len=4096"
     "wsman/fuzz|encrypted_body|wsman/fuzz/seeds/encrypted_body|"
     "wsman/fuzz|soap_envelope|wsman/fuzz/seeds/soap_envelope|-dict=soap.dict"
     "wsman/fuzz|wsman_fault|wsman/fuzz/seeds/wsman_fault|-dict=soap.dict"

@@ -242,6 +242,14 @@ pub struct ParamArgs {
     /// Airflow PSRP operator): `--params '{"Force": null, "Count": 3}'`.
     #[arg(long = "params", value_name = "JSON")]
     pub params: Option<String>,
+    /// A parameter sent as a System.Security.SecureString (encrypted with the
+    /// session's key), its value never on the command line:
+    /// `--secure-param Password=env:DB_PASSWORD` takes it from a variable
+    /// (removed from psrp's environment at start), `Password=stdin` from the
+    /// first line of stdin (one such parameter; not with --password-stdin).
+    /// The value is never printed or logged.
+    #[arg(long = "secure-param", value_name = "NAME=env:VAR|NAME=stdin")]
+    pub secure_param: Vec<String>,
 }
 
 /// `--scheme`.

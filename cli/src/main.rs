@@ -69,6 +69,11 @@ fn main() {
     };
     let status = match cli.command {
         Commands::Clixml(a) => clixml(&a.file, &a.output),
+        Commands::Invoke(a)
+            if a.connection.password_stdin && params::secure_params_use_stdin(&a.params) =>
+        {
+            usage("--password-stdin and --secure-param NAME=stdin cannot both read stdin")
+        }
         Commands::Invoke(a) => match params::collect(&a.params, &a.args) {
             Ok(p) => {
                 let check = a.check.check.then(|| check::CheckJob {
@@ -115,6 +120,11 @@ fn script(a: &args::ScriptArgs, env_password: Option<wsman::Secret>) -> Status {
     let from_stdin = a.file == Path::new("-");
     if from_stdin && a.connection.password_stdin {
         return usage("--password-stdin cannot be used when the script is read from stdin");
+    }
+    if params::secure_params_use_stdin(&a.params) && (from_stdin || a.connection.password_stdin) {
+        return usage(
+            "--secure-param NAME=stdin cannot be used when stdin holds the script or the password",
+        );
     }
     let text = if from_stdin {
         let mut t = String::new();

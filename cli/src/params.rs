@@ -4,7 +4,7 @@
 //! arguments. JSON values map to PowerShell types with
 //! [`psrp_core::command::json_to_value`].
 
-use psrp_core::clixml::PsValue;
+use psrp_core::clixml::{PsValue, SecureString};
 use psrp_core::command::{json_to_value, Command};
 
 use crate::args::ParamArgs;
@@ -46,6 +46,29 @@ pub enum ParamError {
     /// The same parameter given twice (PowerShell would refuse it).
     #[error("parameter '{0}' is given more than once")]
     Duplicate(String),
+    /// `--secure-param` with a source other than `env:VAR` or `stdin`.
+    #[error(
+        "--secure-param {0}: the value comes from env:VARIABLE or stdin, never from the command \
+         line (e.g. --secure-param {0}=env:MY_SECRET)"
+    )]
+    SecureSource(String),
+    /// `--secure-param Name=env:VAR` but VAR is not set.
+    #[error("--secure-param {name}: the environment variable {var} is not set")]
+    SecureEnvMissing {
+        /// The parameter.
+        name: String,
+        /// The variable.
+        var: String,
+    },
+    /// `--secure-param Name=stdin` could not read stdin, or stdin is used
+    /// twice.
+    #[error("--secure-param {name}=stdin: {message}")]
+    SecureStdin {
+        /// The parameter.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 fn check_name(name: &str) -> Result<String, ParamError> {
@@ -111,8 +134,76 @@ pub fn parse_params_object(text: &str) -> Result<Vec<Param>, ParamError> {
         .collect()
 }
 
+/// Where a `--secure-param` value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecureSource {
+    /// `env:VAR`
+    Env(String),
+    /// `stdin`: the first line of stdin.
+    Stdin,
+}
+
+/// Reads `--secure-param NAME=env:VAR|stdin` (the name and the source only).
+pub fn parse_secure_spec(spec: &str) -> Result<(String, SecureSource), ParamError> {
+    let Some((name, source)) = spec.split_once('=') else {
+        return Err(ParamError::SecureSource(spec.to_owned()));
+    };
+    let name = check_name(name)?;
+    match source.strip_prefix("env:") {
+        Some(var) if !var.is_empty() && !var.contains(['=', '\0']) => {
+            Ok((name, SecureSource::Env(var.to_owned())))
+        }
+        Some(_) => Err(ParamError::SecureSource(name)),
+        None if source == "stdin" => Ok((name, SecureSource::Stdin)),
+        None => Err(ParamError::SecureSource(name)),
+    }
+}
+
+/// Whether a `--secure-param` reads stdin.
+pub fn secure_params_use_stdin(args: &ParamArgs) -> bool {
+    args.secure_param
+        .iter()
+        .any(|s| matches!(parse_secure_spec(s), Ok((_, SecureSource::Stdin))))
+}
+
+/// The `--secure-param` values, read from their sources: variables are
+/// taken out of the environment (call while the process has one thread).
+fn secure_params(args: &ParamArgs) -> Result<Vec<Param>, ParamError> {
+    let mut stdin_used = false;
+    let mut params = Vec::new();
+    for spec in &args.secure_param {
+        let (name, source) = parse_secure_spec(spec)?;
+        let secret = match source {
+            SecureSource::Env(var) => {
+                crate::password::take_env(&var).ok_or_else(|| ParamError::SecureEnvMissing {
+                    name: name.clone(),
+                    var,
+                })?
+            }
+            SecureSource::Stdin => {
+                if std::mem::replace(&mut stdin_used, true) {
+                    return Err(ParamError::SecureStdin {
+                        name,
+                        message: "only one --secure-param can read stdin".to_owned(),
+                    });
+                }
+                crate::password::read_stdin_secret("the secret").map_err(|message| {
+                    ParamError::SecureStdin {
+                        name: name.clone(),
+                        message,
+                    }
+                })?
+            }
+        };
+        let value = SecureString::new(secret.expose());
+        params.push(Param::Named(name, PsValue::SecureString(value)));
+    }
+    Ok(params)
+}
+
 /// All parameters from the command line: `--params` first, then `-p`,
-/// `--param-json`, `-s`, then the positional arguments (strings).
+/// `--param-json`, `-s`, `--secure-param`, then the positional arguments
+/// (strings).
 pub fn collect(args: &ParamArgs, positional: &[String]) -> Result<Vec<Param>, ParamError> {
     let mut params = match &args.params {
         Some(text) => parse_params_object(text)?,
@@ -127,6 +218,7 @@ pub fn collect(args: &ParamArgs, positional: &[String]) -> Result<Vec<Param>, Pa
     for p in &args.switch {
         params.push(parse_switch(p)?);
     }
+    params.extend(secure_params(args)?);
     let mut seen: Vec<String> = Vec::new();
     for p in &params {
         if let Param::Named(name, _) | Param::Switch(name) = p {
@@ -253,6 +345,7 @@ mod collect_tests {
             param_json: vec!["Count=3".into()],
             switch: vec!["Force".into()],
             params: Some(r#"{"Tags": ["a"], "WhatIf": null}"#.into()),
+            secure_param: Vec::new(),
         };
         let params = collect(&args, &["pos".into()]).unwrap();
         assert_eq!(params.len(), 6);
@@ -272,5 +365,35 @@ mod collect_tests {
             collect(&dup, &[]),
             Err(ParamError::Duplicate("Name".into()))
         );
+    }
+
+    #[test]
+    fn secure_params_come_from_env_or_stdin_only() {
+        assert_eq!(
+            parse_secure_spec("Password=env:DB_PW").unwrap(),
+            ("Password".to_owned(), SecureSource::Env("DB_PW".into()))
+        );
+        assert_eq!(
+            parse_secure_spec("Password=stdin").unwrap(),
+            ("Password".to_owned(), SecureSource::Stdin)
+        );
+        for bad in ["Password=hunter2", "Password", "Password=env:", "=stdin"] {
+            let e = parse_secure_spec(bad).unwrap_err();
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        let args = ParamArgs {
+            secure_param: vec!["Password=env:PSRP_TEST_SURELY_UNSET_VARIABLE".into()],
+            ..ParamArgs::default()
+        };
+        assert!(matches!(
+            collect(&args, &[]),
+            Err(ParamError::SecureEnvMissing { .. })
+        ));
+        let args = ParamArgs {
+            param: vec!["password=x".into()],
+            secure_param: vec!["Password=stdin".into()],
+            ..ParamArgs::default()
+        };
+        assert!(secure_params_use_stdin(&args));
     }
 }

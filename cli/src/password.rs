@@ -72,8 +72,14 @@ pub fn from_sources(sources: Sources<'_>) -> Result<Option<Secret>, PasswordErro
 /// into one buffer sized up front: no copy is left in std's stdin buffer
 /// or in a reallocated string, and nothing after the line is consumed.
 fn read_stdin_line() -> Result<Secret, PasswordError> {
+    read_stdin_secret("the password").map_err(PasswordError::Stdin)
+}
+
+/// The first line of stdin as a secret (`what` names it in errors), read
+/// as [`read_stdin_line`] does.
+pub fn read_stdin_secret(what: &str) -> Result<Secret, String> {
     use std::os::fd::AsFd;
-    let err = |e: std::io::Error| PasswordError::Stdin(e.to_string());
+    let err = |e: std::io::Error| e.to_string();
     let fd = std::io::stdin().as_fd().try_clone_to_owned().map_err(err)?;
     let mut input = std::fs::File::from(fd);
     let mut line = Zeroizing::new(Vec::with_capacity(MAX_STDIN_LINE));
@@ -83,9 +89,9 @@ fn read_stdin_line() -> Result<Secret, PasswordError> {
             Ok(0) => break,
             Ok(_) if byte[0] == b'\n' => break,
             Ok(_) if line.len() == MAX_STDIN_LINE => {
-                return Err(PasswordError::Stdin(format!(
+                return Err(format!(
                     "the first line of stdin is longer than {MAX_STDIN_LINE} bytes"
-                )))
+                ))
             }
             Ok(_) => line.push(byte[0]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -96,17 +102,15 @@ fn read_stdin_line() -> Result<Secret, PasswordError> {
         line.pop();
     }
     if line.is_empty() {
-        return Err(PasswordError::Stdin(
-            "stdin is empty (expected the password on the first line)".into(),
+        return Err(format!(
+            "stdin is empty (expected {what} on the first line)"
         ));
     }
     match String::from_utf8(std::mem::take(&mut *line)) {
         Ok(s) => Ok(Secret::from(s)),
         Err(e) => {
             e.into_bytes().zeroize();
-            Err(PasswordError::Stdin(
-                "the first line of stdin is not UTF-8".into(),
-            ))
+            Err("the first line of stdin is not UTF-8".into())
         }
     }
 }

@@ -527,6 +527,41 @@ impl CreatePipeline {
         }
     }
 
+    /// Whether a parameter holds a SecureString made from plaintext and
+    /// not yet encrypted ([`crate::clixml::SecureString::seal`]).
+    pub fn has_unsealed_secure_strings(&self) -> bool {
+        self.parameter_values()
+            .any(|v| v.contains_secure_string(&mut |s| !s.is_sealed()))
+    }
+
+    /// Whether a parameter holds a SecureString.
+    pub fn has_secure_strings(&self) -> bool {
+        self.parameter_values()
+            .any(|v| v.contains_secure_string(&mut |_| true))
+    }
+
+    fn parameter_values(&self) -> impl Iterator<Item = &PsValue> {
+        self.powershell
+            .statements
+            .iter()
+            .flatten()
+            .flat_map(|c| c.parameters.iter().map(|p| &p.value))
+    }
+
+    /// Calls `f` on every SecureString in the parameters (to seal them
+    /// with the session key before sending).
+    pub fn visit_secure_strings_mut<E>(
+        &mut self,
+        f: &mut impl FnMut(&mut crate::clixml::SecureString) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for command in self.powershell.statements.iter_mut().flatten() {
+            for p in &mut command.parameters {
+                p.value.visit_secure_strings_mut(f)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The message body for a server speaking `protocol` (which decides
     /// the stream redirections that can be expressed).
     pub fn to_value(&self, protocol: Version) -> Result<PsValue, CommandError> {

@@ -217,6 +217,13 @@ pub enum PoolEvent {
 /// sent makes no sense.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
+    /// A SecureString made from plaintext was not encrypted with the
+    /// session key before sending ([`crate::clixml::SecureString::seal`]).
+    #[error(
+        "a SecureString parameter or input is not encrypted yet: exchange the session key and \
+         seal it before sending"
+    )]
+    UnsealedSecureString,
     /// The operation is not possible in the pool's current state.
     #[error("cannot {operation}: the runspace pool is {state}")]
     InvalidState {
@@ -575,6 +582,9 @@ impl RunspacePool {
         spec: CreatePipeline,
         max_fragment: usize,
     ) -> Result<NewPipeline, PoolError> {
+        if spec.has_unsealed_secure_strings() {
+            return Err(PoolError::UnsealedSecureString);
+        }
         let no_input = spec.no_input;
         let protocol = self.protocol_version();
         self.start_pipeline(
@@ -666,6 +676,9 @@ impl RunspacePool {
 
     /// Queues one input object for a pipeline created with `no_input` false.
     pub fn send_input(&mut self, id: Uuid, value: PsValue) -> Result<(), PoolError> {
+        if value.contains_secure_string(&mut |s| !s.is_sealed()) {
+            return Err(PoolError::UnsealedSecureString);
+        }
         let p = self.running_pipeline(id, "send pipeline input")?;
         if p.input_ended {
             return Err(PoolError::PipelineInvalidState {

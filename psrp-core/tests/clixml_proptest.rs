@@ -127,8 +127,9 @@ fn primitive() -> impl Strategy<Value = PsValue> {
         version().prop_map(PsValue::Version),
         weird_string().prop_map(PsValue::XmlDocument),
         weird_string().prop_map(PsValue::ScriptBlock),
-        prop::collection::vec(any::<u8>(), 0..48)
-            .prop_map(|ciphertext| PsValue::SecureString(SecureString { ciphertext })),
+        prop::collection::vec(any::<u8>(), 0..48).prop_map(|ciphertext| PsValue::SecureString(
+            SecureString::from_ciphertext(ciphertext)
+        )),
     ]
 }
 

@@ -140,9 +140,7 @@ fn handmade() -> Vec<(String, PsValue)> {
         ),
         (
             "secure_string",
-            PsValue::SecureString(SecureString {
-                ciphertext: vec![7; 32],
-            }),
+            PsValue::SecureString(SecureString::from_ciphertext(vec![7; 32])),
         ),
         (
             "property_names",

@@ -29,7 +29,15 @@ from psrp_client._errors import (
     UsageError,
 )
 from psrp_client._native import Event, __version__
-from psrp_client._types import ErrorRecord, InformationRecord, InvocationResult, ProgressRecord, Record
+from psrp_client._types import (
+    ErrorRecord,
+    InformationRecord,
+    InvocationResult,
+    ProgressRecord,
+    ReceivedSecureString,
+    Record,
+    SecureString,
+)
 
 __all__ = [
     "RunspacePool",
@@ -43,6 +51,8 @@ __all__ = [
     "ErrorRecord",
     "InformationRecord",
     "ProgressRecord",
+    "SecureString",
+    "ReceivedSecureString",
     "PsrpError",
     "ConnectionFailed",
     "AuthenticationError",

@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 from psrp_client import _native
 from psrp_client._errors import InsecureSettingWarning, UsageError
 from psrp_client._native import Event
-from psrp_client._types import InvocationResult
+from psrp_client._types import InvocationResult, ReceivedSecureString
 
 __all__ = ["Command", "RunspacePool", "AsyncRunspacePool", "Invocation", "AsyncInvocation"]
 
@@ -240,6 +240,21 @@ class _PoolBase:
         """The results of the session-init commands (their streams, e.g. debug lines)."""
         return [] if self._native is None else self._native.session_init_results
 
+    @property
+    def has_session_key(self) -> bool:
+        """Whether the SecureString session key was exchanged with the server."""
+        return self._native is not None and self._native.has_session_key
+
+    def decrypt(self, value: ReceivedSecureString) -> str:
+        """The text of a SecureString this pool received (an output value, or a property
+        of one, that is a :class:`ReceivedSecureString`), decrypted with the pool's
+        session key. The only way the client reveals one: output values keep it
+        encrypted and print as ``"System.Security.SecureString"``. Raises
+        :class:`PsrpError` when it came from another pool (another session key)."""
+        if not isinstance(value, ReceivedSecureString):
+            raise TypeError(f"decrypt takes a ReceivedSecureString from this pool's output, not {type(value).__name__}")
+        return self._pool().decrypt(value.ciphertext)
+
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
         return f"{type(self).__name__}({self.endpoint!r}, configuration_name={self.configuration_name!r}, {state})"
@@ -279,6 +294,12 @@ class RunspacePool(_PoolBase):
                 native.close()
             finally:
                 self._closed()
+
+    def exchange_keys(self) -> None:
+        """Exchanges the SecureString session key now (invocations with a
+        :class:`SecureString` parameter, and servers about to send one, do it when
+        needed; this pays the cost, an RSA key pair and one round trip, up front)."""
+        self._pool().exchange_keys()
 
     def __enter__(self) -> "RunspacePool":
         return self.open()
@@ -434,6 +455,10 @@ class AsyncRunspacePool(_PoolBase):
                 await native.close_async()
             finally:
                 self._closed()
+
+    async def exchange_keys(self) -> None:
+        """Exchanges the SecureString session key now (see ``RunspacePool.exchange_keys``)."""
+        await self._pool().exchange_keys_async()
 
     async def __aenter__(self) -> "AsyncRunspacePool":
         return await self.open()

@@ -5,7 +5,73 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional
 
-__all__ = ["Record", "ErrorRecord", "InformationRecord", "ProgressRecord", "InvocationResult"]
+__all__ = [
+    "Record",
+    "ErrorRecord",
+    "InformationRecord",
+    "ProgressRecord",
+    "InvocationResult",
+    "SecureString",
+    "ReceivedSecureString",
+]
+
+
+class SecureString:
+    """A secret to send as a ``System.Security.SecureString`` parameter value.
+
+    ``pool.invoke("New-LocalUser", {"Name": "svc", "Password": SecureString(pw)})``: the
+    client exchanges the session key with the server (RSA, then AES-256) and sends the
+    value encrypted with it. ``repr`` and ``str`` never show the text; ``reveal()`` does.
+    (Python strings cannot be cleared from memory; the Rust side clears its copies.)
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"SecureString takes a str, not {type(value).__name__}")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret text."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecureString(<hidden>)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecureString) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash((SecureString, self._value))
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a SecureString is not pickled (it would write the secret in clear)")
+
+
+class ReceivedSecureString(str):
+    """A ``System.Security.SecureString`` the server sent, still encrypted.
+
+    It is the ``str`` ``"System.Security.SecureString"`` (what ``psrp invoke`` prints for
+    it, so output values equal the CLI's JSON) and carries the ciphertext: decrypt it with
+    ``pool.decrypt(value)`` on the pool that received it, or pass it back as a parameter
+    value on that pool (it is sent as the same SecureString).
+    """
+
+    ciphertext: bytes
+
+    def __new__(cls, ciphertext: bytes) -> "ReceivedSecureString":
+        self = super().__new__(cls, "System.Security.SecureString")
+        self.ciphertext = bytes(ciphertext)
+        return self
+
+    def __getnewargs__(self) -> Any:  # copy and pickle keep the ciphertext
+        return (self.ciphertext,)
+
+    def __repr__(self) -> str:
+        return f"ReceivedSecureString(<{len(self.ciphertext)} encrypted bytes>)"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,8 @@
 
 use psrp_core::client::{hashtable, list, Command, PowerShell};
 use psrp_core::clixml::{
-    DateTime, DateTimeKind, Decimal, JsonOptions, JsonView, PsValue, TimeSpan,
+    Collection, DateTime, DateTimeKind, Decimal, JsonOptions, JsonView, PsValue, SecureString,
+    TimeSpan,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -28,6 +29,10 @@ struct StdTypes {
     uuid: Py<PyType>,
     mapping: Py<PyType>,
     timezone_utc: Py<PyAny>,
+    /// `psrp_client.SecureString` (a secret to send) and
+    /// `psrp_client.ReceivedSecureString` (ciphertext from the server).
+    secure_string: Py<PyType>,
+    received_secure_string: Py<PyType>,
 }
 
 static STD_TYPES: PyOnceLock<StdTypes> = PyOnceLock::new();
@@ -46,6 +51,8 @@ fn std_types(py: Python<'_>) -> PyResult<&StdTypes> {
             uuid: ty(&py.import("uuid")?, "UUID")?,
             mapping: ty(&py.import("collections.abc")?, "Mapping")?,
             timezone_utc: dt.getattr("timezone")?.getattr("utc")?.unbind(),
+            secure_string: ty(&py.import("psrp_client._types")?, "SecureString")?,
+            received_secure_string: ty(&py.import("psrp_client._types")?, "ReceivedSecureString")?,
         })
     })
 }
@@ -91,6 +98,13 @@ fn to_ps_at(v: &Bound<'_, PyAny>, depth: usize) -> PyResult<PsValue> {
         return Ok(PsValue::Double(f.value()));
     }
     if let Ok(s) = v.cast::<PyString>() {
+        // A SecureString received from the server goes back as it came.
+        if v.is_instance(std_types(py)?.received_secure_string.bind(py))? {
+            let ciphertext: Vec<u8> = v.getattr("ciphertext")?.extract()?;
+            return Ok(PsValue::SecureString(SecureString::from_ciphertext(
+                ciphertext,
+            )));
+        }
         return Ok(PsValue::String(s.to_cow()?.into_owned()));
     }
     if let Ok(b) = v.cast::<PyBytes>() {
@@ -100,6 +114,11 @@ fn to_ps_at(v: &Bound<'_, PyAny>, depth: usize) -> PyResult<PsValue> {
         return Ok(PsValue::Bytes(b.to_vec()));
     }
     let t = std_types(py)?;
+    if v.is_instance(t.secure_string.bind(py))? {
+        // Encrypted with the session key by the client before it is sent.
+        let text: String = v.call_method0("reveal")?.extract()?;
+        return Ok(PsValue::SecureString(SecureString::new(text)));
+    }
     if v.is_instance(t.datetime.bind(py))? {
         return datetime(v, t);
     }
@@ -210,11 +229,101 @@ fn datetime(v: &Bound<'_, PyAny>, t: &StdTypes) -> PyResult<PsValue> {
 /// objects are dicts in property order, lists are lists, numbers int or
 /// float, dates ISO 8601 strings (default options: depth 8, enums as
 /// names).
+///
+/// SecureStrings, which that mapping shows as the text
+/// `"System.Security.SecureString"`, become `psrp_client.ReceivedSecureString`:
+/// a `str` equal to that text (so the value still equals the CLI's JSON)
+/// that also carries the ciphertext, for `RunspacePool.decrypt`.
 pub fn to_py<'py>(py: Python<'py>, value: &PsValue) -> PyResult<Bound<'py, PyAny>> {
-    Ok(pythonize::pythonize(
-        py,
-        &JsonView::new(value, &JsonOptions::default()),
-    )?)
+    let options = JsonOptions::default();
+    if !value.contains_secure_string(&mut |_| true) {
+        return Ok(pythonize::pythonize(py, &JsonView::new(value, &options))?);
+    }
+    // Each SecureString becomes a unique marker string, and that string in
+    // the Python value then becomes the ReceivedSecureString.
+    let prefix = format!("\u{0}psrp-secure-string:{}:", uuid::Uuid::new_v4());
+    let mut ciphertexts = Vec::new();
+    let mut copy = value.clone();
+    mark_secure_strings(&mut copy, &prefix, &mut ciphertexts);
+    let out = pythonize::pythonize(py, &JsonView::new(&copy, &options))?;
+    let class = std_types(py)?.received_secure_string.bind(py);
+    restore_secure_strings(out, &prefix, &ciphertexts, class)
+}
+
+fn mark_secure_strings(value: &mut PsValue, prefix: &str, ciphertexts: &mut Vec<Vec<u8>>) {
+    match value {
+        PsValue::SecureString(s) => {
+            let marker = format!("{prefix}{}", ciphertexts.len());
+            ciphertexts.push(std::mem::take(&mut s.ciphertext));
+            *value = PsValue::String(marker);
+        }
+        PsValue::Object(o) if o.contains_secure_string(&mut |_| true) => {
+            let o = std::sync::Arc::make_mut(o);
+            if let Some(b) = &mut o.base {
+                mark_secure_strings(b, prefix, ciphertexts);
+            }
+            match &mut o.collection {
+                Some(
+                    Collection::List(v)
+                    | Collection::Enumerable(v)
+                    | Collection::Stack(v)
+                    | Collection::Queue(v),
+                ) => v
+                    .iter_mut()
+                    .for_each(|i| mark_secure_strings(i, prefix, ciphertexts)),
+                Some(Collection::Dictionary(entries)) => {
+                    for (k, v) in entries {
+                        mark_secure_strings(k, prefix, ciphertexts);
+                        mark_secure_strings(v, prefix, ciphertexts);
+                    }
+                }
+                None => {}
+            }
+            for p in o.adapted.iter_mut().chain(o.extended.iter_mut()) {
+                mark_secure_strings(&mut p.value, prefix, ciphertexts);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn restore_secure_strings<'py>(
+    value: Bound<'py, PyAny>,
+    prefix: &str,
+    ciphertexts: &[Vec<u8>],
+    class: &Bound<'py, PyType>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = value.py();
+    if let Ok(s) = value.cast::<PyString>() {
+        let text = s.to_cow()?;
+        if let Some(i) = text
+            .strip_prefix(prefix)
+            .and_then(|i| i.parse::<usize>().ok())
+        {
+            if let Some(c) = ciphertexts.get(i) {
+                return class.call1((PyBytes::new(py, c),));
+            }
+        }
+        return Ok(value);
+    }
+    if let Ok(list) = value.cast::<PyList>() {
+        for i in 0..list.len() {
+            let item = list.get_item(i)?;
+            list.set_item(i, restore_secure_strings(item, prefix, ciphertexts, class)?)?;
+        }
+        return Ok(value);
+    }
+    if let Ok(dict) = value.cast::<PyDict>() {
+        for (k, v) in dict
+            .items()
+            .iter()
+            .map(|kv| kv.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>())
+            .collect::<PyResult<Vec<_>>>()?
+        {
+            dict.set_item(k, restore_secure_strings(v, prefix, ciphertexts, class)?)?;
+        }
+    }
+    Ok(value)
 }
 
 /// What to run, read from a `psrp_client.Command` (or anything with its

@@ -193,6 +193,38 @@ impl Pool {
         })
     }
 
+    /// Decrypts a SecureString's ciphertext received on this pool with its
+    /// session key.
+    fn decrypt(&self, py: Python<'_>, ciphertext: Vec<u8>) -> PyResult<String> {
+        let value = psrp_core::clixml::SecureString::from_ciphertext(ciphertext);
+        match self.inner.decrypt(&value) {
+            Ok(text) => Ok(String::from(text.as_str())),
+            Err(e) => Err(errors::client(py, &e, None)),
+        }
+    }
+
+    /// Exchanges the SecureString session key now, if not done already.
+    fn exchange_keys(&self, py: Python<'_>) -> PyResult<()> {
+        let pool = self.inner.clone();
+        runtime::wait(py, async move { pool.exchange_keys().await })?
+            .map_err(|e| errors::client(py, &e, None))
+    }
+
+    /// `exchange_keys` as an awaitable.
+    fn exchange_keys_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let pool = self.inner.clone();
+        runtime::awaitable(py, async move {
+            let r = pool.exchange_keys().await;
+            Python::attach(|py| r.map_err(|e| errors::client(py, &e, None)))
+        })
+    }
+
+    /// Whether the SecureString session key was exchanged.
+    #[getter]
+    fn has_session_key(&self) -> bool {
+        self.inner.has_session_key()
+    }
+
     /// Whether the pool was closed (or failed).
     #[getter]
     fn is_closed(&self) -> bool {

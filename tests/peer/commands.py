@@ -2,6 +2,7 @@
 
 import datetime
 import fnmatch
+import hashlib
 import threading
 import typing
 from xml.etree import ElementTree
@@ -12,6 +13,7 @@ from psrpcore.types import (
     ProgressRecordType,
     PSCustomObject,
     PSDict,
+    PSSecureString,
     serialize,
 )
 from psrpcore.types._psrp import SessionCapability
@@ -488,6 +490,46 @@ def read_host(call: Call) -> None:
     else:
         answer = call.inv.host_call(HostMethodIdentifier.ReadLine, [])
     call.output(answer)
+
+
+# ---- SecureString: the session key exchange, both ways ------------------------------------
+
+SESSION_KEY_WAIT = 60.0
+
+
+@command("Get-SecretHash", "Get-SecretHash", [Param("Secret", 0, mandatory=True)])
+def get_secret_hash(call: Call) -> None:
+    """Proves a SecureString parameter arrived intact: psrpcore decrypts it with the session
+    key it sent the client, and the command returns its length and the SHA-256 of its UTF-8
+    bytes (never the text)."""
+    secret = call.bound.get("Secret")
+    if not isinstance(secret, PSSecureString):
+        raise TerminatingError(objects.thrown(
+            f"Cannot bind parameter 'Secret': a {type(secret).__name__} is not a System.Security.SecureString."))
+    try:
+        text = secret.decrypt()
+    except Exception as e:  # wrong key (no exchange), bad padding, not UTF-16
+        raise TerminatingError(objects.thrown(
+            f"The SecureString could not be decrypted with the session key: {type(e).__name__}")) from None
+    call.output(PSCustomObject(
+        Length=len(text),
+        Sha256=hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest(),
+    ))
+
+
+@command("New-SecureSecret", "New-SecureSecret", [Param("Text", 0, mandatory=True), Param("Count", 1)])
+def new_secure_secret(call: Call) -> None:
+    """Returns -Text as a SecureString (-Count times). When the client has not exchanged keys,
+    the peer first sends PUBLIC_KEY_REQUEST on the pool and waits for the PUBLIC_KEY, as Windows
+    does before it can serialize a SecureString."""
+    text = str(call.bound.get("Text"))
+    shell = call.inv.shell
+    with shell.cond:
+        if not shell.wait_for_session_key(call.inv._check, SESSION_KEY_WAIT):
+            raise TerminatingError(objects.thrown(
+                "The client did not answer PUBLIC_KEY_REQUEST: no session key to encrypt the SecureString."))
+    for _ in range(int(call.bound.get("Count", 1))):
+        call.output(PSSecureString(text))
 
 
 # ---- Get-LargeOutput: objects serialized once, then patched --------------------------------

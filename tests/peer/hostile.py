@@ -29,7 +29,7 @@ WIRE_KINDS = ("tamper_encryption", "endless_body")
 # Kinds whose response replaces the real one (the request is not dispatched).
 REPLACING_KINDS = ("oversized_envelope", "deep_xml", "many_elements")
 # Kinds the WS-Man handlers act on (they get the rule in their Context).
-HANDLER_KINDS = ("endless_receive", "endless_fragment", "ansi_streams")
+HANDLER_KINDS = ("endless_receive", "endless_fragment", "ansi_streams", "tamper_session_key")
 
 # Text that rewrites a terminal when written to it raw: clear screen and home (CSI as
 # ESC [), an OSC window title ended by BEL, an OSC 8 hyperlink ended by ST, C1 CSI and
@@ -43,6 +43,23 @@ ANSI_TEXT = (
 FRAGMENT_HEADER = 21
 _RECEIVE_ENVELOPE_RESERVE = 2048
 _STREAM_ELEMENT_OVERHEAD = 100
+
+# ---- SecureString session key -----------------------------------------------------------------
+
+ENCRYPTED_SESSION_KEY = 0x00010006
+
+
+def tamper_session_key(message: bytes) -> bytes:
+    """A PSRP ENCRYPTED_SESSION_KEY message (header + CLIXML) with one byte of the RSA
+    ciphertext in its SIMPLEBLOB flipped, as someone on the path could (without message
+    encryption or TLS)."""
+    match = re.search(rb'(<S N="EncryptedSessionKey">)([^<]*)(</S>)', message)
+    if match is None:
+        return message
+    blob = bytearray(base64.b64decode(match.group(2)))
+    blob[12 + len(blob[12:]) // 2] ^= 0x5A  # after the 12-byte SIMPLEBLOB header
+    return message[: match.start(2)] + base64.b64encode(bytes(blob)) + message[match.end(2) :]
+
 
 # ---- encrypted framing --------------------------------------------------------------------
 

@@ -63,6 +63,8 @@ class FaultRule:
     - ``ansi_streams`` (Command): the pipeline writes text with terminal escape
       sequences (``peer.hostile.ANSI_TEXT``) to every stream and host Write* call,
       then fails with such an error record
+    - ``tamper_session_key`` (pool Send): the ENCRYPTED_SESSION_KEY psrpcore writes in
+      answer to the PUBLIC_KEY of that Send has one byte of its RSA ciphertext changed
     """
 
     KINDS = (
@@ -80,6 +82,7 @@ class FaultRule:
         "deep_xml",
         "many_elements",
         "ansi_streams",
+        "tamper_session_key",
     )
     SCOPES = ("any", "pool", "command")
     TAMPERS = ("length", "no_length", "boundary_in_data", "truncate", "signature_length", "tiny_parts")
@@ -90,6 +93,7 @@ class FaultRule:
         "endless_receive": ("Receive", "command"),
         "endless_fragment": ("Receive", "command"),
         "ansi_streams": ("Command", "any"),
+        "tamper_session_key": ("Send", "pool"),
     }
 
     def __init__(self, spec: typing.Dict[str, typing.Any]) -> None:

@@ -23,7 +23,7 @@ from psrpcore.types import (
     RunspacePoolState,
 )
 
-from peer import soap
+from peer import hostile, soap
 
 log = logging.getLogger("peer.shells")
 
@@ -166,6 +166,11 @@ class Shell:
         self.buffer_mode = "Block"
         self.idle_timeout = 7200.0
         self.dropped_messages = 0
+        # SecureString session key: the client's PUBLIC_KEY arrived (psrpcore answered it with
+        # ENCRYPTED_SESSION_KEY), and how many PUBLIC_KEY_REQUESTs the peer sent.
+        self.key_exchanged = False
+        self.key_requests = 0
+        self.tamper_session_key = False  # peer.hostile tamper_session_key armed for this shell
         # peer.hostile endless_fragment: command id -> [(object id, next fragment id)]
         self.hostile_fragments: typing.Dict[str, typing.List[typing.Tuple[int, int]]] = {}
 
@@ -217,6 +222,10 @@ class Shell:
         elif name == "GetAvailableRunspacesEvent":
             running = sum(1 for c in self.commands.values() if not c.terminal)
             self.pool.runspace_availability_response(event.ci, max(self.pool.max_runspaces - running, 0))
+        elif name == "PublicKeyEvent":
+            log.info("shell %s: session key exchanged (PUBLIC_KEY answered)", self.id)
+            self.key_exchanged = True
+            self.cond.notify_all()
         elif name == "GetCommandMetadataEvent" and command is not None:
             self.instance.start_metadata(self, command)
         else:
@@ -231,7 +240,11 @@ class Shell:
             return
         self.pool._send_buffer = []
         for message in buffered:
-            self._enqueue(message.pipeline_id, OutMessage(message.object_id, message.data))
+            data = message.data
+            if self.tamper_session_key and int.from_bytes(data[4:8], "little") == hostile.ENCRYPTED_SESSION_KEY:
+                self.tamper_session_key = False
+                data = hostile.tamper_session_key(bytes(data))
+            self._enqueue(message.pipeline_id, OutMessage(message.object_id, data))
         self.cond.notify_all()
 
     def _enqueue(self, target: typing.Optional[uuid.UUID], message: OutMessage) -> None:
@@ -355,6 +368,25 @@ class Shell:
 
     # ---- commands -----------------------------------------------------------------------
 
+    def wait_for_session_key(self, check: typing.Callable[[], None], timeout: float) -> bool:
+        """Makes sure the client's session key is known before a SecureString goes out:
+        sends PUBLIC_KEY_REQUEST (psrpcore's request_key, targeted to the pool) if the client
+        has not exchanged keys, then waits for its PUBLIC_KEY. Lock held."""
+        if self.key_exchanged:
+            return True
+        if not self.pool._key_requested:
+            self.pool.request_key()
+            self.key_requests += 1
+            self.drain()
+        deadline = time.monotonic() + timeout
+        while not self.key_exchanged:
+            check()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.cond.wait(min(remaining, 1.0))
+        return True
+
     def check_open(self) -> None:
         """Faults like WinRM when the shell was deleted meanwhile. Lock held."""
         if self.closed:
@@ -425,6 +457,7 @@ class Shell:
             "dropped_messages": self.dropped_messages,
             "queued_bytes": dict((str(k) if k else "pool", v) for k, v in self.queued_bytes.items()),
             "commands": [c.describe() for c in self.commands.values()],
+            "session_key": {"exchanged": self.key_exchanged, "requested_by_server": self.key_requests},
         }
 
 

@@ -7,6 +7,7 @@ what the peer recorded (control endpoint).
 
 import base64
 import datetime
+import hashlib
 import json
 import os
 import subprocess
@@ -675,6 +676,39 @@ def test_create_pipeline_split_between_command_and_send(peer: PeerProcess) -> No
     sends = [o for o in ops if o["action"] == "Send"]
     assert command["create_pipeline_fragments"] == {"command": 1}
     assert sum(o["create_pipeline_fragments"]["send"] for o in sends) >= 1
+
+
+# ---- SecureString: the session key exchange (psrpcore's server side) ------------------------------
+
+
+def _shell_session_key(peer: PeerProcess, shell_id: str) -> typing.Dict[str, typing.Any]:
+    shells = peer.control("/shells")["shells"]
+    return [s for s in shells if s["shell_id"].lower() == shell_id.lower()][0]["session_key"]
+
+
+def test_secure_string_parameter_and_output_with_pypsrp(peer: PeerProcess) -> None:
+    """pypsrp's own key exchange (RSA PUBLIC_KEY, ENCRYPTED_SESSION_KEY) and SecureString
+    serializer against the peer: Get-SecretHash sees the text pypsrp encrypted, and the
+    SecureStrings New-SecureSecret writes decrypt to the text in pypsrp."""
+    from pypsrp.serializer import TaggedValue
+
+    secret = "P\u00e4ssw0rd-\U0001f511 and a tail"
+    with RunspacePool(connect(peer), configuration_name="Microsoft.PowerShell") as pool:
+        pool.exchange_keys()
+        assert _shell_session_key(peer, str(pool.id)) == {"exchanged": True, "requested_by_server": 0}
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-SecretHash").add_parameter("Secret", TaggedValue("SS", secret))
+        ps.invoke()
+        assert not ps.had_errors and ps.state == PSInvocationState.COMPLETED
+        reported = ps.output[0].extended_properties
+        assert reported["Sha256"] == hashlib.sha256(secret.encode("utf-8")).hexdigest()
+        assert reported["Length"] == len(secret)
+
+        ps = PowerShell(pool)
+        ps.add_cmdlet("New-SecureSecret").add_parameter("Text", secret).add_parameter("Count", 2)
+        ps.invoke()
+        assert ps.output == [secret, secret]  # pypsrp decrypts SecureStrings with the session key
+        assert _shell_session_key(peer, str(pool.id))["requested_by_server"] == 0
 
 
 # ---- WS-Man faults and fault injection ----------------------------------------------------------
@@ -1640,3 +1674,13 @@ def test_output_buffered_while_disconnected(private_peer: typing.Callable[..., P
         assert state["dropped_messages"] > 0
         assert 0 < len(output) < 2000
     pool.close()
+
+
+def test_hostile_tampered_session_key(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    """pypsrp's RSA decryption refuses the ENCRYPTED_SESSION_KEY the peer altered: the
+    attack reaches a client we did not write as a decryption failure."""
+    p = _hostile_peer(private_peer, {"kind": "tamper_session_key"})
+    with RunspacePool(connect(p, "kerberos-ccache"), configuration_name="Microsoft.PowerShell") as pool:
+        with pytest.raises(ValueError):  # pyca/cryptography: "Decryption failed"
+            pool.exchange_keys()
+    assert len(_attacked(p, "tamper_session_key")) == 1

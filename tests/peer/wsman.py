@@ -269,6 +269,8 @@ class Handlers:
                     if not command.created:
                         command.fragments_in_send += shells.count_fragments(data)
                         record["create_pipeline_fragments"] = {"send": shells.count_fragments(data)}
+                if command is None and ctx.hostile is not None and ctx.hostile.kind == "tamper_session_key":
+                    shell.tamper_session_key = True  # the answer to a PUBLIC_KEY in this Send
                 shell.feed(data, name, command.id if command else None)
         return soap.envelope(soap.SHELL_ACTION_PREFIX + "SendResponse", req.message_id, "<rsp:SendResponse/>")
 

@@ -334,6 +334,10 @@ pub enum Attack {
     /// The pipeline writes text with terminal escapes to every stream and
     /// host Write* call, then fails with such an error record.
     AnsiStreams,
+    /// The ENCRYPTED_SESSION_KEY the server writes in answer to the
+    /// PUBLIC_KEY of the next pool Send has one byte of its RSA ciphertext
+    /// changed (SecureString key exchange).
+    TamperedSessionKey,
     /// HTTP 500 with a WS-Man fault whose text is `message` as given.
     FaultText {
         /// The f:WSManFault Code.
@@ -388,6 +392,7 @@ impl HostileRule {
             Attack::AnsiStreams | Attack::FaultText { .. } | Attack::HttpStatus { .. } => {
                 ("Command", Scope::Any)
             }
+            Attack::TamperedSessionKey => ("Send", Scope::Pool),
             _ => ("Receive", Scope::Command),
         };
         HostileRule {
@@ -455,6 +460,7 @@ impl HostileRule {
                 serde_json::json!({"kind": "many_elements", "elements": elements})
             }
             Attack::AnsiStreams => serde_json::json!({"kind": "ansi_streams"}),
+            Attack::TamperedSessionKey => serde_json::json!({"kind": "tamper_session_key"}),
             Attack::FaultText { code, message } => {
                 serde_json::json!({"kind": "http_500", "code": code, "message": message})
             }

@@ -188,6 +188,18 @@ pub enum ClientError {
     /// The pipeline cannot be sent.
     #[error("cannot send this pipeline: {0}")]
     InvalidCommand(#[from] CommandError),
+
+    /// The SecureString session key exchange failed (a tampered or foreign
+    /// ENCRYPTED_SESSION_KEY...), or a SecureString could not be encrypted
+    /// or decrypted. Never holds key material or plaintext.
+    #[error("{operation}: {source}")]
+    SessionKey {
+        /// What was being done.
+        operation: &'static str,
+        /// What was wrong.
+        #[source]
+        source: crate::session_key::SessionKeyError,
+    },
 }
 
 impl ClientError {
@@ -207,6 +219,7 @@ impl ClientError {
             ClientError::LimitExceeded { .. } => ErrorKind::LimitExceeded,
             ClientError::Closed => ErrorKind::Closed,
             ClientError::InvalidCommand(_) => ErrorKind::InvalidCommand,
+            ClientError::SessionKey { .. } => ErrorKind::Protocol,
         }
     }
 

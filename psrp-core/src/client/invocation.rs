@@ -299,7 +299,12 @@ async fn receive_responses(
             _ = out.closed() => return,
         };
         match received {
-            Ok(ReceiveOutcome::TimedOut) => continue,
+            Ok(ReceiveOutcome::TimedOut) => {
+                // The server was quiet for a whole operation timeout: it
+                // may be waiting on a pool message (PUBLIC_KEY_REQUEST).
+                shared.watch_pool();
+                continue;
+            }
             // The Receive pending when the shell was disconnected ends with
             // the disconnected fault (WinRM) or the connection: wait.
             Err(_) if shared.is_disconnected() => continue,
@@ -364,6 +369,15 @@ async fn decode_loop(
                         shared.answer_host_call(Target::Pipeline(id), &call).await?;
                     }
                     Event::HostCall(call)
+                }
+                PipelineEvent::Output(v)
+                    if shared.exchange_pending() && v.contains_secure_string(&mut |_| true) =>
+                {
+                    // A SecureString that came before our ENCRYPTED_SESSION_KEY
+                    // (the server asked for the key, then wrote it): the key
+                    // first, so that RunspacePool::decrypt works on it.
+                    shared.session_key().await?;
+                    Event::Output(v)
                 }
                 other => match Event::from_pipeline(other) {
                     Some(e) => e,

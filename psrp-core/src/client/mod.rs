@@ -16,6 +16,10 @@
 //! - What to run: [`Command`] and [`PowerShell`] (re-exported from
 //!   [`crate::command`]), with [`list`], [`hashtable`] and
 //!   [`json_to_value`] for parameter values.
+//! - SecureStrings: parameters made with [`SecureString::new`] are
+//!   encrypted with the pool's session key, exchanged first if needed
+//!   (RSA + AES-256, [`crate::session_key`]); received ones are decrypted
+//!   only on request ([`RunspacePool::decrypt`]).
 //! - [`Host`]: answers host calls; the default [`NonInteractiveHost`]
 //!   refuses prompts so `Read-Host` fails instead of hanging.
 //! - Disconnected operation: [`RunspacePool::disconnect`] /
@@ -89,6 +93,7 @@ mod host;
 mod invocation;
 mod options;
 mod pool;
+mod secure;
 mod shared;
 
 pub use cleanup::CleanupTracker;
@@ -100,11 +105,12 @@ pub use invocation::{Invocation, StopHandle};
 pub use options::{AuthMethod, ConnectionOptions, Scheme, DEFAULT_CONFIGURATION_NAME};
 pub use pool::{describe_pipeline, IntoPipeline, PoolOptions, RunspacePool};
 
-pub use crate::clixml::{to_json, to_json_with, JsonOptions, PsValue, Version};
+pub use crate::clixml::{to_json, to_json_with, JsonOptions, PsValue, SecureString, Version};
 pub use crate::command::{hashtable, json_to_value, list, Command, CreatePipeline, PowerShell};
 pub use crate::host::{HostCall, HostInfo, HostMethodId, HostResponse};
 pub use crate::message::{
     CommandMetadata, CommandTypes, ErrorRecord, GetCommandMetadata, InformationRecord,
     InformationalRecord, ParameterMetadata, PipelineState, ProgressRecord,
 };
+pub use crate::session_key::SessionKeyError;
 pub use wsman::{BufferMode, NtlmFallback, ProxyConfig, Secret, ShellInfo};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use uuid::Uuid;
 use wsman::{CommandRequest, CreateShell, ReceiveOutcome, Shell, WsmanClient};
 
-use crate::clixml::{to_json, PsValue, Version};
+use crate::clixml::{to_json, PsValue, SecureString, Version};
 use crate::command::{Command, CreatePipeline, PowerShell};
 use crate::fragment::{DefragmentLimits, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::message::{
@@ -15,6 +15,7 @@ use crate::message::{
     RunspacePoolState, SessionCapability,
 };
 use crate::pool::{PoolError, PoolEvent, RunspacePool as CorePool, RunspacePoolConfig, Target};
+use crate::session_key::SessionKeyError;
 
 use super::cleanup::CleanupTracker;
 use super::error::ClientError;
@@ -112,6 +113,7 @@ pub struct PoolOptions {
     cleanup: CleanupTracker,
     max_message_size: usize,
     max_buffered_bytes: Option<usize>,
+    session_key_timeout: Duration,
 }
 
 impl std::fmt::Debug for PoolOptions {
@@ -128,6 +130,7 @@ impl std::fmt::Debug for PoolOptions {
             .field("cleanup_pending", &self.cleanup.pending())
             .field("max_message_size", &self.max_message_size)
             .field("max_buffered_bytes", &self.buffered_limit())
+            .field("session_key_timeout", &self.session_key_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +151,7 @@ impl Default for PoolOptions {
             cleanup: CleanupTracker::new(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_buffered_bytes: None,
+            session_key_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -278,7 +282,15 @@ impl PoolOptions {
             event_buffer: self.event_buffer,
             stop_timeout: self.stop_timeout,
             cleanup_timeout: self.cleanup_timeout,
+            session_key_timeout: self.session_key_timeout,
         }
+    }
+
+    /// Bound on the SecureString session key exchange: from sending the
+    /// public key to the server's ENCRYPTED_SESSION_KEY (default 60 s).
+    pub fn session_key_timeout(mut self, timeout: Duration) -> Self {
+        self.session_key_timeout = timeout;
+        self
     }
 
     fn buffered_limit(&self) -> usize {
@@ -360,11 +372,7 @@ impl RunspacePool {
         let endpoint = connection.endpoint();
         let client = WsmanClient::new(config)
             .map_err(|e| ClientError::wsman("creating the WS-Man client", e))?;
-        let limits = Limits {
-            event_buffer: options.event_buffer,
-            stop_timeout: options.stop_timeout,
-            cleanup_timeout: options.cleanup_timeout,
-        };
+        let limits = options.limits();
         let id = Uuid::new_v4();
         let mut core = CorePool::new(RunspacePoolConfig {
             id,
@@ -704,6 +712,57 @@ impl RunspacePool {
         command_metadata_from(&result.output)
     }
 
+    /// Exchanges the SecureString session key now (PUBLIC_KEY, then the
+    /// server's ENCRYPTED_SESSION_KEY), if it was not already. Pipelines
+    /// with SecureString parameters do it themselves before their Command;
+    /// call it to pay the cost (an RSA key pair, one round trip) up front.
+    pub async fn exchange_keys(&self) -> Result<(), ClientError> {
+        if self.shared.is_closed() {
+            return Err(ClientError::Closed);
+        }
+        self.shared.session_key().await.map(|_| ())
+    }
+
+    /// Whether the SecureString session key was exchanged.
+    pub fn has_session_key(&self) -> bool {
+        matches!(self.shared.session_key_now(), Ok(Some(_)))
+    }
+
+    /// Decrypts a SecureString received on this pool with its session key.
+    /// The only way the client reveals one: output values keep them
+    /// encrypted, their Debug output and JSON (`"System.Security.SecureString"`)
+    /// never show the text. The returned text is cleared from memory when
+    /// dropped.
+    ///
+    /// ```no_run
+    /// use psrp_core::client::{Command, PsValue, RunspacePool};
+    ///
+    /// # async fn run(pool: &RunspacePool) -> Result<(), psrp_core::client::ClientError> {
+    /// let result = pool.invoke(Command::new("Get-Secret").param("Name", "db")).await?;
+    /// if let Some(PsValue::SecureString(secret)) = result.output.first() {
+    ///     let text = pool.decrypt(secret)?;
+    ///     connect_to_database(&text);
+    /// }
+    /// # Ok(()) }
+    /// # fn connect_to_database(_: &str) {}
+    /// ```
+    pub fn decrypt(&self, value: &SecureString) -> Result<zeroize::Zeroizing<String>, ClientError> {
+        const OP: &str = "decrypting a SecureString";
+        let key = self
+            .shared
+            .session_key_now()?
+            .ok_or(ClientError::SessionKey {
+                operation: OP,
+                source: SessionKeyError::NoSessionKey,
+            })?;
+        value
+            .decrypt(&key)
+            .map_err(|source| ClientError::SessionKey {
+                operation: OP,
+                source,
+            })
+    }
+
     async fn start_spec(
         &self,
         request: Request,
@@ -723,12 +782,36 @@ impl RunspacePool {
     /// without receiving anything yet.
     pub(super) async fn create_command(
         &self,
-        request: Request,
-        input: Option<Vec<PsValue>>,
+        mut request: Request,
+        mut input: Option<Vec<PsValue>>,
     ) -> Result<StartedCommand, ClientError> {
         let shared = &self.shared;
         if shared.is_closed() {
             return Err(ClientError::Closed);
+        }
+        let unsealed = |v: &PsValue| v.contains_secure_string(&mut |s| !s.is_sealed());
+        let spec_unsealed = match &request {
+            Request::Pipeline(spec) => spec.has_unsealed_secure_strings(),
+            Request::Metadata(_) => false,
+        };
+        if spec_unsealed || input.iter().flatten().any(unsealed) {
+            // The session key goes before the Command that needs it.
+            let key = shared.session_key().await?;
+            let mut seal = |s: &mut SecureString| s.seal(&key);
+            let spec_sealed = match &mut request {
+                Request::Pipeline(spec) => spec.visit_secure_strings_mut(&mut seal),
+                Request::Metadata(_) => Ok(()),
+            };
+            let sealed = spec_sealed.and_then(|()| {
+                input
+                    .iter_mut()
+                    .flatten()
+                    .try_for_each(|v| v.visit_secure_strings_mut(&mut seal))
+            });
+            sealed.map_err(|source| ClientError::SessionKey {
+                operation: "encrypting a SecureString parameter",
+                source,
+            })?;
         }
         let command = request.describe();
         let permit = shared

@@ -17,6 +17,7 @@ use crate::pool::{PoolEvent, RunspacePool as CorePool, Target};
 use super::cleanup::CleanupToken;
 use super::error::ClientError;
 use super::host::Host;
+use super::secure::KeyState;
 
 /// Upper-case text of an id, as PowerShell writes ShellId and CommandId.
 pub(crate) fn id_text(id: Uuid) -> String {
@@ -99,6 +100,7 @@ pub(crate) struct Limits {
     pub(crate) event_buffer: usize,
     pub(crate) stop_timeout: Duration,
     pub(crate) cleanup_timeout: Duration,
+    pub(crate) session_key_timeout: Duration,
 }
 
 pub(crate) struct Shared {
@@ -121,6 +123,12 @@ pub(crate) struct Shared {
     /// False while the shell is disconnected: receive tasks wait for a
     /// reconnect instead of polling.
     pub(crate) connected: tokio::sync::watch::Sender<bool>,
+    /// The SecureString session key exchange (`super::secure`).
+    pub(crate) keys: Mutex<KeyState>,
+    /// Held by whoever runs a Receive on the pool (not on a pipeline).
+    pub(crate) pool_receive: tokio::sync::Mutex<()>,
+    /// A task watches the pool's messages.
+    pub(crate) pool_watch: AtomicBool,
 }
 
 impl Shared {
@@ -150,6 +158,9 @@ impl Shared {
             limits,
             cleanup: Mutex::new(cleanup),
             connected: tokio::sync::watch::channel(true).0,
+            keys: Mutex::new(KeyState::default()),
+            pool_receive: tokio::sync::Mutex::new(()),
+            pool_watch: AtomicBool::new(false),
         }
     }
 
@@ -213,6 +224,15 @@ impl Shared {
             .get(&id)
             .cloned()
             .unwrap_or_else(|| id_text(id))
+    }
+
+    /// Whether a pipeline of this pool is running (or being created).
+    pub(crate) fn has_pipelines(&self) -> bool {
+        !self
+            .command_ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// Forgets a pipeline (after its command was released).

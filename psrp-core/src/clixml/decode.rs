@@ -729,7 +729,7 @@ impl<'a, 's> Parser<'a, 's> {
             Tag::G => uuid::Uuid::try_parse(trimmed).ok().map(PsValue::Guid),
             Tag::Version => text::parse_version(t).map(PsValue::Version),
             Tag::SS => decode_base64(t)
-                .map(|ciphertext| PsValue::SecureString(SecureString { ciphertext })),
+                .map(|ciphertext| PsValue::SecureString(SecureString::from_ciphertext(ciphertext))),
             _ => None,
         };
         v.ok_or_else(|| {

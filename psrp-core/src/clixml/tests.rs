@@ -75,9 +75,7 @@ fn decodes_every_primitive() {
         ),
         (
             "<SS>AAEC</SS>",
-            PsValue::SecureString(SecureString {
-                ciphertext: vec![0, 1, 2],
-            }),
+            PsValue::SecureString(SecureString::from_ciphertext(vec![0, 1, 2])),
         ),
     ];
     for (xml, expected) in cases {

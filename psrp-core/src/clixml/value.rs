@@ -383,21 +383,187 @@ impl Version {
     }
 }
 
-/// A SecureString as carried on the wire: AES-256-CBC ciphertext under the
-/// session key. Its Debug output never shows the bytes.
+/// A SecureString: AES-256-CBC ciphertext under the runspace pool's session
+/// key, as carried on the wire, or (made with [`SecureString::new`]) a
+/// secret still to be encrypted when it is sent. Its Debug output never
+/// shows either; the plaintext is cleared from memory when dropped.
+///
+/// The async client encrypts ("seals") parameters made with
+/// [`SecureString::new`] before it sends a pipeline, exchanging the session
+/// key first if needed; with the sans-IO pool, call [`SecureString::seal`]
+/// (the pool refuses to send an unsealed one). Received values are
+/// decrypted only on request ([`SecureString::decrypt`], or the client's
+/// `RunspacePool::decrypt`).
+///
+/// ```
+/// use psrp_core::clixml::{PsValue, SecureString};
+///
+/// let secret = SecureString::new("P@ssw0rd");
+/// assert!(!secret.is_sealed());
+/// assert_eq!(format!("{secret:?}"), "SecureString(<not yet encrypted>)");
+/// let value = PsValue::from(secret); // a parameter value
+/// # let _ = value;
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecureString {
-    /// The ciphertext.
+    /// The ciphertext (empty until sealed, for one made from plaintext).
     pub ciphertext: Vec<u8>,
+    plaintext: Option<zeroize::Zeroizing<String>>,
+}
+
+impl SecureString {
+    /// A SecureString as received: its ciphertext.
+    pub fn from_ciphertext(ciphertext: Vec<u8>) -> SecureString {
+        SecureString {
+            ciphertext,
+            plaintext: None,
+        }
+    }
+
+    /// A secret to send as a SecureString; it is encrypted with the
+    /// session key when sent.
+    pub fn new(plaintext: impl Into<String>) -> SecureString {
+        SecureString {
+            ciphertext: Vec::new(),
+            plaintext: Some(zeroize::Zeroizing::new(plaintext.into())),
+        }
+    }
+
+    /// Whether it holds ciphertext (received, or sealed), not plaintext.
+    pub fn is_sealed(&self) -> bool {
+        self.plaintext.is_none()
+    }
+
+    /// Encrypts the plaintext of one made with [`SecureString::new`] with
+    /// the session key and clears it; does nothing when already sealed.
+    #[cfg(feature = "secure-string")]
+    pub fn seal(
+        &mut self,
+        key: &crate::session_key::SessionKey,
+    ) -> Result<(), crate::session_key::SessionKeyError> {
+        if let Some(plaintext) = &self.plaintext {
+            self.ciphertext = key.encrypt(plaintext)?;
+            self.plaintext = None;
+        }
+        Ok(())
+    }
+
+    /// Decrypts the ciphertext with the session key. The text is cleared
+    /// from memory when the returned value is dropped.
+    #[cfg(feature = "secure-string")]
+    pub fn decrypt(
+        &self,
+        key: &crate::session_key::SessionKey,
+    ) -> Result<zeroize::Zeroizing<String>, crate::session_key::SessionKeyError> {
+        if !self.is_sealed() {
+            return Err(crate::session_key::SessionKeyError::NotEncrypted);
+        }
+        key.decrypt(&self.ciphertext)
+    }
+}
+
+impl From<SecureString> for PsValue {
+    fn from(value: SecureString) -> Self {
+        PsValue::SecureString(value)
+    }
 }
 
 impl fmt::Debug for SecureString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "SecureString(<{} encrypted bytes>)",
-            self.ciphertext.len()
-        )
+        if self.is_sealed() {
+            write!(
+                f,
+                "SecureString(<{} encrypted bytes>)",
+                self.ciphertext.len()
+            )
+        } else {
+            f.write_str("SecureString(<not yet encrypted>)")
+        }
+    }
+}
+
+impl PsValue {
+    /// Calls `f` on every SecureString in this value: itself, list and
+    /// dictionary items, properties and base values of objects (objects
+    /// shared with other values are copied first).
+    pub fn visit_secure_strings_mut<E>(
+        &mut self,
+        f: &mut impl FnMut(&mut SecureString) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self {
+            PsValue::SecureString(s) => f(s),
+            PsValue::Object(o) if o.contains_secure_string(&mut |_| true) => {
+                let o = Arc::make_mut(o);
+                if let Some(b) = &mut o.base {
+                    b.visit_secure_strings_mut(f)?;
+                }
+                match &mut o.collection {
+                    Some(
+                        Collection::List(v)
+                        | Collection::Enumerable(v)
+                        | Collection::Stack(v)
+                        | Collection::Queue(v),
+                    ) => {
+                        for item in v {
+                            item.visit_secure_strings_mut(f)?;
+                        }
+                    }
+                    Some(Collection::Dictionary(entries)) => {
+                        for (k, v) in entries {
+                            k.visit_secure_strings_mut(f)?;
+                            v.visit_secure_strings_mut(f)?;
+                        }
+                    }
+                    None => {}
+                }
+                for p in o.adapted.iter_mut().chain(o.extended.iter_mut()) {
+                    p.value.visit_secure_strings_mut(f)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether this value holds a SecureString for which `pred` is true.
+    pub fn contains_secure_string(&self, pred: &mut impl FnMut(&SecureString) -> bool) -> bool {
+        match self {
+            PsValue::SecureString(s) => pred(s),
+            PsValue::Object(o) => o.contains_secure_string(pred),
+            _ => false,
+        }
+    }
+}
+
+impl PsObject {
+    /// Whether a value of this object (base, items, properties) holds a
+    /// SecureString for which `pred` is true.
+    pub fn contains_secure_string(&self, pred: &mut impl FnMut(&SecureString) -> bool) -> bool {
+        if self
+            .base
+            .as_ref()
+            .is_some_and(|b| b.contains_secure_string(pred))
+        {
+            return true;
+        }
+        let in_collection = match &self.collection {
+            Some(
+                Collection::List(v)
+                | Collection::Enumerable(v)
+                | Collection::Stack(v)
+                | Collection::Queue(v),
+            ) => v.iter().any(|i| i.contains_secure_string(pred)),
+            Some(Collection::Dictionary(entries)) => entries
+                .iter()
+                .any(|(k, v)| k.contains_secure_string(pred) || v.contains_secure_string(pred)),
+            None => false,
+        };
+        in_collection
+            || self
+                .adapted
+                .iter()
+                .chain(&self.extended)
+                .any(|p| p.value.contains_secure_string(pred))
     }
 }
 
