@@ -569,6 +569,12 @@ impl Defragmenter {
         // The carried-over fragment is checked and charged again below.
         budget.release(self.tail_charge());
         let result = self.push_inner(data, done, budget);
+        if result.is_err() {
+            // A fragment whose header was refused stays out of the budget:
+            // charging its announced size would starve the pool's other
+            // streams (the stream is broken anyway).
+            self.tail = Vec::new();
+        }
         budget.charge(self.tail_charge());
         result
     }
@@ -1111,6 +1117,38 @@ mod tests {
         assert_eq!(done, [b"12345678".to_vec()]);
         assert_eq!((budget.used(), d.held_bytes()), (0, 0));
         assert!(d.finish().is_ok());
+    }
+
+    /// A header refused when its last bytes arrive (it announces more than
+    /// the budget has left) is not charged: the other streams of the pool
+    /// keep their share.
+    #[test]
+    fn a_refused_header_completed_across_pushes_is_not_charged() {
+        let limits = DefragmentLimits {
+            max_message_size: 100,
+            max_pending_objects: 4,
+            max_buffered_bytes: 100,
+        };
+        let mut budget = ReassemblyBudget::new(10);
+        let mut d = Defragmenter::with_limits(limits);
+        let mut other = Defragmenter::with_limits(limits);
+        let mut done = Vec::new();
+        let big = frag(1, 0, true, true, &[7; 50]);
+        d.push_into_budget(&big[..10], &mut done, &mut budget)
+            .unwrap();
+        assert!(matches!(
+            d.push_into_budget(&big[10..30], &mut done, &mut budget),
+            Err(DefragmentError::BufferLimit { needed: 50, .. })
+        ));
+        assert_eq!((budget.used(), d.held_bytes()), (0, 0));
+        other
+            .push_into_budget(
+                &frag(2, 0, true, true, b"123456789"),
+                &mut done,
+                &mut budget,
+            )
+            .unwrap();
+        assert_eq!(done, [b"123456789".to_vec()]);
     }
 
     #[test]
