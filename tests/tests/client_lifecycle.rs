@@ -94,6 +94,37 @@ async fn stopping_a_sleeping_pipeline_ends_it_stopped_and_leaves_nothing() {
     .expect("bounded");
 }
 
+/// Closing the pool right after a stopped pipeline ended: the command's
+/// release (Signal terminate) goes before the Delete, never after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_right_after_a_stop_sends_nothing_after_the_delete() {
+    let p = peer();
+    tokio::time::timeout(BOUND, async {
+        for _ in 0..5 {
+            let pool = open(p, kerberos_jea(p)).await;
+            let shell_id = pool.shell_id().to_owned();
+            let run = pool.start(sleep(600)).await.unwrap();
+            run.stop_handle().request_stop().await.unwrap();
+            let result = run.collect().await.unwrap();
+            assert_eq!(result.state, PipelineState::Stopped, "{result:?}");
+            pool.close().await.unwrap();
+            // Give a stray Signal time to arrive before reading the log.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let actions: Vec<String> = client_common::operations_of(p, &shell_id)
+                .into_iter()
+                .map(|o| o["action"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            assert_eq!(
+                actions.last().map(String::as_str),
+                Some("Delete"),
+                "{actions:?}"
+            );
+        }
+    })
+    .await
+    .expect("bounded");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_from_the_reading_task_keeps_the_output_so_far() {
     let p = peer();

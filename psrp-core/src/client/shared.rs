@@ -129,6 +129,9 @@ pub(crate) struct Shared {
     pub(crate) pool_receive: tokio::sync::Mutex<()>,
     /// A task watches the pool's messages.
     pub(crate) pool_watch: AtomicBool,
+    /// Held (shared) by a command's release while its Signal is on the
+    /// wire; the Delete waits for it, so no Signal follows the Delete.
+    releasing: tokio::sync::RwLock<()>,
 }
 
 impl Shared {
@@ -161,6 +164,7 @@ impl Shared {
             keys: Mutex::new(KeyState::default()),
             pool_receive: tokio::sync::Mutex::new(()),
             pool_watch: AtomicBool::new(false),
+            releasing: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -326,6 +330,7 @@ impl Shared {
 
     /// Releases a finished (or abandoned) command: Signal terminate, bounded.
     pub(crate) async fn release_command(&self, command_id: &str) {
+        let _releasing = self.releasing.read().await;
         if self.is_closed() {
             return;
         }
@@ -351,6 +356,9 @@ impl Shared {
             return Ok(());
         }
         self.runspaces.close();
+        // A release already sending its Signal goes first (bounded); later
+        // ones see the pool closed.
+        let _ = tokio::time::timeout(self.limits.cleanup_timeout, self.releasing.write()).await;
         let delete = self.client.delete_shell(&self.shell);
         let result = tokio::time::timeout(self.limits.cleanup_timeout, delete).await;
         self.core().close();
