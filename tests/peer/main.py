@@ -140,7 +140,7 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
             f"wkt {stale}\nquit\n").encode())
         os.environ["KRB5_KTNAME"] = "FILE:" + stale
 
-    from peer import certs, control, httpd, instance, wsman
+    from peer import certs, control, httpd, instance, runner, wsman
 
     inst = instance.Instance(realm, args)
     inst.handlers = wsman.Handlers(inst)
@@ -233,6 +233,8 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
             "state_dir": state_dir,
             "log_file": log_file,
             "configurations": ["Microsoft.PowerShell", "JEA.Maintenance"],
+            # What JEA.Maintenance lets its role run (GET_COMMAND_METADATA answers these).
+            "jea_visible_commands": list(runner.JEA_VISIBLE),
             "options": {"cbt": args.cbt, "allow_unencrypted": args.allow_unencrypted, "schemes": args.schemes,
                         "ntlm_only": args.ntlm_only, "stale_keytab": args.stale_keytab,
                         "jea_denied": args.jea_denied, "max_envelope_kb": args.max_envelope_kb},
