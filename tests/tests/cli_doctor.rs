@@ -136,6 +136,13 @@ fn healthy_peer_passes_every_check() {
         line(&run, "·", "winrm", "language mode"),
         "NoLanguage (JEA)",
     );
+    // The count is what the peer's JEA role makes visible.
+    let visible = info.raw["jea_visible_commands"].as_array().unwrap().len();
+    assert!(visible > 1);
+    contains(
+        line(&run, "✓", "winrm", "commands"),
+        &format!("{visible} visible to this user (JEA: only these can run); psrp commands"),
+    );
     assert!(run
         .stdout
         .ends_with("result: a command can run (0 failed, 0 warnings)\n"));
@@ -321,6 +328,80 @@ fn spn_unknown_to_the_kdc() {
     contains(&l, "HTTP/127.0.0.1");
     contains(&cause, "the KDC does not know the service principal");
     contains(&fix, "setspn");
+    // The realm's krb5.conf turns DNS canonicalization off: the name stays.
+    contains(
+        line(&run, "·", "network", "reverse dns"),
+        "Kerberos asks for HTTP/127.0.0.1 (dns_canonicalize_hostname = false, rdns = false",
+    );
+}
+
+/// With MIT's defaults (dns_canonicalize_hostname and rdns true) Kerberos
+/// takes the reverse name of the address: doctor says which SPN that makes
+/// before the KDC is asked, and the KDC then issues the ticket for it.
+#[test]
+fn reverse_dns_canonicalization_names_the_spn_kerberos_will_use() {
+    let peer = Peer::shared();
+    let info = peer.info();
+    let conf = std::fs::read_to_string(info.raw["krb5_config"].as_str().unwrap()).unwrap();
+    let canonicalizing: String = conf
+        .lines()
+        .filter(|l| {
+            let k = l.trim_start();
+            !k.starts_with("rdns") && !k.starts_with("dns_canonicalize_hostname")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(canonicalizing.contains("[libdefaults]"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("krb5.conf");
+    std::fs::write(&file, canonicalizing).unwrap();
+    // The name the system's resolver gives 127.0.0.1 (/etc/hosts).
+    let reverse = peer_reverse_name();
+    let run = doctor(
+        Psrp::kerberos(peer)
+            .conn([
+                "-H",
+                "127.0.0.1",
+                "--port",
+                &info.http_port.to_string(),
+                "-a",
+                "kerberos",
+            ])
+            .env("KRB5_CONFIG", &file),
+    );
+    let l = line(&run, "!", "network", "reverse dns");
+    contains(l, &format!("127.0.0.1 is {reverse} (PTR)"));
+    contains(
+        l,
+        &format!("the SPN will be HTTP/{reverse}, not HTTP/127.0.0.1"),
+    );
+    contains(l, "dns_canonicalize_hostname = true, rdns = true");
+    contains(
+        &run.stdout,
+        "    fix:   set rdns = false and dns_canonicalize_hostname = false",
+    );
+    if reverse == "localhost" {
+        // The realm knows HTTP/localhost: the prediction is what MIT did.
+        contains(
+            line(&run, "✓", "kerberos", "target realm"),
+            "HTTP/localhost@PEER.TEST",
+        );
+        line(&run, "✓", "kerberos", "service ticket");
+        run.expect_code(0);
+    }
+}
+
+/// The reverse name of 127.0.0.1 as the system resolver gives it.
+fn peer_reverse_name() -> String {
+    let out = std::process::Command::new("getent")
+        .args(["hosts", "127.0.0.1"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("getent hosts 127.0.0.1 names the loopback address")
+        .to_ascii_lowercase()
 }
 
 #[test]

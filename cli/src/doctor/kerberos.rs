@@ -22,7 +22,7 @@ fn now() -> i64 {
 }
 
 /// `[libdefaults]` values of the first krb5.conf that has them.
-fn libdefault(files: &[PathBuf], key: &str) -> Option<String> {
+pub(super) fn libdefault(files: &[PathBuf], key: &str) -> Option<String> {
     for f in files {
         let Ok(text) = std::fs::read_to_string(f) else {
             continue;
@@ -47,7 +47,7 @@ fn libdefault(files: &[PathBuf], key: &str) -> Option<String> {
     None
 }
 
-fn config_files() -> Vec<PathBuf> {
+pub(super) fn config_files() -> Vec<PathBuf> {
     match std::env::var_os("KRB5_CONFIG") {
         Some(v) => std::env::split_paths(&v).collect(),
         None => vec![PathBuf::from("/etc/krb5.conf")],
