@@ -65,13 +65,15 @@ fn variant(peer: &Peer, key: &str) -> String {
         .to_owned()
 }
 
-/// `--ntlm-only --jea-denied`.
+/// `--ntlm-only --jea-denied --cbt proxy` (the channel binding only
+/// matters over HTTPS, the other faults are tested over HTTP).
 fn ntlm_only_peer() -> &'static Peer {
     static P: OnceLock<Peer> = OnceLock::new();
     P.get_or_init(|| {
         Peer::start(&PeerOptions {
             ntlm_only: true,
             jea_denied: true,
+            cbt_proxy: true,
             ..PeerOptions::default()
         })
         .unwrap()
@@ -511,6 +513,51 @@ fn user_not_in_the_jea_role() {
     contains(&l, "Access is denied");
     contains(&cause, "not in its permissions or in any JEA role");
     contains(&fix, "RoleDefinitions");
+}
+
+/// Behind a TLS-terminating proxy or load balancer the server checks the
+/// channel binding against its own certificate, not the one psrp saw:
+/// NTLM over HTTPS is refused with 401 although the same user and password
+/// open a shell over HTTP. Doctor names the binding, and how to confirm it.
+#[test]
+fn channel_binding_mismatch_behind_a_proxy() {
+    let peer = ntlm_only_peer();
+    let info = peer.info();
+    let mut p = Psrp::peer(peer);
+    ntlm(&mut p, peer);
+    let run = doctor(p.conn([
+        "-H",
+        "localhost",
+        "--scheme",
+        "https",
+        "--port",
+        &info.https_port.to_string(),
+        "--ca-file",
+        info.ca_file.to_str().unwrap(),
+    ]));
+    line(&run, "✓", "tls", "trust");
+    let (l, cause, fix) = failure(&run, "winrm", "authentication");
+    contains(&l, "HTTP 401");
+    contains(&cause, "most likely a channel binding mismatch");
+    contains(&cause, "TLS-terminating proxy or load balancer");
+    contains(&cause, "CbtHardeningLevel is Strict");
+    contains(&fix, "--scheme http");
+    contains(&fix, "CbtHardeningLevel");
+    // The peer refused the binding, not the password (its log says so), and
+    // the same credentials work over HTTP, where no binding is involved.
+    let log = peer.log().unwrap();
+    assert!(
+        log.iter().any(|e| e["kind"] == "auth"
+            && e["transport"] == "https"
+            && e["result"] == "refused"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("channel bindings do not match"))),
+        "{log:?}"
+    );
+    let mut p = Psrp::peer(peer);
+    ntlm(&mut p, peer);
+    doctor(&mut p).expect_code(0);
 }
 
 #[test]

@@ -232,6 +232,42 @@ async fn language_mode(pool: &RunspacePool, r: &mut Report) -> Mode {
     }
 }
 
+/// A complete NTLM or Kerberos handshake refused over HTTPS. The server does
+/// not say why (a bare 401, on Windows too), and over HTTPS the usual cause
+/// is the channel binding: psrp binds the authentication to the certificate
+/// it received, the server to its own, and behind a TLS-terminating proxy or
+/// load balancer (or TLS inspection) those differ.
+fn channel_binding_mismatch(ticket_issued: bool) -> Finding {
+    let (what, otherwise) = if ticket_issued {
+        (
+            "the KDC issued a ticket for the server and the server refused it over HTTPS",
+            "Otherwise the server's account cannot decrypt the ticket (stale keytab, SPN on \
+             another account) or it accepts only NTLM",
+        )
+    } else {
+        (
+            "the server refused the authentication over HTTPS",
+            "Otherwise the user name or password is wrong",
+        )
+    };
+    Finding::new(
+        "channel-binding-mismatch",
+        format!(
+            "{what}: most likely a channel binding mismatch. psrp binds the authentication to the \
+             certificate it received (the tls-server-end-point hash, tls channel binding above) \
+             and the server compares it with its own certificate's; they differ when a \
+             TLS-terminating proxy or load balancer, or TLS inspection, sits in between, and a \
+             server whose CbtHardeningLevel is Strict (or Relaxed, with a binding that does not \
+             match) then answers 401. {otherwise}"
+        ),
+        "try the same credentials over HTTP (--scheme http, port 5985): if they work there, the \
+         binding is the cause. Then connect to the server's own HTTPS listener (TLS passthrough \
+         on the load balancer, no TLS inspection for this host), or use HTTP, where every \
+         message is encrypted with the authentication context, or (weaker) lower the server's \
+         hardening level: winrm set winrm/config/service/auth @{CbtHardeningLevel=\"None\"}",
+    )
+}
+
 fn open_failed(t: &Target, r: &mut Report, e: &ClientError) {
     let text = e.to_string();
     let s = &t.settings;
@@ -265,6 +301,15 @@ fn open_failed(t: &Target, r: &mut Report, e: &ClientError) {
         let kerberos_ok = r.checks.iter().any(|c| {
             c.group == "kerberos" && c.name == "service ticket" && c.mark == super::Mark::Pass
         });
+        if t.https() && s.auth != AuthKind::Basic {
+            r.fail(
+                G,
+                "authentication",
+                text.clone(),
+                channel_binding_mismatch(kerberos_ok && s.auth != AuthKind::Ntlm),
+            );
+            return;
+        }
         if kerberos_ok {
             r.fail(
                 G,
