@@ -191,10 +191,14 @@ pub async fn check(t: &Target, r: &mut Report, clock_offset: Option<i64>) {
     // The service principal and its realm.
     let spn = t.probe_spn();
     let spn_for_thread = spn.clone();
+    // The principal MIT asks for (DNS canonicalization included), for the
+    // service ticket's line.
+    let mut asked = spn.clone();
     match tokio::task::spawn_blocking(move || gss::canonical_service_principal(&spn_for_thread))
         .await
     {
         Ok(Ok(p)) => {
+            asked = p.rsplit_once('@').map(|(n, _)| n).unwrap_or(&p).to_owned();
             let realm = p.rsplit_once('@').map(|(_, r)| r).unwrap_or_default();
             if realm.is_empty() {
                 r.warn(
@@ -227,7 +231,7 @@ pub async fn check(t: &Target, r: &mut Report, clock_offset: Option<i64>) {
         .await;
         match ticket {
             Ok(Ok(())) => {
-                let mut detail = format!("the KDC issued a ticket for {spn}");
+                let mut detail = format!("the KDC issued a ticket for {asked}");
                 if !with_password {
                     if let Some(Ok(cache)) = read_cache(&cache_name) {
                         let host_part = spn.split('@').next().unwrap_or(&spn).to_owned();

@@ -146,6 +146,20 @@ fn reverse_dns(r: &mut Report, host: &str, policy: &Policy, names: &Names) {
         );
         return;
     }
+    if host.parse::<IpAddr>().is_ok() {
+        // By address, canonicalization is what lets Kerberos work at all
+        // (HTTP/<address> is rarely registered): the service ticket check
+        // shows whether the KDC knows the name.
+        r.info(
+            G,
+            "reverse dns",
+            format!(
+                "{ptr}; Kerberos asks for HTTP/{name}, not HTTP/{host}, whose name this is only \
+                 when the PTR record is right ({setting})"
+            ),
+        );
+        return;
+    }
     if policy.canonicalize == Canonicalize::Fallback {
         r.info(
             G,
