@@ -142,8 +142,8 @@ pub fn take_env(name: &str) -> Option<Secret> {
 /// pointer to the string, and the kernel shows the process's initial
 /// environment block in `/proc/<pid>/environ` whatever the pointers say.
 ///
-/// The crate's one `unsafe` code: Rust offers no safe access to the
-/// environment's memory. (Programs that rewrite their process title, such
+/// `unsafe` code (with `doctor::canonical`'s libc lookups, the crate's
+/// only): Rust offers no safe access to the environment's memory. (Programs that rewrite their process title, such
 /// as PostgreSQL and nginx, write over the same block.)
 #[allow(unsafe_code)]
 fn remove_and_overwrite(name: &str) {

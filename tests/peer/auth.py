@@ -44,6 +44,20 @@ def _gssapi_channel_bound(ctx: typing.Any) -> typing.Optional[bool]:
     return gssapi.RequirementFlag.channel_bound in sec_ctx.actual_flags
 
 
+def _bad_bindings(e: BaseException) -> bool:
+    """Whether ``e`` or an exception it was raised from is a channel bindings mismatch
+    (pyspnego's BadBindingsError for NTLM; its GSSAPI wrapper loses Kerberos's
+    GSS_S_BAD_BINDINGS, which then shows as an AttributeError)."""
+    seen: typing.Optional[BaseException] = e
+    for _ in range(8):
+        if seen is None:
+            return False
+        if "bindings" in type(seen).__name__.lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def ntlm_channel_bindings_hash(token: bytes) -> typing.Optional[bytes]:
     """The MsvAvChannelBindings value in an NTLM AUTHENTICATE message inside ``token``.
 
@@ -151,6 +165,9 @@ class ConnectionAuth:
             out = self.ctx.step(token)
         except Exception as e:  # pyspnego raises many types; all mean "refused"
             self.reset()
+            if self.strict_cbt and _bad_bindings(e):
+                raise AuthFailed(f"{scheme} token refused: the channel bindings do not match this server's "
+                                 f"certificate ({type(e).__name__})") from None
             raise AuthFailed(f"{scheme} token refused: {type(e).__name__}: {e}") from None
         if self.ctx.complete:
             self.negotiated = self.ctx.negotiated_protocol

@@ -126,7 +126,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
             inst.connections += 1
             self.conn_id = inst.connections
         opts = inst.options
-        self.auth = auth.ConnectionAuth(inst.realm.data, self.server.cbt, strict_cbt=opts.cbt == "strict",
+        self.auth = auth.ConnectionAuth(inst.realm.data, self.server.cbt, strict_cbt=opts.cbt in ("strict", "proxy"),
                                        ntlm_only=opts.ntlm_only)
         if self.server.tls is not None:
             try:

@@ -32,8 +32,10 @@ def parse_args(argv: typing.Optional[typing.List[str]]) -> argparse.Namespace:
                    help="share the realm (KDC, users, certificates) of a running instance instead of creating one")
     p.add_argument("--allow-unencrypted", action="store_true",
                    help="AllowUnencrypted=true: Basic and plain bodies over HTTP")
-    p.add_argument("--cbt", choices=("strict", "none"), default="strict",
-                   help="channel binding on HTTPS: strict (CbtHardeningLevel=Strict, default) or none")
+    p.add_argument("--cbt", choices=("strict", "none", "proxy"), default="strict",
+                   help="channel binding on HTTPS: strict (CbtHardeningLevel=Strict, default), none, or proxy: "
+                        "strict, but checked against another certificate's hash, as a server behind a "
+                        "TLS-terminating proxy or load balancer sees it (NTLM/Kerberos over HTTPS fail with 401)")
     p.add_argument("--schemes", default=",".join(SCHEMES),
                    help="enabled auth schemes in WWW-Authenticate order (default: Negotiate,Kerberos,Basic)")
     p.add_argument("--ntlm-only", action="store_true",
@@ -140,16 +142,19 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
             f"wkt {stale}\nquit\n").encode())
         os.environ["KRB5_KTNAME"] = "FILE:" + stale
 
-    from peer import certs, control, httpd, instance, wsman
+    from peer import certs, control, httpd, instance, runner, wsman
 
     inst = instance.Instance(realm, args)
     inst.handlers = wsman.Handlers(inst)
     cbt = certs.tls_server_end_point(realm.data["server_cert"])
+    # What the acceptor binds to: its own certificate's hash, or with --cbt proxy another
+    # certificate's (the client saw the proxy's certificate, the server knows only its own).
+    acceptor_cbt = certs.tls_server_end_point(realm.data["wronghost_cert"]) if args.cbt == "proxy" else cbt
     listeners: typing.Dict[str, typing.List[typing.Any]] = {}
     try:
         listeners["http"] = _bind_pair(lambda a: httpd.Listener(a, inst, "http", name="http"))
         good = _tls_context(realm.data["server_cert"], realm.data["server_key"])
-        listeners["https"] = _bind_pair(lambda a: httpd.Listener(a, inst, "https", good, cbt, name="https"))
+        listeners["https"] = _bind_pair(lambda a: httpd.Listener(a, inst, "https", good, acceptor_cbt, name="https"))
         if args.bad_cert:
             for label in ("untrusted", "wronghost"):
                 tls = _tls_context(realm.data[f"{label}_cert"], realm.data[f"{label}_key"])
@@ -164,7 +169,7 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
     # How each WinRM listener group is built, to rebuild it on the same ports.
     factories: typing.Dict[str, typing.Callable[..., typing.Any]] = {
         "http": lambda a, r: httpd.Listener(a, inst, "http", name="http", reuse_address=r),
-        "https": lambda a, r: httpd.Listener(a, inst, "https", good, cbt, name="https", reuse_address=r),
+        "https": lambda a, r: httpd.Listener(a, inst, "https", good, acceptor_cbt, name="https", reuse_address=r),
     }
     restart_lock = threading.Lock()
 
@@ -233,6 +238,8 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
             "state_dir": state_dir,
             "log_file": log_file,
             "configurations": ["Microsoft.PowerShell", "JEA.Maintenance"],
+            # What JEA.Maintenance lets its role run (GET_COMMAND_METADATA answers these).
+            "jea_visible_commands": list(runner.JEA_VISIBLE),
             "options": {"cbt": args.cbt, "allow_unencrypted": args.allow_unencrypted, "schemes": args.schemes,
                         "ntlm_only": args.ntlm_only, "stale_keytab": args.stale_keytab,
                         "jea_denied": args.jea_denied, "max_envelope_kb": args.max_envelope_kb},

@@ -162,6 +162,29 @@ def test_https_without_channel_binding_accepted_when_cbt_none(private_peer: typi
     assert ps.state == PSInvocationState.COMPLETED
 
 
+@pytest.mark.parametrize("auth", ["ntlm", "kerberos-ccache"])
+def test_https_channel_binding_mismatch_behind_a_proxy(
+    peer: PeerProcess, private_peer: typing.Callable[..., PeerProcess], auth: str
+) -> None:
+    """--cbt proxy: the acceptor checks the bindings against another certificate (a server
+    behind a TLS-terminating load balancer): pypsrp's correct bindings are refused with 401,
+    while the same client and credentials pass against the server that knows its own
+    certificate (the shared peer) and over HTTP, where no bindings are involved."""
+    p = private_peer("--cbt", "proxy")
+    with pytest.raises(AuthenticationError):
+        invoke(connect(p, auth, ssl=True), lambda ps: ps.add_cmdlet("Get-Date"))
+    refused = [a for a in p.log("auth") if a["result"] == "refused"]
+    assert refused and refused[-1]["transport"] == "https"
+    if auth == "ntlm":
+        # pyspnego names the NTLM mismatch; its GSSAPI wrapper hides the Kerberos one
+        # (GSS_S_BAD_BINDINGS) behind an AttributeError, so only the refusal is checked.
+        assert "binding" in refused[-1]["reason"].lower(), refused[-1]
+    ps = invoke(connect(p, auth), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    ps = invoke(connect(peer, auth, ssl=True), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+
+
 def test_http_basic_refused_without_allow_unencrypted(peer: PeerProcess) -> None:
     with pytest.raises(AuthenticationError):
         invoke(connect(peer, "basic", encryption="never"), lambda ps: ps.add_cmdlet("Get-Date"))

@@ -186,6 +186,11 @@ pub struct PeerOptions {
     pub jea_denied: bool,
     /// The server's MaxEnvelopeSizekb (`--max-envelope-kb`; 0: default).
     pub max_envelope_kb: u32,
+    /// Channel bindings required and checked against another certificate's
+    /// hash, as behind a TLS-terminating proxy or load balancer (`--cbt
+    /// proxy`): NTLM and Kerberos over HTTPS fail with 401. Wins over
+    /// `strict_cbt`.
+    pub cbt_proxy: bool,
 }
 
 impl Default for PeerOptions {
@@ -200,6 +205,7 @@ impl Default for PeerOptions {
             stale_keytab: false,
             jea_denied: false,
             max_envelope_kb: 0,
+            cbt_proxy: false,
         }
     }
 }
@@ -552,7 +558,9 @@ impl Peer {
         if options.allow_unencrypted {
             cmd.arg("--allow-unencrypted");
         }
-        if !options.strict_cbt {
+        if options.cbt_proxy {
+            cmd.args(["--cbt", "proxy"]);
+        } else if !options.strict_cbt {
             cmd.args(["--cbt", "none"]);
         }
         if let Some(schemes) = &options.schemes {

@@ -65,13 +65,15 @@ fn variant(peer: &Peer, key: &str) -> String {
         .to_owned()
 }
 
-/// `--ntlm-only --jea-denied`.
+/// `--ntlm-only --jea-denied --cbt proxy` (the channel binding only
+/// matters over HTTPS, the other faults are tested over HTTP).
 fn ntlm_only_peer() -> &'static Peer {
     static P: OnceLock<Peer> = OnceLock::new();
     P.get_or_init(|| {
         Peer::start(&PeerOptions {
             ntlm_only: true,
             jea_denied: true,
+            cbt_proxy: true,
             ..PeerOptions::default()
         })
         .unwrap()
@@ -135,6 +137,13 @@ fn healthy_peer_passes_every_check() {
     contains(
         line(&run, "·", "winrm", "language mode"),
         "NoLanguage (JEA)",
+    );
+    // The count is what the peer's JEA role makes visible.
+    let visible = info.raw["jea_visible_commands"].as_array().unwrap().len();
+    assert!(visible > 1);
+    contains(
+        line(&run, "✓", "winrm", "commands"),
+        &format!("{visible} visible to this user (JEA: only these can run); psrp commands"),
     );
     assert!(run
         .stdout
@@ -321,6 +330,125 @@ fn spn_unknown_to_the_kdc() {
     contains(&l, "HTTP/127.0.0.1");
     contains(&cause, "the KDC does not know the service principal");
     contains(&fix, "setspn");
+    // The realm's krb5.conf turns DNS canonicalization off: the name stays.
+    contains(
+        line(&run, "·", "network", "reverse dns"),
+        "Kerberos asks for HTTP/127.0.0.1 (dns_canonicalize_hostname = false, rdns = false",
+    );
+}
+
+/// With MIT's defaults (dns_canonicalize_hostname and rdns true) Kerberos
+/// takes the reverse name of the address: doctor says which SPN that makes
+/// before the KDC is asked, and the KDC then issues the ticket for it. By
+/// address that is information (canonicalization is what makes it work);
+/// by a name whose address has another PTR name it is a warning.
+#[test]
+fn reverse_dns_canonicalization_names_the_spn_kerberos_will_use() {
+    let peer = Peer::shared();
+    let info = peer.info();
+    let conf = std::fs::read_to_string(info.raw["krb5_config"].as_str().unwrap()).unwrap();
+    let canonicalizing: String = conf
+        .lines()
+        .filter(|l| {
+            let k = l.trim_start();
+            !k.starts_with("rdns") && !k.starts_with("dns_canonicalize_hostname")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(canonicalizing.contains("[libdefaults]"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("krb5.conf");
+    std::fs::write(&file, canonicalizing).unwrap();
+    // The name the system's resolver gives 127.0.0.1 (/etc/hosts).
+    let reverse = loopback_reverse_name();
+    let run_on = |host: &str| {
+        doctor(
+            Psrp::kerberos(peer)
+                .conn([
+                    "-H",
+                    host,
+                    "--port",
+                    &info.http_port.to_string(),
+                    "-a",
+                    "kerberos",
+                ])
+                .env("KRB5_CONFIG", &file),
+        )
+    };
+    let run = run_on("127.0.0.1");
+    let l = line(&run, "·", "network", "reverse dns");
+    contains(l, &format!("127.0.0.1 is {reverse} (PTR)"));
+    contains(
+        l,
+        &format!("Kerberos asks for HTTP/{reverse}, not HTTP/127.0.0.1"),
+    );
+    contains(l, "dns_canonicalize_hostname = true, rdns = true");
+    // No "HTTP/127.0.0.1 is rarely registered" warning: it is not asked for.
+    assert!(!run.stdout.contains("! network  name resolution"));
+    if reverse == "localhost" {
+        // The realm knows HTTP/localhost: MIT did what doctor said.
+        contains(
+            line(&run, "✓", "kerberos", "target realm"),
+            "HTTP/localhost@PEER.TEST",
+        );
+        line(&run, "✓", "kerberos", "service ticket");
+        run.expect_code(0);
+    }
+    // Another name of the loopback address (/etc/hosts often has the
+    // machine's name there): the SPN is the PTR name, not the one given.
+    let Some(alias) = loopback_alias(&reverse) else {
+        eprintln!("no second name for 127.0.0.1 in /etc/hosts: the warning is not checked");
+        return;
+    };
+    let run = run_on(&alias);
+    let l = line(&run, "!", "network", "reverse dns");
+    contains(
+        l,
+        &format!("the SPN will be HTTP/{reverse}, not HTTP/{alias}"),
+    );
+    let fix = run
+        .stdout
+        .lines()
+        .skip_while(|x| *x != l)
+        .nth(2)
+        .unwrap_or_default();
+    contains(
+        fix,
+        "set rdns = false and dns_canonicalize_hostname = false",
+    );
+    contains(
+        fix,
+        &format!("fix the PTR record of 127.0.0.1 to name {alias}"),
+    );
+}
+
+/// A name /etc/hosts gives 127.0.0.1 other than its reverse name.
+fn loopback_alias(reverse: &str) -> Option<String> {
+    let hosts = std::fs::read_to_string("/etc/hosts").ok()?;
+    hosts
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .filter(|l| l.split_whitespace().next() == Some("127.0.0.1"))
+        .flat_map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .find(|n| !n.eq_ignore_ascii_case(reverse))
+}
+
+/// The reverse name of 127.0.0.1 as the system resolver gives it.
+fn loopback_reverse_name() -> String {
+    let out = std::process::Command::new("getent")
+        .args(["hosts", "127.0.0.1"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("getent hosts 127.0.0.1 names the loopback address")
+        .to_ascii_lowercase()
 }
 
 #[test]
@@ -430,6 +558,51 @@ fn user_not_in_the_jea_role() {
     contains(&l, "Access is denied");
     contains(&cause, "not in its permissions or in any JEA role");
     contains(&fix, "RoleDefinitions");
+}
+
+/// Behind a TLS-terminating proxy or load balancer the server checks the
+/// channel binding against its own certificate, not the one psrp saw:
+/// NTLM over HTTPS is refused with 401 although the same user and password
+/// open a shell over HTTP. Doctor names the binding, and how to confirm it.
+#[test]
+fn channel_binding_mismatch_behind_a_proxy() {
+    let peer = ntlm_only_peer();
+    let info = peer.info();
+    let mut p = Psrp::peer(peer);
+    ntlm(&mut p, peer);
+    let run = doctor(p.conn([
+        "-H",
+        "localhost",
+        "--scheme",
+        "https",
+        "--port",
+        &info.https_port.to_string(),
+        "--ca-file",
+        info.ca_file.to_str().unwrap(),
+    ]));
+    line(&run, "✓", "tls", "trust");
+    let (l, cause, fix) = failure(&run, "winrm", "authentication");
+    contains(&l, "HTTP 401");
+    contains(&cause, "most likely a channel binding mismatch");
+    contains(&cause, "TLS-terminating proxy or load balancer");
+    contains(&cause, "CbtHardeningLevel is Strict");
+    contains(&fix, "--scheme http");
+    contains(&fix, "CbtHardeningLevel");
+    // The peer refused the binding, not the password (its log says so), and
+    // the same credentials work over HTTP, where no binding is involved.
+    let log = peer.log().unwrap();
+    assert!(
+        log.iter().any(|e| e["kind"] == "auth"
+            && e["transport"] == "https"
+            && e["result"] == "refused"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("channel bindings do not match"))),
+        "{log:?}"
+    );
+    let mut p = Psrp::peer(peer);
+    ntlm(&mut p, peer);
+    doctor(&mut p).expect_code(0);
 }
 
 #[test]

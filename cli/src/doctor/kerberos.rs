@@ -22,7 +22,7 @@ fn now() -> i64 {
 }
 
 /// `[libdefaults]` values of the first krb5.conf that has them.
-fn libdefault(files: &[PathBuf], key: &str) -> Option<String> {
+pub(super) fn libdefault(files: &[PathBuf], key: &str) -> Option<String> {
     for f in files {
         let Ok(text) = std::fs::read_to_string(f) else {
             continue;
@@ -47,7 +47,7 @@ fn libdefault(files: &[PathBuf], key: &str) -> Option<String> {
     None
 }
 
-fn config_files() -> Vec<PathBuf> {
+pub(super) fn config_files() -> Vec<PathBuf> {
     match std::env::var_os("KRB5_CONFIG") {
         Some(v) => std::env::split_paths(&v).collect(),
         None => vec![PathBuf::from("/etc/krb5.conf")],
@@ -191,10 +191,14 @@ pub async fn check(t: &Target, r: &mut Report, clock_offset: Option<i64>) {
     // The service principal and its realm.
     let spn = t.probe_spn();
     let spn_for_thread = spn.clone();
+    // The principal MIT asks for (DNS canonicalization included), for the
+    // service ticket's line.
+    let mut asked = spn.clone();
     match tokio::task::spawn_blocking(move || gss::canonical_service_principal(&spn_for_thread))
         .await
     {
         Ok(Ok(p)) => {
+            asked = p.rsplit_once('@').map(|(n, _)| n).unwrap_or(&p).to_owned();
             let realm = p.rsplit_once('@').map(|(_, r)| r).unwrap_or_default();
             if realm.is_empty() {
                 r.warn(
@@ -227,7 +231,7 @@ pub async fn check(t: &Target, r: &mut Report, clock_offset: Option<i64>) {
         .await;
         match ticket {
             Ok(Ok(())) => {
-                let mut detail = format!("the KDC issued a ticket for {spn}");
+                let mut detail = format!("the KDC issued a ticket for {asked}");
                 if !with_password {
                     if let Some(Ok(cache)) = read_cache(&cache_name) {
                         let host_part = spn.split('@').next().unwrap_or(&spn).to_owned();

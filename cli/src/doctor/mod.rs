@@ -6,6 +6,7 @@
 //! shell) but never shown, and the JSON carries the same texts.
 
 mod auth;
+mod canonical;
 mod ccache;
 mod kerberos;
 mod network;

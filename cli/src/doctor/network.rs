@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
+use super::canonical::{self, Canonicalize, Names, Policy};
 use super::{finding_for_text, Finding, Report, Target};
 
 const G: &str = "network";
@@ -24,8 +25,29 @@ pub async fn check(t: &Target, r: &mut Report) -> bool {
         }
     };
     let ips: Vec<String> = dedup(addrs.iter().map(|a| a.ip().to_string()));
+    // Where Kerberos would canonicalize the name (only for a host-based SPN:
+    // one given with its realm is used as it is).
+    let spn = t.probe_spn();
+    let canonical = if t.uses_kerberos() && !spn.contains('@') {
+        let spn_host = spn
+            .split_once('/')
+            .map(|(_, h)| h)
+            .unwrap_or(host)
+            .to_owned();
+        let policy = Policy::read(super::kerberos::config_files());
+        let lookup_host = spn_host.clone();
+        tokio::task::spawn_blocking(move || canonical::lookup(&lookup_host))
+            .await
+            .ok()
+            .map(|names| (spn_host, policy, names))
+    } else {
+        None
+    };
+    let renamed = canonical
+        .as_ref()
+        .is_some_and(|(h, p, n)| !n.kerberos_name(h, p).eq_ignore_ascii_case(h));
     if host.parse::<IpAddr>().is_ok() {
-        if t.uses_kerberos() {
+        if t.uses_kerberos() && !renamed {
             r.warn(
                 G,
                 "name resolution",
@@ -48,6 +70,9 @@ pub async fn check(t: &Target, r: &mut Report) -> bool {
             "name resolution",
             format!("{host} resolves to {}", ips.join(", ")),
         );
+    }
+    if let Some((spn_host, policy, names)) = &canonical {
+        reverse_dns(r, spn_host, policy, names);
     }
     // TCP.
     let connect_timeout = t.probe.connect_timeout;
@@ -85,6 +110,91 @@ pub async fn check(t: &Target, r: &mut Report) -> bool {
     );
     proxy(t, r);
     listener(t, r).await
+}
+
+/// The reverse name of the host's address and what MIT Kerberos makes of
+/// it: the SPN's host is the PTR name when krb5.conf canonicalizes with
+/// rdns (MIT's default), which is wrong whenever the PTR record names
+/// another host.
+fn reverse_dns(r: &mut Report, host: &str, policy: &Policy, names: &Names) {
+    let files: Vec<String> = policy
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    let files = files.join(":");
+    let address = names.address.as_deref().unwrap_or(host);
+    let ptr = match &names.reverse {
+        Some(n) => format!("{address} is {n} (PTR)"),
+        None => format!("{address} has no PTR record"),
+    };
+    let setting = format!(
+        "dns_canonicalize_hostname = {}, rdns = {} in {files}",
+        match policy.canonicalize {
+            Canonicalize::Yes => "true",
+            Canonicalize::No => "false",
+            Canonicalize::Fallback => "fallback",
+        },
+        policy.rdns
+    );
+    let name = names.kerberos_name(host, policy);
+    if policy.canonicalize == Canonicalize::No || name.eq_ignore_ascii_case(host) {
+        r.info(
+            G,
+            "reverse dns",
+            format!("{ptr}; Kerberos asks for HTTP/{host} ({setting})"),
+        );
+        return;
+    }
+    if host.parse::<IpAddr>().is_ok() {
+        // By address, canonicalization is what lets Kerberos work at all
+        // (HTTP/<address> is rarely registered): the service ticket check
+        // shows whether the KDC knows the name.
+        r.info(
+            G,
+            "reverse dns",
+            format!(
+                "{ptr}; Kerberos asks for HTTP/{name}, not HTTP/{host}, whose name this is only \
+                 when the PTR record is right ({setting})"
+            ),
+        );
+        return;
+    }
+    if policy.canonicalize == Canonicalize::Fallback {
+        r.info(
+            G,
+            "reverse dns",
+            format!(
+                "{ptr}; Kerberos asks for HTTP/{host}, then HTTP/{name} if the KDC does not \
+                 know it ({setting})"
+            ),
+        );
+        return;
+    }
+    let how = if policy.rdns && names.reverse.is_some() {
+        "the reverse (PTR) name of its address"
+    } else {
+        "the canonical name DNS gives for it (CNAME)"
+    };
+    r.warn(
+        G,
+        "reverse dns",
+        format!("{ptr}; the SPN will be HTTP/{name}, not HTTP/{host} ({setting})"),
+        Some(Finding::new(
+            "kerberos-dns-canonicalization",
+            format!(
+                "MIT Kerberos canonicalizes the host of the SPN through DNS and uses {how}, \
+                 {name}: the KDC issues a ticket for HTTP/{name}, which fails (Server not found \
+                 in Kerberos database, or a ticket the server cannot decrypt) unless that name \
+                 is the server's"
+            ),
+            format!(
+                "set rdns = false and dns_canonicalize_hostname = false in [libdefaults] of \
+                 {files} (as Windows clients behave), or fix the PTR record of {address} to \
+                 name {host}, or give --spn HTTP/{host}@REALM"
+            ),
+        )),
+    );
 }
 
 fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {

@@ -1,8 +1,9 @@
 //! WinRM: Identify (product and protocol versions), then a real runspace
 //! pool opened as `invoke` opens it: authentication, message encryption,
 //! MaxEnvelopeSize, the configuration and the user's right to it (faults
-//! decoded), and the PSRP and PowerShell versions of the endpoint. The
-//! shell is deleted before returning.
+//! decoded), the PSRP and PowerShell versions of the endpoint, its
+//! language mode and, on restricted (JEA) endpoints, how many commands it
+//! lets the user run. The shell is deleted before returning.
 
 use std::time::Duration;
 
@@ -116,27 +117,79 @@ pub async fn check(t: &Target, r: &mut Report) -> bool {
             ps.map(|p| format!(", PowerShell {p}")).unwrap_or_default()
         ),
     );
-    language_mode(&pool, r).await;
-    r.info(
-        G,
-        "commands",
-        "not listed here: psrp commands shows what this endpoint lets the user run",
-    );
+    let mode = language_mode(&pool, r).await;
+    visible_commands(&pool, r, mode).await;
     if let Err(e) = pool.close().await {
         r.warn(G, "close", format!("could not delete the shell: {e}"), None);
     }
     true
 }
 
+/// What the language-mode check learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// FullLanguage: every command of the session is visible.
+    Full,
+    /// NoLanguage (JEA): only the role's visible commands, no scripts.
+    NoLanguage,
+    /// Restricted or ConstrainedLanguage, or not known.
+    Other,
+}
+
+/// The number of commands the endpoint lets this user run (GET_COMMAND_METADATA
+/// for `*`, what `psrp commands` lists). Only on restricted endpoints: a
+/// FullLanguage session has every installed command (thousands on Windows,
+/// megabytes of metadata) and the count says nothing. A refused request is a
+/// warning: commands may still run.
+async fn visible_commands(pool: &RunspacePool, r: &mut Report, mode: Mode) {
+    if mode == Mode::Full {
+        r.info(
+            G,
+            "commands",
+            "every command of the session (FullLanguage): not counted; psrp commands lists them",
+        );
+        return;
+    }
+    match pool.get_command_metadata(["*"]).await {
+        Ok(list) => {
+            let only = if mode == Mode::NoLanguage {
+                " (JEA: only these can run)"
+            } else {
+                ""
+            };
+            r.pass(
+                G,
+                "commands",
+                format!(
+                    "{} visible to this user{only}; psrp commands lists them with their parameters",
+                    list.len()
+                ),
+            );
+        }
+        Err(e) => r.warn(
+            G,
+            "commands",
+            format!("the endpoint did not list its commands: {e}"),
+            Some(Finding::new(
+                "command-metadata-refused",
+                "the endpoint refused or failed the command list request (GET_COMMAND_METADATA), \
+                 which Import-PSSession also uses; commands may still run",
+                "run psrp commands to see the error, and check the role capabilities of the \
+                 endpoint (VisibleCmdlets, VisibleFunctions)",
+            )),
+        ),
+    }
+}
+
 /// The endpoint's language mode: `$ExecutionContext.SessionState.LanguageMode`
 /// where scripts run; a NoLanguage endpoint (JEA) refuses the script itself.
-async fn language_mode(pool: &RunspacePool, r: &mut Report) {
+async fn language_mode(pool: &RunspacePool, r: &mut Report) -> Mode {
     let script = Command::script("$ExecutionContext.SessionState.LanguageMode");
     let result = match pool.invoke(script).await {
         Ok(result) => result,
         Err(e) => {
             r.info(G, "language mode", format!("not known: {e}"));
-            return;
+            return Mode::Other;
         }
     };
     let mode = result
@@ -152,18 +205,67 @@ async fn language_mode(pool: &RunspacePool, r: &mut Report) {
         .chain(&result.errors)
         .any(|e| e.formatted().contains("no-language mode"));
     match (mode, refused) {
-        (Some(mode), _) => r.info(
-            G,
-            "language mode",
-            format!("{mode}: scripts (psrp script) and commands (psrp invoke) can run"),
-        ),
-        (None, true) => r.info(
-            G,
-            "language mode",
-            "NoLanguage (JEA): only commands with parameters (psrp invoke), no scripts",
-        ),
-        (None, false) => r.info(G, "language mode", "not known: the endpoint did not say"),
+        (Some(mode), _) => {
+            r.info(
+                G,
+                "language mode",
+                format!("{mode}: scripts (psrp script) and commands (psrp invoke) can run"),
+            );
+            if mode == "FullLanguage" {
+                Mode::Full
+            } else {
+                Mode::Other
+            }
+        }
+        (None, true) => {
+            r.info(
+                G,
+                "language mode",
+                "NoLanguage (JEA): only commands with parameters (psrp invoke), no scripts",
+            );
+            Mode::NoLanguage
+        }
+        (None, false) => {
+            r.info(G, "language mode", "not known: the endpoint did not say");
+            Mode::Other
+        }
     }
+}
+
+/// A complete NTLM or Kerberos handshake refused over HTTPS. The server does
+/// not say why (a bare 401, on Windows too), and over HTTPS the usual cause
+/// is the channel binding: psrp binds the authentication to the certificate
+/// it received, the server to its own, and behind a TLS-terminating proxy or
+/// load balancer (or TLS inspection) those differ.
+fn channel_binding_mismatch(ticket_issued: bool) -> Finding {
+    let (what, otherwise) = if ticket_issued {
+        (
+            "the KDC issued a ticket for the server and the server refused it over HTTPS",
+            "Otherwise the server's account cannot decrypt the ticket (stale keytab, SPN on \
+             another account) or it accepts only NTLM",
+        )
+    } else {
+        (
+            "the server refused the authentication over HTTPS",
+            "Otherwise the user name or password is wrong",
+        )
+    };
+    Finding::new(
+        "channel-binding-mismatch",
+        format!(
+            "{what}: most likely a channel binding mismatch. psrp binds the authentication to the \
+             certificate it received (the tls-server-end-point hash, tls channel binding above) \
+             and the server compares it with its own certificate's; they differ when a \
+             TLS-terminating proxy or load balancer, or TLS inspection, sits in between, and a \
+             server whose CbtHardeningLevel is Strict (or Relaxed, with a binding that does not \
+             match) then answers 401. {otherwise}"
+        ),
+        "try the same credentials over HTTP (--scheme http, port 5985): if they work there, the \
+         binding is the cause. Then connect to the server's own HTTPS listener (TLS passthrough \
+         on the load balancer, no TLS inspection for this host), or use HTTP, where every \
+         message is encrypted with the authentication context, or (weaker) lower the server's \
+         hardening level: winrm set winrm/config/service/auth @{CbtHardeningLevel=\"None\"}",
+    )
 }
 
 fn open_failed(t: &Target, r: &mut Report, e: &ClientError) {
@@ -199,6 +301,15 @@ fn open_failed(t: &Target, r: &mut Report, e: &ClientError) {
         let kerberos_ok = r.checks.iter().any(|c| {
             c.group == "kerberos" && c.name == "service ticket" && c.mark == super::Mark::Pass
         });
+        if t.https() && s.auth != AuthKind::Basic {
+            r.fail(
+                G,
+                "authentication",
+                text.clone(),
+                channel_binding_mismatch(kerberos_ok && s.auth != AuthKind::Ntlm),
+            );
+            return;
+        }
         if kerberos_ok {
             r.fail(
                 G,
