@@ -182,7 +182,7 @@ class PsrpTrigger(BaseTrigger):
         try:
             if mine and (earlier.get("phase") == "finished"
                          or earlier.get("stopped_at") and earlier.get("phase") != "connecting"):
-                self.log.error("Refusing to run job %s again: an earlier run stopped it", self.job_id)
+                self.log.error("Refusing to run job %s again: an earlier run finished or stopped it", self.job_id)
                 yield TriggerEvent({**base, "status": "refused", "message": self._refusal(earlier)})
                 return
             arguments = await self._pool_arguments()
@@ -191,8 +191,11 @@ class PsrpTrigger(BaseTrigger):
                 self.log.info("Job %s: picking up command %s in shell %s, started by an earlier run (%s, pid %s)",
                               self.job_id, claim["command_id"], claim["shell_id"], claim.get("triggerer"),
                               claim.get("pid"))
-                claim = await self._update_claim(claim, picked_up_at=_now(), triggerer=socket.gethostname(),
-                                                 pid=os.getpid())
+                try:
+                    claim = await self._update_claim(claim, picked_up_at=_now(), triggerer=socket.gethostname(),
+                                                     pid=os.getpid())
+                except Exception as e:  # the ids are known: picking the job up matters more
+                    self.log.warning("Job %s: cannot record the pick-up in the claim: %s", self.job_id, e)
             elif mine and earlier.get("shell_id"):
                 self.log.error("Refusing to run job %s again: its command may have been sent", self.job_id)
                 await self._remove_shell(arguments, earlier["shell_id"])
@@ -292,12 +295,10 @@ class PsrpTrigger(BaseTrigger):
         try:
             try:
                 pool = await self._connect(arguments, claim)
-            except asyncio.CancelledError:
+            except BaseException:
+                # Cancelled, refused or unreachable: the job must not run on unread (a retry would
+                # run it again). Deleting an unknown or expired shell is a no-op.
                 await self._remove_shell(arguments, claim["shell_id"])
-                raise
-            except ShellConnectFailed as e:
-                if e.reason in ("connected_elsewhere", "wrong_user"):
-                    await self._remove_shell(arguments, claim["shell_id"])
                 raise
             async with pool:  # leaving it deletes the shell
                 invocation = await pool.connect_command(claim["command_id"])
