@@ -34,6 +34,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -485,6 +486,7 @@ finally:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+    shutil.rmtree(home, ignore_errors=True)  # the SQLite database and airflow.cfg
 
 if failures:
     print(f"\n{len(failures)} check(s) failed: " + "; ".join(failures))
