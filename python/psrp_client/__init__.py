@@ -16,7 +16,7 @@ Python values and every PowerShell stream as typed records::
 ``psrp_client`` does not clash with ``pypsrp`` or ``psrpcore``.
 """
 
-from psrp_client._client import AsyncInvocation, AsyncRunspacePool, Command, Invocation, RunspacePool
+from psrp_client._client import AsyncInvocation, AsyncRunspacePool, Command, DetachedJob, Invocation, RunspacePool
 from psrp_client._errors import (
     AuthenticationError,
     CommandNotFound,
@@ -25,6 +25,7 @@ from psrp_client._errors import (
     PipelineFailed,
     PsrpError,
     PsrpTimeout,
+    ShellConnectFailed,
     TlsError,
     UsageError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Command",
     "Invocation",
     "AsyncInvocation",
+    "DetachedJob",
     "InvocationResult",
     "Event",
     "Record",
@@ -57,6 +59,7 @@ __all__ = [
     "ConnectionFailed",
     "AuthenticationError",
     "TlsError",
+    "ShellConnectFailed",
     "PipelineFailed",
     "CommandNotFound",
     "PsrpTimeout",

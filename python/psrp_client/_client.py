@@ -6,14 +6,14 @@ import atexit
 import threading
 import warnings
 import weakref
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Mapping, NamedTuple, Optional, Sequence, Union
 
 from psrp_client import _native
 from psrp_client._errors import InsecureSettingWarning, UsageError
 from psrp_client._native import Event
 from psrp_client._types import InvocationResult, ReceivedSecureString
 
-__all__ = ["Command", "RunspacePool", "AsyncRunspacePool", "Invocation", "AsyncInvocation"]
+__all__ = ["Command", "DetachedJob", "RunspacePool", "AsyncRunspacePool", "Invocation", "AsyncInvocation"]
 
 
 class Command:
@@ -98,6 +98,31 @@ def _session_command(item: Union[str, Command]) -> Command:
     if isinstance(item, str):
         return Command(item)
     raise UsageError(f"session_init items must be str (a command name) or Command, not {type(item).__name__}")
+
+
+class DetachedJob(NamedTuple):
+    """A pipeline left running on the server in a disconnected shell
+    (:meth:`RunspacePool.start_detached`): the ids to pick it up with
+    :meth:`RunspacePool.connect` and :meth:`RunspacePool.connect_command`, from
+    this or any other process of the same user. Holds no secret.
+
+    ``expires_at`` (Unix seconds, or None) is when the server may delete the
+    shell with its output if nobody connects (from the idle timeout asked for).
+    """
+
+    shell_id: str
+    command_id: str
+    expires_at: Optional[float]
+
+
+_BUFFER_MODES = ("block", "drop")
+
+
+def _check_detach(idle_timeout: Optional[float], buffer_mode: str) -> None:
+    if buffer_mode not in _BUFFER_MODES:
+        raise UsageError(f'buffer_mode must be "block" or "drop", not {buffer_mode!r}')
+    if idle_timeout is not None and not idle_timeout > 0:
+        raise UsageError(f"idle_timeout must be a positive number of seconds, not {idle_timeout!r}")
 
 
 # Pools still open when the interpreter exits are closed (their shells deleted).
@@ -353,6 +378,53 @@ class RunspacePool(_PoolBase):
         for its events as they arrive."""
         return Invocation(self._pool().start(_command(command, parameters, arguments, script)))
 
+    def start_detached(
+        self,
+        command: Union[str, Command],
+        parameters: Optional[Mapping[str, Any]] = None,
+        arguments: Sequence[Any] = (),
+        *,
+        script: bool = False,
+        idle_timeout: Optional[float] = None,
+        buffer_mode: str = "block",
+    ) -> DetachedJob:
+        """Starts a pipeline and leaves it running on the server in the
+        disconnected shell (WS-Man Command, then Disconnect): a detached job,
+        picked up later by :meth:`connect` and :meth:`connect_command`.
+
+        ``idle_timeout`` (seconds; default: the shell's, 2 hours on Windows,
+        capped by the server's MaxIdleTimeoutms) is how long the server keeps
+        the shell while nobody is connected before deleting it with its output.
+        ``buffer_mode="block"`` pauses the pipeline when the server's output
+        buffer is full until someone connects (nothing is lost); ``"drop"``
+        drops the oldest output instead. This pool is closed afterwards
+        without deleting the shell; on an error it stays open (leaving ``with``
+        deletes the shell).
+        """
+        _check_detach(idle_timeout, buffer_mode)
+        job = self._pool().start_detached(_command(command, parameters, arguments, script), idle_timeout, buffer_mode)
+        self._closed()
+        return DetachedJob(*job)
+
+    @classmethod
+    def connect(cls, host: str, shell_id: str, *, expires_at: Optional[float] = None, **settings: Any) -> "RunspacePool":
+        """Connects to a disconnected shell by its id (WS-Man Connect; PSRP 2.2 or
+        later, Windows Server 2012 and later) and returns the pool, open: use it
+        in ``with`` (leaving it deletes the shell). ``settings`` are the
+        constructor's (same configuration name as the shell's); session-init
+        commands are not run. Refusals raise :class:`ShellConnectFailed` with
+        its ``reason``; ``expires_at`` (from :class:`DetachedJob`) tells an
+        expired shell from an unknown one."""
+        pool = cls(host, **settings)
+        pool._opened(_native.Pool.connect(pool._settings, shell_id, expires_at))
+        return pool
+
+    def connect_command(self, command_id: str) -> "Invocation":
+        """Connects to a pipeline of a pool opened by :meth:`connect`: its output
+        kept by the server since the disconnect, then the rest, as from
+        :meth:`start`."""
+        return Invocation(self._pool().connect_command(command_id))
+
 
 class _InvocationBase:
     """What the blocking and asyncio invocations share: the native pipeline handle."""
@@ -503,6 +575,61 @@ class AsyncRunspacePool(_PoolBase):
     ) -> "AsyncInvocation":
         """See :meth:`RunspacePool.start`."""
         return AsyncInvocation(await self._pool().start_async(_command(command, parameters, arguments, script)))
+
+    async def start_detached(
+        self,
+        command: Union[str, Command],
+        parameters: Optional[Mapping[str, Any]] = None,
+        arguments: Sequence[Any] = (),
+        *,
+        script: bool = False,
+        idle_timeout: Optional[float] = None,
+        buffer_mode: str = "block",
+    ) -> DetachedJob:
+        """See :meth:`RunspacePool.start_detached`."""
+        _check_detach(idle_timeout, buffer_mode)
+        command_ = _command(command, parameters, arguments, script)
+        job = await self._pool().start_detached_async(command_, idle_timeout, buffer_mode)
+        self._closed()
+        return DetachedJob(*job)
+
+    @classmethod
+    async def connect(
+        cls, host: str, shell_id: str, *, expires_at: Optional[float] = None, **settings: Any
+    ) -> "AsyncRunspacePool":
+        """See :meth:`RunspacePool.connect` (``async with`` the result deletes the shell)."""
+        pool = cls(host, **settings)
+        pool._opened(await _native.Pool.connect_async(pool._settings, shell_id, expires_at))
+        return pool
+
+    async def connect_command(self, command_id: str) -> "AsyncInvocation":
+        """See :meth:`RunspacePool.connect_command`."""
+        return AsyncInvocation(await self._pool().connect_command_async(command_id))
+
+    @classmethod
+    async def disconnect_shell(
+        cls,
+        host: str,
+        shell_id: str,
+        *,
+        idle_timeout: Optional[float] = None,
+        buffer_mode: str = "block",
+        **settings: Any,
+    ) -> None:
+        """Disconnects a shell by id from this new client (WS-Man Disconnect), for a
+        shell whose client died while connected: a killed process leaves it
+        connected, and :meth:`connect` is then refused (``connected_elsewhere``).
+        Its pipelines go on. Checked against the test peer only: whether a
+        Windows server accepts it from another client session is not known."""
+        _check_detach(idle_timeout, buffer_mode)
+        pool = cls(host, **settings)
+        await _native.Pool.disconnect_shell_async(pool._settings, shell_id, idle_timeout, buffer_mode)
+
+    @classmethod
+    async def remove_shell(cls, host: str, shell_id: str, **settings: Any) -> None:
+        """Deletes a shell by id with its pipelines and their output (WS-Man Delete)."""
+        pool = cls(host, **settings)
+        await _native.Pool.remove_shell_async(pool._settings, shell_id)
 
 
 class AsyncInvocation(_InvocationBase):

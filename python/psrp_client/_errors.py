@@ -12,6 +12,7 @@ __all__ = [
     "ConnectionFailed",
     "AuthenticationError",
     "TlsError",
+    "ShellConnectFailed",
     "PipelineFailed",
     "CommandNotFound",
     "PsrpTimeout",
@@ -57,6 +58,16 @@ class AuthenticationError(ConnectionFailed):
 class TlsError(ConnectionFailed):
     """The TLS handshake or the server certificate check failed (trust the
     issuer with ``ca_file``; connect by the name the certificate is for)."""
+
+
+class ShellConnectFailed(ConnectionFailed):
+    """The server refused to connect to (or disconnect) a shell left running on it.
+    ``reason`` says why: ``"unknown_shell"`` (wrong id, deleted),
+    ``"idle_timeout_expired"`` (deleted with its output when its idle timeout
+    passed), ``"wrong_user"`` (another user's shell), ``"connected_elsewhere"``
+    (another client is connected to it)."""
+
+    reason: str = "unknown_shell"
 
 
 class PipelineFailed(PsrpError):
@@ -110,6 +121,10 @@ def _from_native(
     kind: str, message: str, record: Optional["ErrorRecord"], result: Optional["InvocationResult"]
 ) -> PsrpError:
     """Called by the native module to build its exceptions."""
+    if kind.startswith("connect:"):
+        exc = ShellConnectFailed(message, error_record=record, result=result)
+        exc.reason = kind.split(":", 1)[1]
+        return exc
     cls = _KINDS.get(kind, PsrpError)
     if cls is PipelineFailed and _is_command_not_found(record):
         cls = CommandNotFound

@@ -1,7 +1,7 @@
 //! Client errors as the package's typed Python exceptions (defined in
 //! `psrp_client/_errors.py`), classed as the CLI classes its exit status.
 
-use psrp_core::client::{ClientError, ErrorKind};
+use psrp_core::client::{ClientError, ConnectFailure, ErrorKind};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -56,7 +56,15 @@ pub fn client(py: Python<'_>, e: &ClientError, result: Option<Py<PyAny>>) -> PyE
         .error_record()
         .and_then(|r| records::error_record(py, r).ok())
         .map(Bound::unbind);
-    make(py, kind_name(e), e.to_string(), record, result)
+    // A refused Connect names its reason: `connect:unknown_shell` ...
+    let kind = match e.connect_failure() {
+        Some(ConnectFailure::UnknownShell) => "connect:unknown_shell",
+        Some(ConnectFailure::IdleTimeoutExpired) => "connect:idle_timeout_expired",
+        Some(ConnectFailure::WrongUser) => "connect:wrong_user",
+        Some(ConnectFailure::ConnectedElsewhere) => "connect:connected_elsewhere",
+        None => kind_name(e),
+    };
+    make(py, kind, e.to_string(), record, result)
 }
 
 /// A bad option or parameter value (UsageError, a ValueError).

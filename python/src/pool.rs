@@ -3,9 +3,11 @@
 //! blocking (GIL released, Ctrl-C honoured) and as an awaitable (`*_async`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use psrp_core::client::{PoolOptions, RunspacePool};
+use psrp_core::client::{
+    BufferMode, ClientError, DetachedJob, DisconnectOptions, PoolOptions, RunspacePool,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -48,6 +50,66 @@ fn pool_options(session_init: &Bound<'_, PyList>) -> PyResult<PoolOptions> {
         options = options.session_init(convert::command(&spec)?);
     }
     Ok(options)
+}
+
+/// `idle_timeout` (seconds) and `buffer_mode` (`"block"`/`"drop"`) as
+/// DisconnectOptions.
+fn disconnect_options(
+    py: Python<'_>,
+    idle_timeout: Option<f64>,
+    buffer_mode: Option<&str>,
+) -> PyResult<DisconnectOptions> {
+    let mut options = DisconnectOptions::new();
+    if let Some(t) = timeout_arg(py, idle_timeout)? {
+        options = options.idle_timeout(t);
+    }
+    match buffer_mode.map(str::to_ascii_lowercase).as_deref() {
+        None => {}
+        Some("block") => options = options.buffer_mode(BufferMode::Block),
+        Some("drop") => options = options.buffer_mode(BufferMode::Drop),
+        Some(other) => {
+            return Err(errors::usage(
+                py,
+                format!("buffer_mode must be \"block\" or \"drop\", not {other:?}"),
+            ))
+        }
+    }
+    Ok(options)
+}
+
+/// A detached job for Python: `(shell_id, command_id, expires_at)`, the
+/// last in Unix seconds (None when no idle timeout was given).
+type JobTuple = (String, String, Option<f64>);
+
+fn job_tuple(job: DetachedJob) -> JobTuple {
+    let expires = job
+        .expires_at
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64());
+    (job.shell_id, job.command_id, expires)
+}
+
+/// Unix seconds as a SystemTime (an expiry from a job record).
+fn unix_time(py: Python<'_>, seconds: Option<f64>) -> PyResult<Option<SystemTime>> {
+    seconds
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .ok()
+                .and_then(|d| UNIX_EPOCH.checked_add(d))
+                .ok_or_else(|| {
+                    errors::usage(py, format!("expires_at must be Unix seconds, not {s}"))
+                })
+        })
+        .transpose()
+}
+
+fn wrap(r: Result<RunspacePool, ClientError>) -> PyResult<Pool> {
+    match r {
+        Ok(pool) => Ok(Pool {
+            inner: Arc::new(pool),
+        }),
+        Err(e) => Python::attach(|py| Err(errors::client(py, &e, None))),
+    }
 }
 
 #[pymethods]
@@ -173,6 +235,142 @@ impl Pool {
                 Ok(c) => c.into_py(py),
                 Err(e) => Err(errors::client(py, &e, None)),
             })
+        })
+    }
+
+    /// Starts a pipeline and leaves it to the server in the disconnected
+    /// shell (WS-Man Command, then Disconnect with `idle_timeout` seconds
+    /// and `buffer_mode`); this pool is closed afterwards without deleting
+    /// the shell. Returns `(shell_id, command_id, expires_at)`.
+    #[pyo3(signature = (command, idle_timeout=None, buffer_mode=None))]
+    fn start_detached(
+        &self,
+        py: Python<'_>,
+        command: &Bound<'_, PyAny>,
+        idle_timeout: Option<f64>,
+        buffer_mode: Option<&str>,
+    ) -> PyResult<JobTuple> {
+        let pipeline = convert::command(command)?;
+        let options = disconnect_options(py, idle_timeout, buffer_mode)?;
+        let pool = self.inner.clone();
+        runtime::wait(
+            py,
+            async move { pool.start_detached(pipeline, &options).await },
+        )?
+        .map(job_tuple)
+        .map_err(|e| errors::client(py, &e, None))
+    }
+
+    /// `start_detached` as an awaitable.
+    #[pyo3(signature = (command, idle_timeout=None, buffer_mode=None))]
+    fn start_detached_async<'py>(
+        &self,
+        py: Python<'py>,
+        command: &Bound<'py, PyAny>,
+        idle_timeout: Option<f64>,
+        buffer_mode: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pipeline = convert::command(command)?;
+        let options = disconnect_options(py, idle_timeout, buffer_mode)?;
+        let pool = self.inner.clone();
+        runtime::awaitable(py, async move {
+            let r = pool.start_detached(pipeline, &options).await;
+            Python::attach(|py| r.map(job_tuple).map_err(|e| errors::client(py, &e, None)))
+        })
+    }
+
+    /// Connects to a disconnected shell by id (WS-Man Connect): the pool is
+    /// then open, and closing it deletes the shell. `expires_at` (Unix
+    /// seconds, from `start_detached`) tells an expired shell from an
+    /// unknown one. Session-init commands are not run.
+    #[staticmethod]
+    #[pyo3(signature = (settings, shell_id, expires_at=None))]
+    fn connect(
+        py: Python<'_>,
+        settings: &Settings,
+        shell_id: String,
+        expires_at: Option<f64>,
+    ) -> PyResult<Pool> {
+        let expires_at = unix_time(py, expires_at)?;
+        let options = PoolOptions::new().cleanup_timeout(CLEANUP_TIMEOUT);
+        let connection = settings.options.clone();
+        let r = runtime::wait(py, async move {
+            RunspacePool::connect(connection, options, &shell_id, expires_at).await
+        })?;
+        wrap(r)
+    }
+
+    /// `connect` as an awaitable.
+    #[staticmethod]
+    #[pyo3(signature = (settings, shell_id, expires_at=None))]
+    fn connect_async<'py>(
+        py: Python<'py>,
+        settings: &Settings,
+        shell_id: String,
+        expires_at: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let expires_at = unix_time(py, expires_at)?;
+        let options = PoolOptions::new().cleanup_timeout(CLEANUP_TIMEOUT);
+        let connection = settings.options.clone();
+        runtime::awaitable(py, async move {
+            wrap(RunspacePool::connect(connection, options, &shell_id, expires_at).await)
+        })
+    }
+
+    /// Connects to a pipeline of a connected pool by its command id: its
+    /// output buffered by the server, then the rest, stream as from `start`.
+    fn connect_command(&self, py: Python<'_>, command_id: String) -> PyResult<Invocation> {
+        let pool = self.inner.clone();
+        runtime::wait(py, async move { pool.connect_command(&command_id).await })?
+            .map(Invocation::new)
+            .map_err(|e| errors::client(py, &e, None))
+    }
+
+    /// `connect_command` as an awaitable.
+    fn connect_command_async<'py>(
+        &self,
+        py: Python<'py>,
+        command_id: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pool = self.inner.clone();
+        runtime::awaitable(py, async move {
+            match pool.connect_command(&command_id).await {
+                Ok(inv) => Ok(Invocation::new(inv)),
+                Err(e) => Python::attach(|py| Err(errors::client(py, &e, None))),
+            }
+        })
+    }
+
+    /// Disconnects a shell by id from this new client (its earlier client
+    /// died while connected), so that `connect` can pick it up.
+    #[staticmethod]
+    #[pyo3(signature = (settings, shell_id, idle_timeout=None, buffer_mode=None))]
+    fn disconnect_shell_async<'py>(
+        py: Python<'py>,
+        settings: &Settings,
+        shell_id: String,
+        idle_timeout: Option<f64>,
+        buffer_mode: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let options = disconnect_options(py, idle_timeout, buffer_mode)?;
+        let connection = settings.options.clone();
+        runtime::awaitable(py, async move {
+            let r = psrp_core::client::disconnect_shell(&connection, &shell_id, &options).await;
+            Python::attach(|py| r.map_err(|e| errors::client(py, &e, None)))
+        })
+    }
+
+    /// Deletes a shell by id with its pipelines and their output.
+    #[staticmethod]
+    fn remove_shell_async<'py>(
+        py: Python<'py>,
+        settings: &Settings,
+        shell_id: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let connection = settings.options.clone();
+        runtime::awaitable(py, async move {
+            let r = psrp_core::client::remove_shell(&connection, &shell_id).await;
+            Python::attach(|py| r.map_err(|e| errors::client(py, &e, None)))
         })
     }
 

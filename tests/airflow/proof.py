@@ -19,6 +19,9 @@ values, task log lines and what the peer recorded:
 5. Deferrable: the same XCom through the trigger; then the trigger's restart safety: a
    re-run of the same trigger refuses without connecting, and a cancelled trigger stops its
    pipeline and deletes its shell.
+6. The triggerer killed (SIGKILL) while a deferred job runs, then restarted: the new trigger
+   connects to the recorded shell and command, the task ends with the complete output, the
+   peer saw one Command for the job and no shell is left.
 
 Environment: PSRP_VENV (the peer's venv), PSRP_BIN (the psrp binary).
 """
@@ -31,6 +34,8 @@ import io
 import json
 import os
 import pathlib
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -272,8 +277,13 @@ try:
     check(f"Deferring to the triggerer: job {job}" in r.log and f"Job {job}: running Get-ChildItem" in r.log
           and f"Job {job}: invocation state Completed" in r.log,
           "ours deferrable: the task deferred, the trigger ran the job, the task resumed", r.log)
-    check(isinstance(claim, dict) and uuid.UUID(claim["job_id"]) is not None,
-          "ours deferrable: the trigger recorded its claim (XCom psrp_job)", json.dumps(claim))
+    check(isinstance(claim, dict) and uuid.UUID(claim["job_id"]) is not None
+          and uuid.UUID(claim.get("shell_id", "")) and uuid.UUID(claim.get("command_id", ""))
+          and claim.get("phase") == "finished" and claim.get("idle_timeout") == 7200,
+          "ours deferrable: the trigger recorded its claim (XCom psrp_job: job, shell and command ids)",
+          json.dumps(claim))
+    check(not any(k in json.dumps(claim).lower() for k in ("password", "secret", "ccache", "token")),
+          "ours deferrable: the claim holds no secret", json.dumps(claim))
 
     deferred_run_id = r.run_id
     r = run_dag("ours_error_jea_deferrable")
@@ -323,15 +333,24 @@ try:
     check(sum(1 for o in peer.wsman_log() if o["action"] == "Create") == creates,
           "restart: the refusing re-run did not connect")
 
+    def claim_of(job_id: str) -> typing.Any:
+        with create_session() as session:
+            row = session.scalars(select(XComModel).where(
+                XComModel.dag_id == sdk_ti.dag_id, XComModel.run_id == sdk_ti.run_id,
+                XComModel.task_id == sdk_ti.task_id, XComModel.key == "psrp_job")).first()
+            value = None if row is None else row.value
+        return value if isinstance(value, dict) and value.get("job_id") == job_id else None
+
     sleep_job = str(uuid.uuid4())
     sleep_spec = {"name": "Start-Sleep", "parameters": {"Seconds": 60}, "arguments": [], "script": False}
 
     async def cancel_when_running() -> float:
         task = asyncio.ensure_future(anext(trigger_for(sleep_job, sleep_spec).run()))
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # streaming: the command runs and the trigger is connected to it
             shells = await asyncio.to_thread(peer.control, "/shells")
-            if shells["open"] and any(s.get("commands") for s in shells["shells"]):
+            if any(s.get("commands") and s["state"] == "Connected" for s in shells["shells"]) and (
+                    (await asyncio.to_thread(claim_of, sleep_job) or {}).get("phase") == "running"):
                 break
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.3)
@@ -350,14 +369,6 @@ try:
     event = in_triggerer(lambda: anext(trigger_for(sleep_job, sleep_spec).run()))
     check(event.payload["status"] == "refused" and "while its command ran, and stopped it" in event.payload["message"],
           "restart: its re-run refuses and says the earlier run was stopped", json.dumps(event.payload))
-
-    def claim_of(job_id: str) -> typing.Any:
-        with create_session() as session:
-            row = session.scalars(select(XComModel).where(
-                XComModel.dag_id == sdk_ti.dag_id, XComModel.run_id == sdk_ti.run_id,
-                XComModel.task_id == sdk_ti.task_id, XComModel.key == "psrp_job")).first()
-            value = None if row is None else row.value
-        return value if isinstance(value, dict) and value.get("job_id") == job_id else None
 
     # Cancelled while connecting (a slow Create): the command was never sent, so the re-run runs it.
     connect_job = str(uuid.uuid4())
@@ -383,6 +394,91 @@ try:
     result = event.payload.get("result") or {}
     check(event.payload["status"] == "finished" and result.get("state") == "Completed"
           and result.get("output_count") == 1, "restart: its re-run runs the command once", json.dumps(event.payload))
+
+    # ---- 6. the triggerer killed (SIGKILL) while the job runs, then restarted ---------------------------
+    # A child process runs the deferrable DAG with dag.test(), which runs the trigger in line: that
+    # process is the triggerer. It is killed once the command runs and the trigger is connected to
+    # it; a new trigger built from the Trigger row (as a restarted triggerer does) picks the job up,
+    # and the task resumes with its event (dag.test()'s own resume path).
+    from airflow.models.dagrun import DagRun
+    from airflow.models.trigger import Trigger
+    from airflow.sdk._shared.module_loading import import_string
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
+    from airflow.sdk.serde import serialize
+    from airflow.utils.state import TaskInstanceState
+
+    killed_dag = "ours_killed_triggerer_full"
+    peer.control("/log/reset", {})
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom airflow.dag_processing.dagbag import DagBag\n"
+         f"DagBag(dag_folder={str(HERE / 'dags')!r}).get_dag({killed_dag!r}).test()"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    t0 = time.monotonic()
+
+    def killed_claim() -> typing.Any:
+        with create_session() as session:
+            row = session.scalars(select(XComModel).where(
+                XComModel.dag_id == killed_dag, XComModel.key == "psrp_job")).first()
+            return None if row is None else row.value
+
+    claim = None
+    while time.monotonic() - t0 < 60 and child.poll() is None:
+        claim = killed_claim()
+        if isinstance(claim, dict) and claim.get("phase") == "running":
+            shells = peer.control("/shells")["shells"]
+            if any(s["shell_id"].lower() == claim["shell_id"].lower() and s["state"] == "Connected" for s in shells):
+                break  # the trigger is connected to its command
+        time.sleep(0.1)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    killed_at = time.monotonic() - t0
+    shells = peer.control("/shells")["shells"]
+    check(isinstance(claim, dict) and claim.get("phase") == "running"
+          and [s["state"] for s in shells if s["shell_id"].lower() == claim["shell_id"].lower()] == ["Connected"],
+          f"killed triggerer: SIGKILL while the command ran ({killed_at:.1f} s), its shell left connected",
+          json.dumps([claim, shells]))
+    with create_session() as session:
+        dr = session.scalars(select(DagRun).where(DagRun.dag_id == killed_dag)).one()
+        ti = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == killed_dag)).one()
+        row = session.get(Trigger, ti.trigger_id) if ti.trigger_id else None
+        classpath, kwargs = (row.classpath, row.kwargs) if row else (None, None)
+        session.expunge(ti)
+    check(row is not None, "killed triggerer: the task's Trigger row is in the database", repr(ti))
+    if row is not None:
+        restarted = import_string(classpath)(**kwargs)
+        ti_sdk = TaskInstanceSDK(id=ti.id, task_id=ti.task_id, dag_id=ti.dag_id, run_id=ti.run_id,
+                                 try_number=ti.try_number, map_index=ti.map_index, dag_version_id=ti.dag_version_id)
+        t1 = time.monotonic()
+        event = InProcessTestSupervisor.run_trigger_in_process(trigger=restarted, ti=ti_sdk)
+        payload = event.payload if event else {}
+        check(payload.get("status") == "finished" and payload.get("job_id") == claim["job_id"],
+              f"killed triggerer: the restarted trigger picked the job up ({time.monotonic() - t1:.1f} s)",
+              json.dumps(payload)[:2000])
+        task = bag.get_dag(killed_dag).get_task("job")
+        ti.next_method = "execute_complete"
+        ti.next_kwargs = {"event": serialize(payload)}
+        with create_session() as session:
+            ti.state = TaskInstanceState.SCHEDULED
+            session.add(ti)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            _run_task(ti=ti, task=task)
+        with create_session() as session:
+            state = session.scalars(select(TaskInstance.state).where(TaskInstance.dag_id == killed_dag)).one()
+            value = session.scalars(select(XComModel.value).where(
+                XComModel.dag_id == killed_dag, XComModel.key == "return_value")).first()
+        check(str(getattr(state, "value", state)) == "success" and value == cli_json,
+              "killed triggerer: the task ends with the complete output (XCom equal to the CLI's Get-ChildItem)",
+              f"{state} {json.dumps(value)[:1000]} {out.getvalue()[-3000:]}")
+        ops = [o for o in peer.wsman_log() if (o.get("shell_id") or "").lower() == claim["shell_id"].lower()]
+        actions = [o["action"] for o in ops]
+        check(actions.count("Command") == 1 and actions.count("Connect") >= 4 and "Disconnect" in actions,
+              "killed triggerer: one Command for the job (no second run); Connect and Disconnect picked it up",
+              json.dumps(actions))
+        check(peer.control("/shells")["open"] == 0, "killed triggerer: no shell left on the peer")
+    del dr
 finally:
     if proc.stdin:
         proc.stdin.close()
@@ -390,6 +486,7 @@ finally:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+    shutil.rmtree(home, ignore_errors=True)  # the SQLite database and airflow.cfg
 
 if failures:
     print(f"\n{len(failures)} check(s) failed: " + "; ".join(failures))

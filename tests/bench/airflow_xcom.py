@@ -11,6 +11,9 @@ tests/airflow/venv.sh with our wheel built in release mode:
 - original, XCom: the PSRP provider's ``PsrpOperator``, same cmdlet, in Microsoft.PowerShell
   (it appends ``ConvertTo-Json``, which JEA.Maintenance does not expose): the peer
   serializes all objects into one JSON string (as Windows would), pypsrp receives it.
+- Airflow alone returning the same XCom: an ``@task`` that reads our case's XCom value (saved
+  to a file by this script) in its execute and returns it, so its time after execute is Airflow storing
+  that XCom, with no PSRP at all.
 - ours without XCom at 10,000 and 50,000 objects (objects decoded and dropped as they
   arrive: memory stays flat), and the original without XCom at 10,000 (pypsrp keeps them).
 
@@ -29,6 +32,7 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,6 +110,8 @@ def main() -> None:
         for c in args.xcom_counts.split(","):
             cases.append((f"bench_ours_xcom_{c}", "ours, XCom (JEA.Maintenance)", int(c)))
             cases.append((f"bench_original_xcom_{c}", "original, XCom via ConvertTo-Json", int(c)))
+            # After ours: returns the same XCom value with no PSRP (Airflow's own share of the task).
+            cases.append((f"bench_airflow_xcom_{c}", "Airflow alone, the same XCom", int(c)))
         for c in [c for c in args.stream_counts.split(",") if c]:
             cases.append((f"bench_ours_stream_{c}", "ours, no XCom", int(c)))
         for c in [c for c in args.original_stream_counts.split(",") if c]:
@@ -141,6 +147,8 @@ def main() -> None:
         if peer.stdin:
             peer.stdin.close()
         peer.wait(timeout=30)
+    if all(r["state"] == "success" for r in rows):
+        shutil.rmtree(home, ignore_errors=True)  # the database, logs and the saved 18 MB XCom value
 
     header = f"{'case':<34} {'objects':>7} {'task s':>6} {'execute s':>9} {'process wall s':>14} {'CPU s':>6} " \
              f"{'peak RSS MiB':>12} {'peer CPU s':>10} {'XCom MB':>7}"
@@ -185,6 +193,10 @@ with create_session() as s:
     x = s.scalars(select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == ti.run_id,
                                           XComModel.key == "return_value")).first()
     value = None if x is None else x.value
+    if value is not None and dag_id.startswith("bench_ours_xcom_"):
+        import os  # the value for the "Airflow alone, the same XCom" case
+        with open(os.path.join(os.environ["AIRFLOW_HOME"], dag_id + ".xcom.json"), "w") as f:
+            json.dump(value, f)
     items = None
     if isinstance(value, list):
         items = len(value[0]) if len(value) == 1 and isinstance(value[0], list) else len(value)

@@ -221,9 +221,11 @@ impl RunspacePool {
     /// server: nothing of the output is received here, and the shell is
     /// not deleted by this handle (which is closed afterwards). Pick the
     /// job up with [`RunspacePool::connect`] and
-    /// [`RunspacePool::connect_command`], from this or another process.
+    /// [`RunspacePool::connect_command`], from this or another process. On
+    /// an error the pool stays as it was: closing or dropping it deletes the
+    /// shell.
     pub async fn start_detached(
-        self,
+        &self,
         pipeline: impl IntoPipeline,
         options: &DisconnectOptions,
     ) -> Result<DetachedJob, ClientError> {
@@ -233,7 +235,6 @@ impl RunspacePool {
                 None,
             )
             .await?;
-        // On an error from here the pool is dropped and deletes the shell.
         self.disconnect(options).await?;
         self.shared.leave();
         drop(started.permit);
@@ -412,6 +413,37 @@ impl RunspacePool {
         self.shared.leave();
         Ok(())
     }
+}
+
+/// Disconnects a shell by id from a new client (WS-Man Disconnect): for a
+/// shell whose client died while connected (a killed process leaves it
+/// connected; MS-WSMV 3.1.6.5 treats it as idle, not disconnected), so that
+/// [`RunspacePool::connect`] can then pick it up. Its pipelines go on, their
+/// output kept as `options` say. Whether a Windows server accepts this from a
+/// client session other than the one that connected has not been checked
+/// here; refusals are [`ConnectFailure`]s.
+pub async fn disconnect_shell(
+    connection: &ConnectionOptions,
+    shell_id: &str,
+    options: &DisconnectOptions,
+) -> Result<(), ClientError> {
+    let config = connection.to_wsman_config(1)?;
+    let client = WsmanClient::new(config)
+        .map_err(|e| ClientError::wsman("creating the WS-Man client", e))?;
+    client
+        .disconnect_shell(
+            &Shell::new(shell_id, connection.resource_uri()),
+            &options.wsman(),
+        )
+        .await
+        .map_err(|e| {
+            connect_error(
+                "disconnecting the shell (WS-Man Disconnect)",
+                shell_id,
+                e,
+                false,
+            )
+        })
 }
 
 /// Deletes a (disconnected) shell by id, with its pipelines and their

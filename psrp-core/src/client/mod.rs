@@ -97,7 +97,9 @@ mod secure;
 mod shared;
 
 pub use cleanup::CleanupTracker;
-pub use connect::{list_shells, remove_shell, ConnectFailure, DetachedJob, DisconnectOptions};
+pub use connect::{
+    disconnect_shell, list_shells, remove_shell, ConnectFailure, DetachedJob, DisconnectOptions,
+};
 pub use error::{ClientError, ErrorKind};
 pub use events::{Completion, Event, InvocationResult};
 pub use host::{Host, NonInteractiveHost};

@@ -59,6 +59,8 @@ class PsrpOperator(BaseOperator):
     :param psrp_session_init: command(s) run first in the same runspace, e.g. ``Set-PSDebug -Trace 1``:
         our ``Command``, a command name, a pypsrp ``Command``, or a list of them
     :param deferrable: run the pipeline in the triggerer and free the worker slot
+    :param idle_timeout: deferrable mode: seconds the server keeps the job's shell while no
+        triggerer is connected (default 7200; capped by WinRM's MaxIdleTimeoutms)
     :param log_output: log each output object as JSON (default: when not pushing to XCom, as the
         original logs output only then)
     """
@@ -82,6 +84,7 @@ class PsrpOperator(BaseOperator):
         psrp_session_init: Any = None,
         deferrable: bool | None = None,
         log_output: bool | None = None,
+        idle_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         if [command is not None, powershell is not None, cmdlet is not None].count(True) != 1:
@@ -103,6 +106,7 @@ class PsrpOperator(BaseOperator):
         self.psrp_session_init = psrp_session_init
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
         self.log_output = log_output
+        self.idle_timeout = idle_timeout
         self._hook: PsrpHook | None = None
 
     # ---- what runs ---------------------------------------------------------------------------
@@ -170,6 +174,7 @@ class PsrpOperator(BaseOperator):
             runspace_options=_json_options(self.runspace_options),
             collect_output=self.do_xcom_push,
             log_output=self._log_output(),
+            **({} if self.idle_timeout is None else {"idle_timeout": float(self.idle_timeout)}),
             task={
                 "dag_id": ti.dag_id,
                 "task_id": ti.task_id,

@@ -77,7 +77,12 @@ def ours_only_dags() -> list:
     with _dag("ours_error_jea_deferrable") as deferred_error:
         PsrpOperator(task_id="missing", psrp_conn_id="psrp_peer_jea", cmdlet="Get-Item",
                      parameters={"Path": "C:\\nope"}, deferrable=True)
-    return [exit_code, log_output, deferred_error]
+    # A deferred job whose triggerer proof.py kills (SIGKILL) while the command runs: the output
+    # comes after the sleep, so all of it is read by the restarted trigger.
+    with _dag("ours_killed_triggerer_full") as killed:
+        PsrpOperator(task_id="job", psrp_conn_id="psrp_peer_full", deferrable=True, idle_timeout=600,
+                     powershell="Start-Sleep -Seconds 3; Get-ChildItem -Path C:\\Temp")
+    return [exit_code, log_output, deferred_error, killed]
 
 
 # psrp_peer_jea: JEA.Maintenance over Kerberos/HTTP; psrp_peer_full: Microsoft.PowerShell (see proof.py).
@@ -88,4 +93,4 @@ original_files_jea = files_dag("original_files_jea", OriginalPsrpOperator, "psrp
 original_files_full = files_dag("original_files_full", OriginalPsrpOperator, "psrp_peer_full")
 ours_error_jea = error_dag("ours_error_jea", PsrpOperator, "psrp_peer_jea")
 ours_files_jea_deferrable = files_dag("ours_files_jea_deferrable", PsrpOperator, "psrp_peer_jea", deferrable=True)
-ours_exit_code_full, ours_log_output_jea, ours_error_jea_deferrable = ours_only_dags()
+ours_exit_code_full, ours_log_output_jea, ours_error_jea_deferrable, ours_killed_triggerer_full = ours_only_dags()
