@@ -329,6 +329,17 @@ pub struct ConnectionArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub no_ntlm_fallback: bool,
+    /// Kerberos delegation (kerberos, negotiate): hand your forwardable TGT
+    /// to the server, so the remote session can reach other hosts as you
+    /// (a second hop). The server can then act as you anywhere until the
+    /// ticket expires: use it only with hosts you trust. Needs a forwardable
+    /// ticket (kinit -f); fails with exit status 3 when none is forwarded.
+    #[arg(
+        long,
+        env = "PSRP_DELEGATE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub delegate: bool,
     /// Session configuration (JEA endpoint), default Microsoft.PowerShell.
     #[arg(
         short = 'c',

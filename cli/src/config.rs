@@ -65,6 +65,8 @@ pub struct Profile {
     /// Negotiate fails instead of falling back to NTLM when Kerberos cannot
     /// be used.
     pub no_ntlm_fallback: Option<bool>,
+    /// Kerberos delegation (hand the user's forwardable TGT to the server).
+    pub delegate: Option<bool>,
     /// WS-Man OperationTimeout in seconds.
     pub operation_timeout: Option<u64>,
     /// Connect timeout in seconds.

@@ -48,6 +48,8 @@ pub struct Settings {
     pub allow_unencrypted: bool,
     /// Negotiate must not fall back to NTLM.
     pub no_ntlm_fallback: bool,
+    /// Kerberos delegation.
+    pub delegate: bool,
     /// Session configuration name.
     pub configuration_name: String,
     /// Session-init commands, parsed.
@@ -205,6 +207,13 @@ impl Settings {
             None => profile_enum("auth", profile.auth.as_deref())?.unwrap_or(AuthKind::Negotiate),
         };
         let username = args.username.clone().or(profile.username.clone());
+        let delegate = args.delegate || profile.delegate.unwrap_or(false);
+        if delegate && matches!(auth, AuthKind::Basic | AuthKind::Ntlm) {
+            return Err(SettingsError::Invalid(format!(
+                "--delegate needs Kerberos (-a kerberos or negotiate); {} cannot delegate credentials",
+                auth_name(auth)
+            )));
+        }
         // The profile's variable leaves the environment even when another
         // source wins: it holds a password.
         let profile_env = profile
@@ -293,6 +302,7 @@ impl Settings {
                 || profile.insecure_skip_tls_verify.unwrap_or(false),
             allow_unencrypted: args.allow_unencrypted || profile.allow_unencrypted.unwrap_or(false),
             no_ntlm_fallback: args.no_ntlm_fallback || profile.no_ntlm_fallback.unwrap_or(false),
+            delegate,
             configuration_name: args
                 .configuration_name
                 .clone()

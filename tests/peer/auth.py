@@ -71,6 +71,27 @@ def ntlm_channel_bindings_hash(token: bytes) -> typing.Optional[bytes]:
     return None
 
 
+def _gssapi_delegated_principal(ctx: typing.Any) -> typing.Optional[str]:
+    """The principal of the credentials the initiator delegated (its forwarded TGT), if any.
+
+    MIT GSSAPI hands an acceptor the forwarded TGT as delegated credentials when the initiator
+    set GSS_C_DELEG_FLAG and could forward its ticket; python-gssapi exposes them as
+    ``SecurityContext.delegated_creds``.
+    """
+    import gssapi
+
+    inner = ctx
+    if type(inner).__name__ == "NegotiateProxy":
+        inner = inner._context
+    sec_ctx = getattr(inner, "_context", None)
+    if not isinstance(sec_ctx, gssapi.SecurityContext):
+        return None
+    creds = getattr(sec_ctx, "delegated_creds", None)
+    if creds is None or gssapi.RequirementFlag.delegate_to_peer not in sec_ctx.actual_flags:
+        return None
+    return str(creds.name)
+
+
 class ConnectionAuth:
     """Authentication state of one TCP connection.
 
@@ -91,6 +112,7 @@ class ConnectionAuth:
         self.principal: typing.Optional[str] = None
         self.negotiated: typing.Optional[str] = None  # "ntlm" / "kerberos" / "basic"
         self.ntlm_cbt_hash: typing.Optional[bytes] = None
+        self.delegated: typing.Optional[str] = None  # principal of delegated (forwarded) credentials
 
     def reset(self) -> None:
         self.ctx = None
@@ -99,6 +121,7 @@ class ConnectionAuth:
         self.principal = None
         self.negotiated = None
         self.ntlm_cbt_hash = None
+        self.delegated = None
 
     @property
     def encryption_protocol(self) -> str:
@@ -162,6 +185,8 @@ class ConnectionAuth:
                 self._enforce_cbt()
             self.complete = True
             self.principal = self.ctx.client_principal
+            if self.negotiated == "kerberos":
+                self.delegated = _gssapi_delegated_principal(self.ctx)
         return out
 
     def _enforce_cbt(self) -> None:

@@ -316,6 +316,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                     return
                 inst.log_op({"kind": "auth", "result": "ok", "scheme": scheme, "mechanism": self.auth.negotiated,
                              "principal": self.auth.principal, "transport": transport, "connection": self.conn_id,
+                             "delegated": self.auth.delegated,
                              "ntlm_cbt": None if self.auth.ntlm_cbt_hash is None else self.auth.ntlm_cbt_hash.hex()})
                 if out:
                     final_token = (scheme, out)
@@ -413,6 +414,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
             ctx = Context(
                 principal=auth_desc["principal"] or "",
                 client_ip=self.client_address[0],
+                delegated=self.auth.delegated if session_auth else None,
                 endpoint=f"{transport}://localhost:{self.server.server_port}/wsman",
                 hostile=hostile_rule,
             )

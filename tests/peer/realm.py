@@ -159,6 +159,8 @@ class Realm:
     dns_canonicalize_hostname = false
     udp_preference_limit = 1
     ignore_acceptor_hostname = false
+    # Tickets are forwardable, as Active Directory issues them, so that clients can delegate.
+    forwardable = true
     default_ccache_name = FILE:{d['ccache']}
 
 [realms]
@@ -251,6 +253,8 @@ class Realm:
         - ``ccache_skewed``: a fresh TGT whose cache header records a KDC time offset of
           ``clock_skew_seconds`` (MIT's kdc_timesync), so the client's requests carry times that far
           ahead: the KDC answers "Clock skew too great", as for a client whose clock is wrong
+        - ``ccache_not_forwardable``: a fresh TGT without the forwardable flag (``kinit -F``), so
+          delegation cannot forward it
         - ``krb5_config_enctype_mismatch``: the realm's krb5.conf allowing only camellia256-cts-cmac,
           which the KDC has no keys for ("KDC has no support for encryption type")
         """
@@ -259,12 +263,15 @@ class Realm:
         paths = {
             "ccache_expired": os.path.join(self.directory, "ccache_expired"),
             "ccache_skewed": os.path.join(self.directory, "ccache_skewed"),
+            "ccache_not_forwardable": os.path.join(self.directory, "ccache_not_forwardable"),
             "krb5_config_enctype_mismatch": os.path.join(self.directory, "krb5_enctype_mismatch.conf"),
         }
         env = dict(os.environ, KRB5_CONFIG=d["krb5_config"])
         _run(["kinit", "-l", "1s", d["principal"]], dict(env, KRB5CCNAME="FILE:" + paths["ccache_expired"]),
              stdin=(d["password"] + "\n").encode())
         _run(["kinit", d["principal"]], dict(env, KRB5CCNAME="FILE:" + paths["ccache_skewed"]),
+             stdin=(d["password"] + "\n").encode())
+        _run(["kinit", "-F", d["principal"]], dict(env, KRB5CCNAME="FILE:" + paths["ccache_not_forwardable"]),
              stdin=(d["password"] + "\n").encode())
         with open(paths["ccache_skewed"], "rb") as f:
             data = f.read()

@@ -106,6 +106,37 @@ def test_http_negotiate_picks_kerberos(peer: PeerProcess) -> None:
     assert auth["scheme"] == "Negotiate" and auth["mechanism"] == "kerberos"
 
 
+def _delegated_identity(wsman: WSMan) -> typing.List[typing.Any]:
+    ps = invoke(wsman, lambda ps: ps.add_cmdlet("Get-DelegatedIdentity"))
+    assert ps.state == PSInvocationState.COMPLETED and not ps.had_errors
+    return list(ps.output)
+
+
+@pytest.mark.parametrize("auth", ["kerberos-ccache", "negotiate-ccache"])
+def test_kerberos_delegation(peer: PeerProcess, auth: str) -> None:
+    # pyspnego sets GSS_C_DELEG_FLAG; MIT forwards the (forwardable) TGT and the peer's acceptor
+    # gets it as delegated credentials, which the session then holds.
+    peer.control("/log/reset")
+    assert _delegated_identity(connect(peer, auth, negotiate_delegate=True)) == [peer.info["principal"]]
+    ok = [a for a in peer.log("auth") if a["result"] == "ok"]
+    assert ok and ok[-1]["mechanism"] == "kerberos" and ok[-1]["delegated"] == peer.info["principal"]
+
+
+def test_kerberos_without_delegation(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    assert _delegated_identity(connect(peer, "kerberos-ccache")) == []
+    assert [a["delegated"] for a in peer.log("auth") if a["result"] == "ok"] == [None]
+
+
+def test_kerberos_delegation_of_a_non_forwardable_ticket(peer: PeerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    # MIT drops the delegation silently when the TGT is not forwardable; pyspnego does not check,
+    # so the session simply holds no delegated credentials.
+    monkeypatch.setenv("KRB5CCNAME", "FILE:" + peer.info["kerberos_variants"]["ccache_not_forwardable"])
+    peer.control("/log/reset")
+    assert _delegated_identity(connect(peer, "kerberos-ccache", negotiate_delegate=True)) == []
+    assert [a["delegated"] for a in peer.log("auth") if a["result"] == "ok"] == [None]
+
+
 def test_http_negotiate_falls_back_to_ntlm(peer: PeerProcess) -> None:
     # pypsrp's default SPN service "host" is not in the keytab: SPNEGO falls back to NTLM.
     peer.control("/log/reset")

@@ -64,6 +64,14 @@ impl Auth {
         }
     }
 
+    /// Whether Kerberos delegation is requested.
+    pub fn delegates(&self) -> bool {
+        matches!(
+            self,
+            Auth::Kerberos { delegate: true, .. } | Auth::Negotiate { delegate: true, .. }
+        )
+    }
+
     /// The user name, when one is configured.
     pub fn username(&self) -> Option<&str> {
         match self {

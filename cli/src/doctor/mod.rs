@@ -6,8 +6,8 @@
 //! shell) but never shown, and the JSON carries the same texts.
 
 mod auth;
-mod ccache;
-mod kerberos;
+pub(crate) mod ccache;
+pub(crate) mod kerberos;
 mod network;
 mod tls;
 mod winrm;

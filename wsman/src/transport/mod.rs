@@ -613,6 +613,12 @@ impl Connection {
                     };
                     // The flags the context was granted, not just requested.
                     g.verify_granted(cfg.encrypts()).map_err(Error::from)?;
+                    if cfg.auth.delegates() {
+                        g.verify_delegated().map_err(|source| Error::Delegation {
+                            endpoint: shared.endpoint.clone(),
+                            source,
+                        })?;
+                    }
                     Security::Gss(g)
                 }
                 Some(Pending::Ntlm(_)) => {
@@ -732,6 +738,10 @@ impl Connection {
                 match start_gss(shared, username.clone(), password.clone(), &spn, GssMech::Spnego, *delegate, cb).await {
                     Ok((g, t)) => Ok((scheme::NEGOTIATE, Some(Pending::Gss(g)), t)),
                     Err(e) => match (username, password) {
+                        (Some(_), Some(_)) if *delegate => Err(shared.auth_error(format!(
+                            "Negotiate could not use Kerberos ({e}); NTLM cannot delegate \
+                             credentials, so delegation needs Kerberos (get a ticket with `kinit -f`)"
+                        ))),
                         (Some(u), Some(p)) if cfg.allow_ntlm_fallback => {
                             shared.note_ntlm_fallback(&e);
                             let (p, t) = ntlm(u, p);
