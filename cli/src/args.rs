@@ -272,6 +272,9 @@ pub enum AuthKind {
     Kerberos,
     /// Kerberos when possible, else NTLM.
     Negotiate,
+    /// A client certificate over HTTPS (--cert-file, --key-file), mapped to
+    /// an account by the server.
+    Certificate,
 }
 
 /// How to reach the host(s) and authenticate.
@@ -309,6 +312,15 @@ pub struct ConnectionArgs {
     /// Kerberos service principal (default HTTP/<host>).
     #[arg(long, env = "PSRP_SPN")]
     pub spn: Option<String>,
+    /// Client certificate (PEM; intermediates may follow) for -a
+    /// certificate over HTTPS.
+    #[arg(long, env = "PSRP_CERT_FILE", value_name = "PATH")]
+    pub cert_file: Option<PathBuf>,
+    /// Private key of --cert-file (PEM; an ENCRYPTED PRIVATE KEY is decrypted
+    /// with the password from PSRP_PASSWORD, --password-stdin or the
+    /// profile's password_env).
+    #[arg(long, env = "PSRP_KEY_FILE", value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
     /// PEM file of CA certificates to trust for HTTPS.
     #[arg(long, env = "PSRP_CA_FILE", value_name = "PATH")]
     pub ca_file: Option<PathBuf>,

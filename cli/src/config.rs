@@ -56,6 +56,10 @@ pub struct Profile {
     pub configuration_name: Option<String>,
     /// Kerberos service principal name override.
     pub spn: Option<String>,
+    /// Client certificate (PEM) for certificate authentication.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM, possibly encrypted with the password).
+    pub key_file: Option<PathBuf>,
     /// CA bundle (PEM) to trust for HTTPS.
     pub ca_file: Option<PathBuf>,
     /// Skip TLS certificate verification (dangerous).

@@ -267,6 +267,7 @@ pub(crate) fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOpt
             AuthKind::Ntlm => AuthMethod::Ntlm,
             AuthKind::Kerberos => AuthMethod::Kerberos,
             AuthKind::Negotiate => AuthMethod::Negotiate,
+            AuthKind::Certificate => AuthMethod::Certificate,
         })
         .configuration_name(s.configuration_name.clone())
         .danger_accept_invalid_certs(s.insecure_skip_tls_verify)
@@ -284,6 +285,9 @@ pub(crate) fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOpt
     }
     if let Some(spn) = &s.spn {
         o = o.spn(spn.clone());
+    }
+    if let Some((cert, key)) = &s.client_certificate {
+        o = o.client_certificate(cert.clone(), key.clone());
     }
     if let Some(ca) = &s.ca_file {
         o = o.ca_file(ca.clone());

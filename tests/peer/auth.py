@@ -92,6 +92,32 @@ def _gssapi_delegated_principal(ctx: typing.Any) -> typing.Optional[str]:
     return str(creds.name)
 
 
+# WinRM certificate authentication (MS-WSMV 2.2.9.2.3 / WS-Management secprofile): the client
+# proves the certificate in the TLS handshake and names this profile in the Authorization header.
+CERTIFICATE_SCHEME = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+
+
+def map_certificate(der: typing.Optional[bytes], realm_info: typing.Dict[str, typing.Any]) -> typing.Tuple[str, str]:
+    """The account a verified client certificate maps to, and the UPN it was mapped by.
+
+    Like WinRM's certificate mapping (``winrm/config/service/certmapping``, whose Subject is the
+    UPN of the certificate's subjectAltName otherName): the UPN must name the realm's user. The
+    TLS layer has already checked the chain against the peer's CA.
+    """
+    from cryptography import x509
+
+    from peer import certs
+
+    if not der:
+        raise AuthFailed("certificate authentication without a client certificate in the TLS handshake")
+    upn = certs.upn_of(x509.load_der_x509_certificate(der))
+    if upn is None:
+        raise AuthFailed("the client certificate has no UPN in its subjectAltName to map it by")
+    if upn.lower() != realm_info["principal"].lower():
+        raise AuthFailed(f"no account is mapped to the client certificate's UPN {upn!r}")
+    return realm_info["user"], upn
+
+
 class ConnectionAuth:
     """Authentication state of one TCP connection.
 

@@ -143,6 +143,10 @@ class Realm:
                 f.write(f"{domain}:{user}:{password}\n")
         os.chmod(paths["ntlm_user_file"], 0o600)
         data.update(certs.create_pki(directory))
+        data["client_certs"] = certs.create_client_pki(
+            directory, data["ca_file"], data["ca_key"], f"{USER}@{REALM}", f"nobody@{REALM}",
+            "Key-" + secrets.token_urlsafe(12),
+        )
         data["server_cbt_sha256_hex"] = certs.tls_server_end_point(data["server_cert"]).hex()
         realm._start_kdc()
         return realm

@@ -318,6 +318,13 @@ fn hint(kind: ErrorKind, source: &wsman::Error) -> &'static str {
     match kind {
         // Its own message says what to fix.
         ErrorKind::Auth if matches!(source, wsman::Error::Delegation { .. }) => "",
+        // The certificate's refusal (TLS alert or HTTP 401) names its fixes.
+        ErrorKind::Auth | ErrorKind::Tls
+            if matches!(source, wsman::Error::Auth { reason, .. } | wsman::Error::Tls { reason, .. }
+                if reason.contains("the client certificate")) =>
+        {
+            ""
+        }
         ErrorKind::Auth => {
             " (check the user name and password; for Kerberos, a ticket from kinit \
              (KRB5CCNAME) and the service principal name)"
