@@ -324,3 +324,17 @@ def test_client_certificate(peer: PeerProcess) -> None:
         assert pool.invoke("Get-Date").succeeded
     with pytest.raises(AuthenticationError, match="HTTP 401"):
         RunspacePool(**dict(kwargs, cert_file=c["unmapped_cert"], key_file=c["unmapped_key"], password=None)).open()
+
+
+def test_airflow_options_for_delegation_and_certificates() -> None:
+    from psrp_client.airflow.connection import ConnectionConfigError, pool_arguments
+
+    args = pool_arguments(host="h", port=5985, login=None, password=None, extra={},
+                          wsman_options={"auth": "kerberos", "negotiate_delegate": True})
+    assert args["delegate"] is True and args["auth"] == "kerberos"
+    args = pool_arguments(host="h", port=5986, login=None, password="key-pw", extra={"auth": "certificate"},
+                          wsman_options={"certificate_pem": "/c.pem", "certificate_key_pem": "/k.pem"})
+    assert (args["auth"], args["cert_file"], args["key_file"], args["scheme"]) == (
+        "certificate", "/c.pem", "/k.pem", "https")
+    with pytest.raises(ConnectionConfigError, match="certificate_pem"):
+        pool_arguments(host="h", port=5986, login=None, password=None, extra={"auth": "certificate"})
