@@ -85,6 +85,30 @@ fn certificate_authentication() {
     a_certificate_of_another_ca_fails_the_tls_handshake(peer);
     an_unmapped_certificate_is_refused_with_401(peer);
     certificate_auth_is_refused_over_plain_http(peer);
+    the_library_refuses_plain_http_too(peer);
+}
+
+fn the_library_refuses_plain_http_too(peer: &Peer) {
+    use psrp_core::client::{AuthMethod, ConnectionOptions, ErrorKind, RunspacePool};
+    let options = ConnectionOptions::new(peer.info().host.clone())
+        .port(peer.info().http_port)
+        .auth(AuthMethod::Certificate)
+        .client_certificate(client(peer, "client_cert"), client(peer, "client_key"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seq = last_seq(peer);
+    let err = match rt.block_on(RunspacePool::open(options)) {
+        Ok(_) => panic!("certificate authentication over plain HTTP was used"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("needs HTTPS"), "{err}");
+    assert!(
+        peer.log_since(seq).unwrap().is_empty(),
+        "a request was sent"
+    );
 }
 
 fn a_mapped_certificate_logs_on_as_its_user(peer: &Peer) {

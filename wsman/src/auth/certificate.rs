@@ -337,6 +337,35 @@ mod tests {
         assert!(decrypt_pkcs8(&[0x30, 0x00], b"pw").is_err());
     }
 
+    // A throwaway P-256 test key, and the same key encrypted by OpenSSL 3
+    // (`openssl pkcs8 -topk8 -v2 aes-128-cbc -v2prf hmacWithSHA1 -iter 1000`,
+    // the PRF left out as its default, and `-v2 aes-256-cbc -v2prf
+    // hmacWithSHA512`), password `kat-password`: known answers from an
+    // independent implementation.
+    const PLAIN: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgU7aU6IEqewivIw6B\nM6tnnBMBpKVtMvae5EQP0qMQs6qhRANCAARxPtyHQbi+Br1BskqF3SY9YLG8OqUt\nenQzrFkT/pxSTZiHbwgs/Pvy8BYnaPo/IsjYjrS8yMRUxXRqKJyNoVhk\n-----END PRIVATE KEY-----";
+    const AES128_SHA1: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIHeMEkGCSqGSIb3DQEFDTA8MBsGCSqGSIb3DQEFDDAOBAh6j/Sm/NFOQQICA+gw\nHQYJYIZIAWUDBAECBBA91qiVbPRYXDtMy6qdofwnBIGQ/bzALD/W7BHLLDTcvAjR\nfoYmdtKxBZfzUR8Q1eam4Hnvkw31e4XW4Wsj0QpiuKSe/XzchNfGTd34IIEDpENm\n1sSvydWnczkVibD6BaxsRwqpRh3Uad23nstJLZIGm9hwnh/CXWjaXzIA1e38ZN5Q\n82Zwbdx3/yCV1x1388HXefup+L2mLeFO1n4GYKC8+82Z\n-----END ENCRYPTED PRIVATE KEY-----";
+    const AES256_SHA512: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAhm872aKPOtDgICA+gw\nDAYIKoZIhvcNAgsFADAdBglghkgBZQMEASoEEGzZFQup3lcFCvHxXXsIUMEEgZAt\nXaXJgWdMFhKgntBjLsvmZQrQwnFH1gwZEtEYeOOa9P8gZGG0ZvVObuT6dwyNPFZA\nZtkl/IFQrEU67gNqTsaNRN/WoJuvW9Zij4ZgZGgnOpQ+Gq4GT5Et978D6QgAvTLa\nFQOdz2qBU8n7uNoMZQoVzdkHCMs1tOxHssPRrzKZgrLqn4aV2CPEAL5Mfmcw350=\n-----END ENCRYPTED PRIVATE KEY-----";
+
+    fn pkcs8(key: PrivateKeyDer<'_>) -> Vec<u8> {
+        match key {
+            PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+            other => panic!("not PKCS#8: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn openssl_encrypted_keys_decrypt_to_the_plain_key() {
+        let want = pkcs8(read_key(PLAIN.as_bytes(), None).unwrap());
+        let pw = Secret::from("kat-password");
+        for pem in [AES128_SHA1, AES256_SHA512] {
+            assert_eq!(pkcs8(read_key(pem.as_bytes(), Some(&pw)).unwrap()), want);
+            let wrong = read_key(pem.as_bytes(), Some(&Secret::from("nope"))).unwrap_err();
+            assert!(wrong.0.contains("wrong password"), "{wrong}");
+            let none = read_key(pem.as_bytes(), None).unwrap_err();
+            assert!(none.0.contains("no password"), "{none}");
+        }
+    }
+
     #[test]
     fn debug_hides_the_key() {
         let c = ClientCertificate {
