@@ -120,6 +120,22 @@ fn kerberos_delegation_reaches_the_server_or_fails_with_the_fix() {
         );
     }
 
+    // Negotiate that cannot use Kerberos (PEER is no realm krb5.conf knows)
+    // does not fall back to NTLM when delegation is asked for.
+    let seq = last_seq(peer);
+    let r = {
+        let mut p = Psrp::peer(peer);
+        p.conn(["-a", "negotiate", "--delegate", "-u", "PEER\\testuser"])
+            .env("PSRP_PASSWORD", &peer.info().password)
+            .env("KRB5CCNAME", "FILE:/nonexistent/ccache")
+            .args(["invoke", "Get-DelegatedIdentity"])
+            .run()
+    };
+    r.expect_code(3);
+    assert!(r.stderr.contains("NTLM cannot delegate"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&peer.info().password));
+    assert_eq!(wsman_ops_since(peer, seq), 0);
+
     // Delegation cannot ride on NTLM or Basic.
     let r = run(peer, "ntlm", &["--delegate", "-u", "testuser"], None);
     r.expect_code(64);
