@@ -272,6 +272,9 @@ pub enum AuthKind {
     Kerberos,
     /// Kerberos when possible, else NTLM.
     Negotiate,
+    /// A client certificate over HTTPS (--cert-file, --key-file), mapped to
+    /// an account by the server.
+    Certificate,
 }
 
 /// How to reach the host(s) and authenticate.
@@ -309,6 +312,15 @@ pub struct ConnectionArgs {
     /// Kerberos service principal (default HTTP/<host>).
     #[arg(long, env = "PSRP_SPN")]
     pub spn: Option<String>,
+    /// Client certificate (PEM; intermediates may follow) for -a
+    /// certificate over HTTPS.
+    #[arg(long, env = "PSRP_CERT_FILE", value_name = "PATH")]
+    pub cert_file: Option<PathBuf>,
+    /// Private key of --cert-file (PEM; an ENCRYPTED PRIVATE KEY is decrypted
+    /// with the password from PSRP_PASSWORD, --password-stdin or the
+    /// profile's password_env).
+    #[arg(long, env = "PSRP_KEY_FILE", value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
     /// PEM file of CA certificates to trust for HTTPS.
     #[arg(long, env = "PSRP_CA_FILE", value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
@@ -329,6 +341,17 @@ pub struct ConnectionArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub no_ntlm_fallback: bool,
+    /// Kerberos delegation (kerberos, negotiate): hand your forwardable TGT
+    /// to the server, so the remote session can reach other hosts as you
+    /// (a second hop). The server can then act as you anywhere until the
+    /// ticket expires: use it only with hosts you trust. Needs a forwardable
+    /// ticket (kinit -f); fails with exit status 3 when none is forwarded.
+    #[arg(
+        long,
+        env = "PSRP_DELEGATE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub delegate: bool,
     /// Session configuration (JEA endpoint), default Microsoft.PowerShell.
     #[arg(
         short = 'c',

@@ -56,6 +56,10 @@ pub struct Profile {
     pub configuration_name: Option<String>,
     /// Kerberos service principal name override.
     pub spn: Option<String>,
+    /// Client certificate (PEM) for certificate authentication.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM, possibly encrypted with the password).
+    pub key_file: Option<PathBuf>,
     /// CA bundle (PEM) to trust for HTTPS.
     pub ca_file: Option<PathBuf>,
     /// Skip TLS certificate verification (dangerous).
@@ -65,6 +69,8 @@ pub struct Profile {
     /// Negotiate fails instead of falling back to NTLM when Kerberos cannot
     /// be used.
     pub no_ntlm_fallback: Option<bool>,
+    /// Kerberos delegation (hand the user's forwardable TGT to the server).
+    pub delegate: Option<bool>,
     /// WS-Man OperationTimeout in seconds.
     pub operation_timeout: Option<u64>,
     /// Connect timeout in seconds.

@@ -160,6 +160,7 @@ impl JobHandle {
                 "basic" => Some(AuthKind::Basic),
                 "ntlm" => Some(AuthKind::Ntlm),
                 "kerberos" => Some(AuthKind::Kerberos),
+                "certificate" => Some(AuthKind::Certificate),
                 _ => Some(AuthKind::Negotiate),
             };
         }
@@ -202,6 +203,7 @@ impl JobHandle {
                 AuthKind::Ntlm => "ntlm",
                 AuthKind::Kerberos => "kerberos",
                 AuthKind::Negotiate => "negotiate",
+                AuthKind::Certificate => "certificate",
             }
             .into(),
             username: s.username.clone(),

@@ -12,6 +12,7 @@ mod clixml_cmd;
 mod command_line;
 mod commands_cmd;
 mod config;
+mod delegation;
 mod doctor;
 mod exit;
 mod hosts;

@@ -267,11 +267,13 @@ pub(crate) fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOpt
             AuthKind::Ntlm => AuthMethod::Ntlm,
             AuthKind::Kerberos => AuthMethod::Kerberos,
             AuthKind::Negotiate => AuthMethod::Negotiate,
+            AuthKind::Certificate => AuthMethod::Certificate,
         })
         .configuration_name(s.configuration_name.clone())
         .danger_accept_invalid_certs(s.insecure_skip_tls_verify)
         .allow_unencrypted(s.allow_unencrypted)
-        .allow_ntlm_fallback(!s.no_ntlm_fallback);
+        .allow_ntlm_fallback(!s.no_ntlm_fallback)
+        .delegate(s.delegate);
     if let Some(p) = host.port.or(s.port) {
         o = o.port(p);
     }
@@ -283,6 +285,9 @@ pub(crate) fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOpt
     }
     if let Some(spn) = &s.spn {
         o = o.spn(spn.clone());
+    }
+    if let Some((cert, key)) = &s.client_certificate {
+        o = o.client_certificate(cert.clone(), key.clone());
     }
     if let Some(ca) = &s.ca_file {
         o = o.ca_file(ca.clone());
@@ -332,6 +337,13 @@ fn error_text(e: &ClientError) -> String {
             "{operation}: {source}; raise --max-message-size (PSRP_MAX_MESSAGE_SIZE, profile \
              key max_message_size) if the server legitimately sends this much"
         ),
+        ClientError::Wsman {
+            source: wsman::Error::Delegation { source, .. },
+            ..
+        } => match crate::delegation::cache_cause(&source.principal) {
+            Some(cause) => format!("{e} ({cause})"),
+            None => e.to_string(),
+        },
         e => e.to_string(),
     }
 }

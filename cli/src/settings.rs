@@ -40,6 +40,8 @@ pub struct Settings {
     pub password: Option<Secret>,
     /// Kerberos SPN override.
     pub spn: Option<String>,
+    /// Client certificate and key files (certificate authentication).
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
     /// CA bundle for HTTPS.
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate.
@@ -48,6 +50,8 @@ pub struct Settings {
     pub allow_unencrypted: bool,
     /// Negotiate must not fall back to NTLM.
     pub no_ntlm_fallback: bool,
+    /// Kerberos delegation.
+    pub delegate: bool,
     /// Session configuration name.
     pub configuration_name: String,
     /// Session-init commands, parsed.
@@ -205,12 +209,42 @@ impl Settings {
             None => profile_enum("auth", profile.auth.as_deref())?.unwrap_or(AuthKind::Negotiate),
         };
         let username = args.username.clone().or(profile.username.clone());
+        let delegate = args.delegate || profile.delegate.unwrap_or(false);
+        if delegate && matches!(auth, AuthKind::Basic | AuthKind::Ntlm) {
+            return Err(SettingsError::Invalid(format!(
+                "--delegate needs Kerberos (-a kerberos or negotiate); {} cannot delegate credentials",
+                auth_name(auth)
+            )));
+        }
         // The profile's variable leaves the environment even when another
         // source wins: it holds a password.
         let profile_env = profile
             .password_env
             .as_deref()
             .map(|name| (name, password::take_env(name)));
+        let cert_file = args.cert_file.clone().or(profile.cert_file.clone());
+        let key_file = args.key_file.clone().or(profile.key_file.clone());
+        let client_certificate = match (auth, cert_file, key_file) {
+            (AuthKind::Certificate, _, _) if scheme != Scheme::Https => {
+                return Err(SettingsError::Invalid(
+                    "-a certificate needs --scheme https: the certificate is presented in the TLS \
+                     handshake, which plain HTTP does not have"
+                        .to_owned(),
+                ))
+            }
+            (AuthKind::Certificate, Some(c), Some(k)) => Some((c, k)),
+            (AuthKind::Certificate, _, _) => return Err(SettingsError::Invalid(
+                "-a certificate needs --cert-file and --key-file (PSRP_CERT_FILE, PSRP_KEY_FILE, \
+                     profile cert_file, key_file)"
+                    .to_owned(),
+            )),
+            (_, None, None) => None,
+            _ => {
+                return Err(SettingsError::Invalid(
+                    "--cert-file and --key-file are for -a certificate".to_owned(),
+                ))
+            }
+        };
         let mut password = password::from_sources(password::Sources {
             stdin: args.password_stdin,
             env: env_password,
@@ -221,6 +255,8 @@ impl Settings {
             AuthKind::Negotiate => username.is_some(),
             // Kerberos uses the ticket cache without one.
             AuthKind::Kerberos => false,
+            // The password only decrypts an encrypted key, when given.
+            AuthKind::Certificate => false,
         };
         if password.is_none() && needs_password {
             let kind = auth_name(auth);
@@ -288,11 +324,13 @@ impl Settings {
             username,
             password,
             spn: args.spn.clone().or(profile.spn.clone()),
+            client_certificate,
             ca_file: args.ca_file.clone().or(profile.ca_file.clone()),
             insecure_skip_tls_verify: args.insecure_skip_tls_verify
                 || profile.insecure_skip_tls_verify.unwrap_or(false),
             allow_unencrypted: args.allow_unencrypted || profile.allow_unencrypted.unwrap_or(false),
             no_ntlm_fallback: args.no_ntlm_fallback || profile.no_ntlm_fallback.unwrap_or(false),
+            delegate,
             configuration_name: args
                 .configuration_name
                 .clone()
@@ -349,6 +387,7 @@ pub fn auth_name(auth: AuthKind) -> &'static str {
         AuthKind::Ntlm => "ntlm",
         AuthKind::Kerberos => "kerberos",
         AuthKind::Negotiate => "negotiate",
+        AuthKind::Certificate => "certificate",
     }
 }
 

@@ -40,7 +40,7 @@ impl Settings {
         host, *, port=None, scheme="http", path="wsman", auth="negotiate", username=None,
         password=None, spn=None, configuration_name="Microsoft.PowerShell", ca_file=None,
         insecure_skip_tls_verify=false, allow_unencrypted=false, no_ntlm_fallback=false,
-        connect_timeout=None,
+        delegate=false, cert_file=None, key_file=None, connect_timeout=None,
         operation_timeout=None, read_timeout=None, locale=None, data_locale=None,
         max_envelope_size=None, reconnection_retries=None, reconnection_backoff=None
     ))]
@@ -60,6 +60,9 @@ impl Settings {
         insecure_skip_tls_verify: bool,
         allow_unencrypted: bool,
         no_ntlm_fallback: bool,
+        delegate: bool,
+        cert_file: Option<PathBuf>,
+        key_file: Option<PathBuf>,
         connect_timeout: Option<f64>,
         operation_timeout: Option<f64>,
         read_timeout: Option<f64>,
@@ -77,7 +80,18 @@ impl Settings {
             .configuration_name(configuration_name)
             .danger_accept_invalid_certs(insecure_skip_tls_verify)
             .allow_unencrypted(allow_unencrypted)
-            .allow_ntlm_fallback(!no_ntlm_fallback);
+            .allow_ntlm_fallback(!no_ntlm_fallback)
+            .delegate(delegate);
+        match (cert_file, key_file) {
+            (Some(c), Some(k)) => o = o.client_certificate(c, k),
+            (None, None) => {}
+            _ => {
+                return Err(errors::usage(
+                    py,
+                    "cert_file and key_file go together".to_owned(),
+                ))
+            }
+        }
         if let Some(p) = port {
             let p = u16::try_from(p)
                 .ok()

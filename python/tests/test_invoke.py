@@ -303,3 +303,38 @@ def test_installs_and_runs_beside_pypsrp_and_psrpcore(peer: PeerProcess) -> None
         assert peer.open_shells() == 2
     assert our_item["Name"] == their_item.adapted_properties["Name"] == "win.ini"
     assert our_item["Length"] == their_item.adapted_properties["Length"]
+
+
+def test_kerberos_delegation(peer: PeerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The peer's acceptor receives the forwarded TGT and Get-DelegatedIdentity returns its principal.
+    with RunspacePool(**kerberos(peer), delegate=True) as pool:
+        assert pool.invoke("Get-DelegatedIdentity").output == [peer.info["principal"]]
+    with RunspacePool(**kerberos(peer)) as pool:
+        assert pool.invoke("Get-DelegatedIdentity").output == []
+    monkeypatch.setenv("KRB5CCNAME", "FILE:" + peer.info["kerberos_variants"]["ccache_not_forwardable"])
+    with pytest.raises(AuthenticationError, match="kinit -f"):
+        RunspacePool(**kerberos(peer), delegate=True).open()
+
+
+def test_client_certificate(peer: PeerProcess) -> None:
+    c = peer.info["client_certs"]
+    kwargs = dict(https(peer, auth="certificate", username=None, password=c["key_password"]),
+                  cert_file=c["client_cert"], key_file=c["client_key_encrypted"])
+    with RunspacePool(**kwargs) as pool:
+        assert pool.invoke("Get-Date").succeeded
+    with pytest.raises(AuthenticationError, match="HTTP 401"):
+        RunspacePool(**dict(kwargs, cert_file=c["unmapped_cert"], key_file=c["unmapped_key"], password=None)).open()
+
+
+def test_airflow_options_for_delegation_and_certificates() -> None:
+    from psrp_client.airflow.connection import ConnectionConfigError, pool_arguments
+
+    args = pool_arguments(host="h", port=5985, login=None, password=None, extra={},
+                          wsman_options={"auth": "kerberos", "negotiate_delegate": True})
+    assert args["delegate"] is True and args["auth"] == "kerberos"
+    args = pool_arguments(host="h", port=5986, login=None, password="key-pw", extra={"auth": "certificate"},
+                          wsman_options={"certificate_pem": "/c.pem", "certificate_key_pem": "/k.pem"})
+    assert (args["auth"], args["cert_file"], args["key_file"], args["scheme"]) == (
+        "certificate", "/c.pem", "/k.pem", "https")
+    with pytest.raises(ConnectionConfigError, match="certificate_pem"):
+        pool_arguments(host="h", port=5986, login=None, password=None, extra={"auth": "certificate"})

@@ -85,6 +85,53 @@ def ntlm_channel_bindings_hash(token: bytes) -> typing.Optional[bytes]:
     return None
 
 
+def _gssapi_delegated_principal(ctx: typing.Any) -> typing.Optional[str]:
+    """The principal of the credentials the initiator delegated (its forwarded TGT), if any.
+
+    MIT GSSAPI hands an acceptor the forwarded TGT as delegated credentials when the initiator
+    set GSS_C_DELEG_FLAG and could forward its ticket; python-gssapi exposes them as
+    ``SecurityContext.delegated_creds``.
+    """
+    import gssapi
+
+    inner = ctx
+    if type(inner).__name__ == "NegotiateProxy":
+        inner = inner._context
+    sec_ctx = getattr(inner, "_context", None)
+    if not isinstance(sec_ctx, gssapi.SecurityContext):
+        return None
+    creds = getattr(sec_ctx, "delegated_creds", None)
+    if creds is None or gssapi.RequirementFlag.delegate_to_peer not in sec_ctx.actual_flags:
+        return None
+    return str(creds.name)
+
+
+# WinRM certificate authentication (MS-WSMV 2.2.9.2.3 / WS-Management secprofile): the client
+# proves the certificate in the TLS handshake and names this profile in the Authorization header.
+CERTIFICATE_SCHEME = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+
+
+def map_certificate(der: typing.Optional[bytes], realm_info: typing.Dict[str, typing.Any]) -> typing.Tuple[str, str]:
+    """The account a verified client certificate maps to, and the UPN it was mapped by.
+
+    Like WinRM's certificate mapping (``winrm/config/service/certmapping``, whose Subject is the
+    UPN of the certificate's subjectAltName otherName): the UPN must name the realm's user. The
+    TLS layer has already checked the chain against the peer's CA.
+    """
+    from cryptography import x509
+
+    from peer import certs
+
+    if not der:
+        raise AuthFailed("certificate authentication without a client certificate in the TLS handshake")
+    upn = certs.upn_of(x509.load_der_x509_certificate(der))
+    if upn is None:
+        raise AuthFailed("the client certificate has no UPN in its subjectAltName to map it by")
+    if upn.lower() != realm_info["principal"].lower():
+        raise AuthFailed(f"no account is mapped to the client certificate's UPN {upn!r}")
+    return realm_info["user"], upn
+
+
 class ConnectionAuth:
     """Authentication state of one TCP connection.
 
@@ -105,6 +152,7 @@ class ConnectionAuth:
         self.principal: typing.Optional[str] = None
         self.negotiated: typing.Optional[str] = None  # "ntlm" / "kerberos" / "basic"
         self.ntlm_cbt_hash: typing.Optional[bytes] = None
+        self.delegated: typing.Optional[str] = None  # principal of delegated (forwarded) credentials
 
     def reset(self) -> None:
         self.ctx = None
@@ -113,6 +161,7 @@ class ConnectionAuth:
         self.principal = None
         self.negotiated = None
         self.ntlm_cbt_hash = None
+        self.delegated = None
 
     @property
     def encryption_protocol(self) -> str:
@@ -179,6 +228,8 @@ class ConnectionAuth:
                 self._enforce_cbt()
             self.complete = True
             self.principal = self.ctx.client_principal
+            if self.negotiated == "kerberos":
+                self.delegated = _gssapi_delegated_principal(self.ctx)
         return out
 
     def _enforce_cbt(self) -> None:

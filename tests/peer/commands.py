@@ -517,6 +517,15 @@ def get_secret_hash(call: Call) -> None:
     ))
 
 
+@command("Get-DelegatedIdentity", "Get-DelegatedIdentity", [])
+def get_delegated_identity(call: Call) -> None:
+    """The principal of the Kerberos credentials the client delegated to this session (its
+    forwarded TGT, as a second hop would use it), or nothing when it delegated none."""
+    principal = call.inv.session.delegated_principal
+    if principal:
+        call.output(principal)
+
+
 @command("New-SecureSecret", "New-SecureSecret", [Param("Text", 0, mandatory=True), Param("Count", 1)])
 def new_secure_secret(call: Call) -> None:
     """Returns -Text as a SecureString (-Count times). When the client has not exchanged keys,

@@ -133,6 +133,8 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                 self.connection.do_handshake()
             except (ssl.SSLError, OSError) as e:
                 log.info("%s: TLS handshake with %s failed: %s", self.server.name, self.client_address, e)
+                inst.log_op({"kind": "tls", "result": "handshake_failed", "reason": str(e),
+                             "listener": self.server.name, "connection": self.conn_id})
                 self.close_connection = True
                 raise
 
@@ -286,7 +288,23 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
         final_token: typing.Optional[typing.Tuple[str, bytes]] = None
         header = self.headers.get("Authorization")
         enabled = {s.lower() for s in opts.schemes}
-        if header:
+        if header and header.strip().lower() == auth.CERTIFICATE_SCHEME:
+            # Certificate authentication: no handshake over HTTP, the TLS client certificate is
+            # the credential; mapped to an account by its UPN. Only over HTTPS, as WinRM.
+            if transport != "https":
+                self._unauthorized(reason="certificate authentication needs HTTPS")
+                return
+            try:
+                user, upn = auth.map_certificate(self.connection.getpeercert(binary_form=True), inst.realm.data)
+            except auth.AuthFailed as e:
+                self._unauthorized(reason=str(e))
+                return
+            inst.log_op({"kind": "auth", "result": "ok", "scheme": "Certificate", "mechanism": "certificate",
+                         "principal": user, "certificate_upn": upn, "transport": transport,
+                         "connection": self.conn_id, "delegated": None})
+            auth_desc = {"scheme": "Certificate", "mechanism": "certificate", "principal": user}
+            session_auth = False
+        elif header:
             scheme, _, value = header.strip().partition(" ")
             lowered = scheme.lower()
             if lowered not in enabled:
@@ -316,6 +334,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                     return
                 inst.log_op({"kind": "auth", "result": "ok", "scheme": scheme, "mechanism": self.auth.negotiated,
                              "principal": self.auth.principal, "transport": transport, "connection": self.conn_id,
+                             "delegated": self.auth.delegated,
                              "ntlm_cbt": None if self.auth.ntlm_cbt_hash is None else self.auth.ntlm_cbt_hash.hex()})
                 if out:
                     final_token = (scheme, out)
@@ -413,6 +432,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
             ctx = Context(
                 principal=auth_desc["principal"] or "",
                 client_ip=self.client_address[0],
+                delegated=self.auth.delegated if session_auth else None,
                 endpoint=f"{transport}://localhost:{self.server.server_port}/wsman",
                 hostile=hostile_rule,
             )

@@ -232,9 +232,10 @@ class Instance:
             return shell_id.upper()
 
     def new_shell(self, shell_id: str, configuration: runner.Configuration, ctx: typing.Any, uri: str) -> shells.Shell:
-        shell = shells.Shell(
-            self, shell_id, configuration, ctx.principal, ctx.client_ip, uri, runner.SessionState(configuration)
-        )
+        session = runner.SessionState(configuration)
+        # Like the logon session of a WinRM shell: it holds the credentials delegated when it was created.
+        session.delegated_principal = getattr(ctx, "delegated", None)
+        shell = shells.Shell(self, shell_id, configuration, ctx.principal, ctx.client_ip, uri, session)
         return self.add_shell(shell)
 
     def add_shell(self, shell: typing.Any) -> typing.Any:

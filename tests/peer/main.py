@@ -81,10 +81,15 @@ def _bind_pair(factory: typing.Callable[[typing.Tuple[str, int]], typing.Any]) -
     raise RuntimeError(f"could not bind a loopback port on both 127.0.0.1 and ::1: {last}")
 
 
-def _tls_context(cert: str, key: str) -> ssl.SSLContext:
+def _tls_context(cert: str, key: str, client_ca: typing.Optional[str] = None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
+    if client_ca is not None:
+        # Asks for a client certificate (for WinRM certificate authentication) without requiring
+        # one, so the other schemes still work; one that is sent must chain to the peer's CA.
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.load_verify_locations(client_ca)
     return ctx
 
 
@@ -153,7 +158,7 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
     listeners: typing.Dict[str, typing.List[typing.Any]] = {}
     try:
         listeners["http"] = _bind_pair(lambda a: httpd.Listener(a, inst, "http", name="http"))
-        good = _tls_context(realm.data["server_cert"], realm.data["server_key"])
+        good = _tls_context(realm.data["server_cert"], realm.data["server_key"], realm.data["ca_file"])
         listeners["https"] = _bind_pair(lambda a: httpd.Listener(a, inst, "https", good, acceptor_cbt, name="https"))
         if args.bad_cert:
             for label in ("untrusted", "wronghost"):
@@ -225,6 +230,8 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
             "spn": r["spn"],
             "ntlm": r["ntlm"],
             "ca_file": r["ca_file"],
+            # Client certificates for certificate authentication (peer.certs.create_client_pki).
+            "client_certs": r.get("client_certs", {}),
             "server_cert": r["server_cert"],
             "tls_server_end_point_sha256": cbt[len(b"tls-server-end-point:") :].hex(),
             "krb5_config": r["krb5_config"],

@@ -143,6 +143,10 @@ class Realm:
                 f.write(f"{domain}:{user}:{password}\n")
         os.chmod(paths["ntlm_user_file"], 0o600)
         data.update(certs.create_pki(directory))
+        data["client_certs"] = certs.create_client_pki(
+            directory, data["ca_file"], data["ca_key"], f"{USER}@{REALM}", f"nobody@{REALM}",
+            "Key-" + secrets.token_urlsafe(12),
+        )
         data["server_cbt_sha256_hex"] = certs.tls_server_end_point(data["server_cert"]).hex()
         realm._start_kdc()
         return realm
@@ -159,6 +163,8 @@ class Realm:
     dns_canonicalize_hostname = false
     udp_preference_limit = 1
     ignore_acceptor_hostname = false
+    # Tickets are forwardable, as Active Directory issues them, so that clients can delegate.
+    forwardable = true
     default_ccache_name = FILE:{d['ccache']}
 
 [realms]
@@ -251,6 +257,8 @@ class Realm:
         - ``ccache_skewed``: a fresh TGT whose cache header records a KDC time offset of
           ``clock_skew_seconds`` (MIT's kdc_timesync), so the client's requests carry times that far
           ahead: the KDC answers "Clock skew too great", as for a client whose clock is wrong
+        - ``ccache_not_forwardable``: a fresh TGT without the forwardable flag (``kinit -F``), so
+          delegation cannot forward it
         - ``krb5_config_enctype_mismatch``: the realm's krb5.conf allowing only camellia256-cts-cmac,
           which the KDC has no keys for ("KDC has no support for encryption type")
         """
@@ -259,12 +267,15 @@ class Realm:
         paths = {
             "ccache_expired": os.path.join(self.directory, "ccache_expired"),
             "ccache_skewed": os.path.join(self.directory, "ccache_skewed"),
+            "ccache_not_forwardable": os.path.join(self.directory, "ccache_not_forwardable"),
             "krb5_config_enctype_mismatch": os.path.join(self.directory, "krb5_enctype_mismatch.conf"),
         }
         env = dict(os.environ, KRB5_CONFIG=d["krb5_config"])
         _run(["kinit", "-l", "1s", d["principal"]], dict(env, KRB5CCNAME="FILE:" + paths["ccache_expired"]),
              stdin=(d["password"] + "\n").encode())
         _run(["kinit", d["principal"]], dict(env, KRB5CCNAME="FILE:" + paths["ccache_skewed"]),
+             stdin=(d["password"] + "\n").encode())
+        _run(["kinit", "-F", d["principal"]], dict(env, KRB5CCNAME="FILE:" + paths["ccache_not_forwardable"]),
              stdin=(d["password"] + "\n").encode())
         with open(paths["ccache_skewed"], "rb") as f:
             data = f.read()

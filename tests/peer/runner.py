@@ -80,6 +80,8 @@ class SessionState:
         self.configuration = configuration
         self.fs = FakeFileSystem()
         self.trace_level = 0
+        # The principal of Kerberos credentials the client delegated when the pool was created.
+        self.delegated_principal: typing.Optional[str] = None
         self.preferences = {
             "VerbosePreference": "SilentlyContinue",
             "DebugPreference": "SilentlyContinue",

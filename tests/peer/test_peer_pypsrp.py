@@ -106,6 +106,37 @@ def test_http_negotiate_picks_kerberos(peer: PeerProcess) -> None:
     assert auth["scheme"] == "Negotiate" and auth["mechanism"] == "kerberos"
 
 
+def _delegated_identity(wsman: WSMan) -> typing.List[typing.Any]:
+    ps = invoke(wsman, lambda ps: ps.add_cmdlet("Get-DelegatedIdentity"))
+    assert ps.state == PSInvocationState.COMPLETED and not ps.had_errors
+    return list(ps.output)
+
+
+@pytest.mark.parametrize("auth", ["kerberos-ccache", "negotiate-ccache"])
+def test_kerberos_delegation(peer: PeerProcess, auth: str) -> None:
+    # pyspnego sets GSS_C_DELEG_FLAG; MIT forwards the (forwardable) TGT and the peer's acceptor
+    # gets it as delegated credentials, which the session then holds.
+    peer.control("/log/reset")
+    assert _delegated_identity(connect(peer, auth, negotiate_delegate=True)) == [peer.info["principal"]]
+    ok = [a for a in peer.log("auth") if a["result"] == "ok"]
+    assert ok and ok[-1]["mechanism"] == "kerberos" and ok[-1]["delegated"] == peer.info["principal"]
+
+
+def test_kerberos_without_delegation(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    assert _delegated_identity(connect(peer, "kerberos-ccache")) == []
+    assert [a["delegated"] for a in peer.log("auth") if a["result"] == "ok"] == [None]
+
+
+def test_kerberos_delegation_of_a_non_forwardable_ticket(peer: PeerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    # MIT drops the delegation silently when the TGT is not forwardable; pyspnego does not check,
+    # so the session simply holds no delegated credentials.
+    monkeypatch.setenv("KRB5CCNAME", "FILE:" + peer.info["kerberos_variants"]["ccache_not_forwardable"])
+    peer.control("/log/reset")
+    assert _delegated_identity(connect(peer, "kerberos-ccache", negotiate_delegate=True)) == []
+    assert [a["delegated"] for a in peer.log("auth") if a["result"] == "ok"] == [None]
+
+
 def test_http_negotiate_falls_back_to_ntlm(peer: PeerProcess) -> None:
     # pypsrp's default SPN service "host" is not in the keytab: SPNEGO falls back to NTLM.
     peer.control("/log/reset")
@@ -1707,3 +1738,58 @@ def test_hostile_tampered_session_key(private_peer: typing.Callable[..., PeerPro
         with pytest.raises(ValueError):  # pyca/cryptography: "Decryption failed"
             pool.exchange_keys()
     assert len(_attacked(p, "tamper_session_key")) == 1
+
+
+# ---- client certificate authentication -------------------------------------------------------
+
+
+def _certificate_wsman(peer: PeerProcess, label: str) -> WSMan:
+    c = peer.info["client_certs"]
+    return connect(peer, "certificate", ssl=True, username=None, password=None,
+                   certificate_pem=c[f"{label}_cert"], certificate_key_pem=c[f"{label}_key"])
+
+
+def test_certificate_auth_maps_the_upn_to_the_user(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    ps = invoke(_certificate_wsman(peer, "client"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED and len(ps.output) == 1
+    ok = [a for a in peer.log("auth") if a["result"] == "ok"]
+    assert ok and {(a["mechanism"], a["principal"], a["certificate_upn"]) for a in ok} == {
+        ("certificate", peer.info["user"], peer.info["client_certs"]["upn"])}
+    ops = peer.log()
+    assert ops and all(o["transport"] == "https" and not o["encrypted"] for o in ops)
+    assert {o["auth"]["mechanism"] for o in ops} == {"certificate"}
+
+
+def test_certificate_auth_refuses_an_unmapped_certificate(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    with pytest.raises(AuthenticationError):
+        invoke(_certificate_wsman(peer, "unmapped"), lambda ps: ps.add_cmdlet("Get-Date"))
+    refused = [a for a in peer.log("auth") if a["result"] == "refused"]
+    assert refused and "nobody@PEER.TEST" in refused[-1]["reason"]
+    assert peer.log() == []
+
+
+def test_certificate_auth_refuses_another_ca_in_the_tls_handshake(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    with pytest.raises(Exception) as e:
+        invoke(_certificate_wsman(peer, "foreign"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert "ssl" in type(e.value).__name__.lower() or "ssl" in str(e.value).lower(), repr(e.value)
+    tls = peer.log("tls")
+    assert tls and "certificate" in tls[-1]["reason"].lower(), tls
+    assert peer.log() == []
+
+
+def test_certificate_auth_needs_a_certificate(peer: PeerProcess) -> None:
+    # The listener asks for a client certificate but does not require one: without one, the
+    # certificate scheme is refused while the other schemes work on the same listener.
+    ps = invoke(connect(peer, "ntlm", ssl=True), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    r = requests.post(peer.info["https_url"], data=b"x", verify=peer.info["ca_file"], timeout=10,
+                      headers={"Authorization": "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual",
+                               "Content-Type": "application/soap+xml;charset=UTF-8"})
+    assert r.status_code == 401
+    r = requests.post(peer.info["http_url"], data=b"x", timeout=10,
+                      headers={"Authorization": "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual",
+                               "Content-Type": "application/soap+xml;charset=UTF-8"})
+    assert r.status_code == 401

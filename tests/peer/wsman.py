@@ -35,6 +35,7 @@ class Context(typing.NamedTuple):
     client_ip: str
     endpoint: str  # http(s)://localhost:port/wsman
     hostile: typing.Any = None  # a peer.instance.FaultRule of hostile.HANDLER_KINDS for this request
+    delegated: typing.Optional[str] = None  # principal of credentials the client delegated (Kerberos)
 
 
 def _b64(text: typing.Optional[str], what: str) -> bytes:

@@ -51,17 +51,43 @@ pub enum Auth {
         /// Request credential delegation (Kerberos only).
         delegate: bool,
     },
+    /// A client certificate (HTTPS only): presented in the TLS handshake,
+    /// with WinRM's HTTPS mutual-authentication profile named in the
+    /// `Authorization` header; the server maps it to an account. Messages
+    /// are protected by TLS only (no WinRM message encryption).
+    Certificate {
+        /// The certificate chain and key.
+        certificate: crate::ClientCertificate,
+    },
 }
 
 impl Auth {
-    /// Short name for messages (`basic`, `ntlm`, `kerberos`, `negotiate`).
+    /// Short name for messages (`basic`, `ntlm`, `kerberos`, `negotiate`,
+    /// `certificate`).
     pub fn kind(&self) -> &'static str {
         match self {
             Auth::Basic { .. } => "basic",
             Auth::Ntlm { .. } => "ntlm",
             Auth::Kerberos { .. } => "kerberos",
             Auth::Negotiate { .. } => "negotiate",
+            Auth::Certificate { .. } => "certificate",
         }
+    }
+
+    /// The client certificate of [`Auth::Certificate`].
+    pub fn client_certificate(&self) -> Option<&crate::ClientCertificate> {
+        match self {
+            Auth::Certificate { certificate } => Some(certificate),
+            _ => None,
+        }
+    }
+
+    /// Whether Kerberos delegation is requested.
+    pub fn delegates(&self) -> bool {
+        matches!(
+            self,
+            Auth::Kerberos { delegate: true, .. } | Auth::Negotiate { delegate: true, .. }
+        )
     }
 
     /// The user name, when one is configured.
@@ -71,6 +97,7 @@ impl Auth {
             Auth::Kerberos { username, .. } | Auth::Negotiate { username, .. } => {
                 username.as_deref()
             }
+            Auth::Certificate { .. } => None,
         }
     }
 }
@@ -310,10 +337,15 @@ impl WsmanConfig {
         }
     }
 
+    /// The client certificate, with certificate authentication.
+    pub fn client_certificate(&self) -> Option<&crate::ClientCertificate> {
+        self.auth.client_certificate()
+    }
+
     /// Whether messages are sealed with the auth context (decided by the
     /// policy, the scheme and the auth method).
     pub fn encrypts(&self) -> bool {
-        let sealing_auth = !matches!(self.auth, Auth::Basic { .. });
+        let sealing_auth = !matches!(self.auth, Auth::Basic { .. } | Auth::Certificate { .. });
         match self.encryption {
             EncryptionPolicy::Auto => sealing_auth && !self.is_https(),
             EncryptionPolicy::Always => sealing_auth,
@@ -342,6 +374,22 @@ impl WsmanConfig {
                  use HTTPS, or set EncryptionPolicy::DangerousAllowUnencryptedHttp if you really mean it"
                     .into(),
             ));
+        }
+        if matches!(self.auth, Auth::Certificate { .. }) {
+            if !self.is_https() {
+                return Err(Error::Config(
+                    "certificate authentication needs HTTPS: the certificate is presented in the TLS \
+                     handshake (use an https:// endpoint, port 5986)"
+                        .into(),
+                ));
+            }
+            if self.encryption == EncryptionPolicy::Always {
+                return Err(Error::Config(
+                    "certificate authentication cannot encrypt messages (TLS protects them); \
+                     do not ask for EncryptionPolicy::Always"
+                        .into(),
+                ));
+            }
         }
         if basic && self.encryption == EncryptionPolicy::Always {
             return Err(Error::Config(

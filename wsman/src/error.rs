@@ -1,7 +1,7 @@
 //! The crate's error type.
 
 use crate::auth::channel_bindings::ChannelBindingError;
-use crate::auth::gss::GssError;
+use crate::auth::gss::{DelegationRefused, GssError};
 use crate::auth::ntlm::NtlmError;
 use crate::encryption::EncryptionError;
 use crate::fault::WsmanFault;
@@ -134,6 +134,17 @@ pub enum Error {
     #[error(transparent)]
     Gss(#[from] GssError),
 
+    /// Kerberos delegation was requested but the user's ticket-granting
+    /// ticket was not forwarded (not forwardable, or refused by the KDC).
+    #[error("authentication to {endpoint} failed: {source}")]
+    Delegation {
+        /// Endpoint URL.
+        endpoint: String,
+        /// What was refused and how to fix it.
+        #[source]
+        source: DelegationRefused,
+    },
+
     /// Channel bindings could not be computed.
     #[error(transparent)]
     ChannelBinding(#[from] ChannelBindingError),
@@ -150,6 +161,9 @@ impl Error {
 
     /// Whether this is an authentication failure.
     pub fn is_auth(&self) -> bool {
-        matches!(self, Error::Auth { .. } | Error::Ntlm(_) | Error::Gss(_))
+        matches!(
+            self,
+            Error::Auth { .. } | Error::Ntlm(_) | Error::Gss(_) | Error::Delegation { .. }
+        )
     }
 }

@@ -124,6 +124,7 @@ pub mod shell;
 pub mod soap;
 mod transport;
 
+pub use auth::certificate::{CertificateError, ClientCertificate};
 pub use client::{ReceiveSequence, WsmanClient, MAX_ENUMERATED_SHELLS};
 pub use config::{
     Auth, EncryptionPolicy, FallbackHook, NtlmFallback, ProxyConfig, TlsOptions, WsmanConfig,

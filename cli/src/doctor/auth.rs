@@ -161,6 +161,8 @@ pub async fn check(t: &Target, r: &mut Report) -> Probed {
         AuthKind::Ntlm => has(&offered, "Negotiate") || has(&offered, "NTLM"),
         AuthKind::Kerberos => has(&offered, "Kerberos") || has(&offered, "Negotiate"),
         AuthKind::Negotiate => has(&offered, "Negotiate"),
+        // Not announced in WWW-Authenticate: the TLS handshake carries it.
+        AuthKind::Certificate => t.https(),
     };
     if ok {
         r.pass(

@@ -47,7 +47,7 @@ pub(super) fn libdefault(files: &[PathBuf], key: &str) -> Option<String> {
     None
 }
 
-pub(super) fn config_files() -> Vec<PathBuf> {
+pub(crate) fn config_files() -> Vec<PathBuf> {
     match std::env::var_os("KRB5_CONFIG") {
         Some(v) => std::env::split_paths(&v).collect(),
         None => vec![PathBuf::from("/etc/krb5.conf")],
@@ -55,7 +55,7 @@ pub(super) fn config_files() -> Vec<PathBuf> {
 }
 
 /// The ticket cache name the library will use.
-fn ccache_name(files: &[PathBuf]) -> String {
+pub(crate) fn ccache_name(files: &[PathBuf]) -> String {
     if let Ok(n) = std::env::var("KRB5CCNAME") {
         if !n.is_empty() {
             return n;
@@ -79,7 +79,7 @@ fn file_path(name: &str) -> Option<PathBuf> {
     }
 }
 
-fn read_cache(name: &str) -> Option<Result<ccache::Cache, String>> {
+pub(crate) fn read_cache(name: &str) -> Option<Result<ccache::Cache, String>> {
     let path = file_path(name)?;
     Some(
         std::fs::read(&path)
@@ -383,7 +383,7 @@ fn tgt(r: &mut Report, fatal: bool, name: &str, cache: &ccache::Cache) {
         r.info(
             G,
             "forwardable",
-            "the ticket is not forwardable: fine, psrp does not delegate (kinit -f if a \
+            "the ticket is not forwardable: fine unless you use --delegate (kinit -f if a \
              second hop needs it)",
         );
     }

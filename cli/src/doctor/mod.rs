@@ -7,8 +7,8 @@
 
 mod auth;
 mod canonical;
-mod ccache;
-mod kerberos;
+pub(crate) mod ccache;
+pub(crate) mod kerberos;
 mod network;
 mod tls;
 mod winrm;

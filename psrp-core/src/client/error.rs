@@ -296,7 +296,7 @@ fn classify(e: &wsman::Error) -> ErrorKind {
     use wsman::Error as E;
     match e {
         E::Config(_) => ErrorKind::Config,
-        E::Auth { .. } | E::Ntlm(_) | E::Gss(_) => ErrorKind::Auth,
+        E::Auth { .. } | E::Ntlm(_) | E::Gss(_) | E::Delegation { .. } => ErrorKind::Auth,
         E::HttpStatus { status: 401, .. } => ErrorKind::Auth,
         E::Tls { .. } | E::ChannelBinding(_) => ErrorKind::Tls,
         E::Http { .. } | E::HttpStatus { .. } => ErrorKind::Connection,
@@ -316,6 +316,15 @@ const ACCESS_DENIED: u32 = 5;
 /// What the user should check, appended to the message.
 fn hint(kind: ErrorKind, source: &wsman::Error) -> &'static str {
     match kind {
+        // Its own message says what to fix.
+        ErrorKind::Auth if matches!(source, wsman::Error::Delegation { .. }) => "",
+        // The certificate's refusal (TLS alert or HTTP 401) names its fixes.
+        ErrorKind::Auth | ErrorKind::Tls
+            if matches!(source, wsman::Error::Auth { reason, .. } | wsman::Error::Tls { reason, .. }
+                if reason.contains("the client certificate")) =>
+        {
+            ""
+        }
         ErrorKind::Auth => {
             " (check the user name and password; for Kerberos, a ticket from kinit \
              (KRB5CCNAME) and the service principal name)"

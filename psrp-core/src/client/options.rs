@@ -68,12 +68,17 @@ pub enum AuthMethod {
     /// SPNEGO: Kerberos when credentials for it can be had, else NTLM.
     #[default]
     Negotiate,
+    /// A client certificate over HTTPS
+    /// ([`ConnectionOptions::client_certificate`]); the server maps it to an
+    /// account. The password, if any, decrypts an encrypted key.
+    Certificate,
 }
 
 impl AuthMethod {
-    /// `basic`, `ntlm`, `kerberos` or `negotiate`.
+    /// `basic`, `ntlm`, `kerberos`, `negotiate` or `certificate`.
     pub fn name(self) -> &'static str {
         match self {
+            AuthMethod::Certificate => "certificate",
             AuthMethod::Basic => "basic",
             AuthMethod::Ntlm => "ntlm",
             AuthMethod::Kerberos => "kerberos",
@@ -91,8 +96,9 @@ impl std::str::FromStr for AuthMethod {
             "ntlm" => Ok(AuthMethod::Ntlm),
             "kerberos" => Ok(AuthMethod::Kerberos),
             "negotiate" => Ok(AuthMethod::Negotiate),
+            "certificate" => Ok(AuthMethod::Certificate),
             _ => Err(ClientError::Config(format!(
-                "authentication {s:?} is not one of basic, ntlm, kerberos, negotiate"
+                "authentication {s:?} is not one of basic, ntlm, kerberos, negotiate, certificate"
             ))),
         }
     }
@@ -133,6 +139,7 @@ pub struct ConnectionOptions {
     password: Option<Secret>,
     spn: Option<String>,
     delegate: bool,
+    client_certificate: Option<(PathBuf, PathBuf)>,
     ca_file: Option<PathBuf>,
     danger_accept_invalid_certs: bool,
     allow_unencrypted: bool,
@@ -167,6 +174,7 @@ impl ConnectionOptions {
             password: None,
             spn: None,
             delegate: false,
+            client_certificate: None,
             ca_file: None,
             danger_accept_invalid_certs: false,
             allow_unencrypted: false,
@@ -238,6 +246,18 @@ impl ConnectionOptions {
     /// server, for second hops).
     pub fn delegate(mut self, delegate: bool) -> Self {
         self.delegate = delegate;
+        self
+    }
+
+    /// The client certificate (PEM, then any intermediates) and its key (PEM;
+    /// an encrypted PKCS#8 key is decrypted with the password) for
+    /// [`AuthMethod::Certificate`]. The files are read when the pool opens.
+    pub fn client_certificate(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.client_certificate = Some((cert_file.into(), key_file.into()));
         self
     }
 
@@ -491,6 +511,17 @@ impl ConnectionOptions {
                 spn: self.spn.clone(),
                 delegate: self.delegate,
             },
+            AuthMethod::Certificate => {
+                let Some((cert, key)) = &self.client_certificate else {
+                    return Err(needs(
+                        "client certificate and key (ConnectionOptions::client_certificate)",
+                    ));
+                };
+                let certificate =
+                    wsman::ClientCertificate::from_pem_files(cert, key, self.password.as_ref())
+                        .map_err(|e| ClientError::Config(e.to_string()))?;
+                Auth::Certificate { certificate }
+            }
         })
     }
 

@@ -60,7 +60,7 @@ ALLOWED_EXTRAS = ORIGINAL_EXTRAS + OUR_EXTRAS
 _IGNORED_WSMAN = ("negotiate_send_cbt", "server", "username", "password")
 _IGNORED_RUNSPACE = ("min_runspaces", "max_runspaces", "apartment_state", "thread_options", "session_key_timeout_ms",
                      "no_profile", "idle_timeout", "host")
-_AUTHS = {"negotiate", "kerberos", "ntlm", "basic"}
+_AUTHS = {"negotiate", "kerberos", "ntlm", "basic", "certificate"}
 _BOOL_WORDS = ("true", "false", "yes", "no", "1", "0", "on", "off")
 
 
@@ -122,8 +122,6 @@ def pool_arguments(
 
     refused = {
         "proxy": "psrp takes an HTTP CONNECT proxy from HTTPS_PROXY/HTTP_PROXY/NO_PROXY in the worker's environment",
-        "certificate_pem": "certificate authentication is not supported",
-        "certificate_key_pem": "certificate authentication is not supported",
         "credssp_auth_mechanism": "CredSSP is not supported",
     }
     for key, why in refused.items():
@@ -131,11 +129,9 @@ def pool_arguments(
             raise ConnectionConfigError(f"wsman_options {key!r} cannot be honoured: {why}")
     if wsman.get("no_proxy") and _bool("no_proxy", wsman["no_proxy"]):
         raise ConnectionConfigError("wsman_options 'no_proxy' cannot be honoured: unset HTTPS_PROXY/HTTP_PROXY instead")
-    if wsman.get("negotiate_delegate") and _bool("negotiate_delegate", wsman["negotiate_delegate"]):
-        raise ConnectionConfigError("wsman_options 'negotiate_delegate' (Kerberos delegation) is not supported")
     known_wsman = set(ALLOWED_EXTRAS) | set(_IGNORED_WSMAN) | set(refused) | {
         "port", "ssl", "no_proxy", "negotiate_delegate", "read_timeout", "data_locale", "credssp_disable_tlsv1_2",
-        "credssp_minimum_version", "certificate_key_password"}
+        "credssp_minimum_version", "certificate_key_password", "certificate_pem", "certificate_key_pem"}
     unknown = sorted(set(wsman) - known_wsman)
     if unknown:
         raise ConnectionConfigError(f"unknown wsman_options: {', '.join(unknown)}")
@@ -174,6 +170,16 @@ def pool_arguments(
     elif wsman.get("negotiate_service") or wsman.get("negotiate_hostname_override"):
         service = str(wsman.get("negotiate_service") or "HTTP")
         args["spn"] = f"{service}/{wsman.get('negotiate_hostname_override') or host}"
+    if wsman.get("negotiate_delegate") and _bool("negotiate_delegate", wsman["negotiate_delegate"]):
+        args["delegate"] = True  # Kerberos delegation, as pypsrp's negotiate_delegate
+    if auth == "certificate":
+        # pypsrp's certificate auth: PEM file paths; an encrypted key takes the connection's password.
+        if not (wsman.get("certificate_pem") and wsman.get("certificate_key_pem")):
+            raise ConnectionConfigError("auth 'certificate' needs wsman_options certificate_pem and certificate_key_pem")
+        args["cert_file"] = str(wsman["certificate_pem"])
+        args["key_file"] = str(wsman["certificate_key_pem"])
+    elif wsman.get("certificate_pem") or wsman.get("certificate_key_pem"):
+        raise ConnectionConfigError("wsman_options certificate_pem and certificate_key_pem are for auth 'certificate'")
     if "no_ntlm_fallback" in wsman:
         args["no_ntlm_fallback"] = _bool("no_ntlm_fallback", wsman["no_ntlm_fallback"])
 

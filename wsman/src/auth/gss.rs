@@ -32,6 +32,27 @@ fn gss_err(what: &str) -> impl FnOnce(libgssapi::error::Error) -> GssError + '_ 
     }
 }
 
+/// Kerberos delegation was asked for, but the context carries no forwarded
+/// ticket-granting ticket: MIT GSSAPI leaves the delegation out (and says
+/// so only in the flags it grants) when the user's TGT is not forwardable
+/// or the KDC refuses to issue a forwarded one. The server would then hold
+/// no credentials for a second hop, so the connection is not used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "Kerberos delegation to {spn} was requested, but the ticket-granting ticket of {principal} \
+     could not be forwarded, so the server would get no credentials for a second hop. Either \
+     the ticket is not forwardable (get one with `kinit -f`, or set `forwardable = true` in \
+     krb5.conf [libdefaults] when a password is used), or the KDC refused a forwarded ticket \
+     (the account must not be \"sensitive and cannot be delegated\", and the KDC policy must \
+     allow forwardable tickets for it)"
+)]
+pub struct DelegationRefused {
+    /// The client principal, e.g. `alice@EXAMPLE.COM` (empty if unknown).
+    pub principal: String,
+    /// The service principal delegated to.
+    pub spn: String,
+}
+
 /// Which GSSAPI mechanism to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GssMech {
@@ -127,6 +148,7 @@ const CONF_CHECK_LEN: usize = 16;
 pub struct GssClient {
     ctx: ClientCtx,
     channel_bindings: Option<Vec<u8>>,
+    spn: String,
 }
 
 impl std::fmt::Debug for GssClient {
@@ -173,6 +195,7 @@ impl GssClient {
         Ok(GssClient {
             ctx: ClientCtx::new(cred, target_name(spn)?, flags, Some(oid)),
             channel_bindings,
+            spn: spn.to_owned(),
         })
     }
 
@@ -221,6 +244,27 @@ impl GssClient {
                 }
             ),
         })
+    }
+
+    /// Checks that the established context delegated the user's TGT
+    /// (GSS_C_DELEG_FLAG granted, not just requested). MIT drops the
+    /// delegation silently when the TGT is not forwardable or the KDC
+    /// refuses to forward it; this turns that into [`DelegationRefused`].
+    pub fn verify_delegated(&self) -> Result<(), DelegationRefused> {
+        let refused = || DelegationRefused {
+            principal: self
+                .ctx
+                .source_name()
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            spn: self.spn.clone(),
+        };
+        // gss_inquire_context: the flags the mechanism granted. (libgssapi's
+        // own record of the flags also holds the requested ones.)
+        match self.ctx.flags() {
+            Ok(granted) if granted.contains(CtxFlags::GSS_C_DELEG_FLAG) => Ok(()),
+            _ => Err(refused()),
+        }
     }
 
     /// Encrypts with gss_wrap_iov over HEADER | DATA | PADDING, which yields

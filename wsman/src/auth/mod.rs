@@ -2,6 +2,7 @@
 //! GSSAPI), TLS channel bindings, and the per-connection session security
 //! that seals WinRM messages.
 
+pub mod certificate;
 pub mod channel_bindings;
 pub mod gss;
 pub mod ntlm;

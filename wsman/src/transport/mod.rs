@@ -50,7 +50,10 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: WsmanConfig) -> Result<Self, Error> {
         let tls = if config.is_https() {
-            Some(tls::client_config(&config.tls)?)
+            Some(tls::client_config(
+                &config.tls,
+                config.client_certificate(),
+            )?)
         } else {
             None
         };
@@ -110,6 +113,22 @@ impl Shared {
                 reason: f.reason,
             };
         }
+        if self.config.client_certificate().is_some() && f.reason.contains("received fatal alert") {
+            // With TLS 1.3 the server checks the client certificate after
+            // the client has finished its side of the handshake: its refusal
+            // arrives as an alert on the first read of the response.
+            return Error::Tls {
+                endpoint: self.endpoint.clone(),
+                reason: format!(
+                    "the server refused the client certificate in the TLS handshake ({}): it does \
+                     not trust the certificate's issuer (UnknownCA), or finds the certificate \
+                     unusable (BadCertificate: outside its validity period, or not for client \
+                     authentication); check \
+                     --cert-file against the CAs the server trusts for client certificates",
+                    f.reason
+                ),
+            };
+        }
         Error::Http {
             endpoint: self.endpoint.clone(),
             reason: f.reason,
@@ -149,7 +168,10 @@ pub(crate) async fn diagnostic_connection(
     }
     let tls_config = match tls {
         DiagTls::AsConfigured if !config.is_https() => None,
-        _ => Some(tls::client_config(&config.tls)?),
+        _ => Some(tls::client_config(
+            &config.tls,
+            config.client_certificate(),
+        )?),
     };
     let mut shared = Shared::new(config)?;
     shared.target.tls = tls_config;
@@ -235,7 +257,8 @@ pub(crate) struct Connection {
     /// The server associates the current TCP connection with us.
     authenticated: bool,
     security: Option<(Security, Protocol)>,
-    /// Authorization header for Basic (cleared when dropped).
+    /// Authorization header sent with every request, without a handshake:
+    /// Basic (cleared when dropped) or the certificate profile.
     basic: Option<Zeroizing<String>>,
     /// The request of the current exchange may have reached the server
     /// (it was written, and no answer said it was not processed).
@@ -272,6 +295,9 @@ impl Connection {
     pub(crate) fn new(shared: &Shared) -> Self {
         let basic = match &shared.config.auth {
             Auth::Basic { username, password } => Some(basic_header(username, password)),
+            Auth::Certificate { .. } => Some(Zeroizing::new(
+                crate::auth::certificate::MUTUAL_PROFILE.to_owned(),
+            )),
             _ => None,
         };
         Connection {
@@ -411,12 +437,19 @@ impl Connection {
                 )
                 .await?;
             if r.status == 401 {
-                return Err(shared
-                    .auth_error(format!(
+                let reason = if matches!(shared.config.auth, Auth::Certificate { .. }) {
+                    "the server refused the client certificate (HTTP 401): it maps to no account \
+                     (on Windows: a certificate mapping, winrm/config/service/certmapping, for the \
+                     UPN in its subjectAltName), or certificate authentication is not enabled \
+                     (winrm/config/service/auth Certificate=true)"
+                        .to_owned()
+                } else {
+                    format!(
                         "the server rejected user {:?} with Basic authentication (HTTP 401); check the user name and password, and that Basic is enabled on the server",
                         shared.config.auth.username().unwrap_or_default()
-                    ))
-                    .into());
+                    )
+                };
+                return Err(shared.auth_error(reason).into());
             }
             return Ok(Some(r));
         }
@@ -613,6 +646,12 @@ impl Connection {
                     };
                     // The flags the context was granted, not just requested.
                     g.verify_granted(cfg.encrypts()).map_err(Error::from)?;
+                    if cfg.auth.delegates() {
+                        g.verify_delegated().map_err(|source| Error::Delegation {
+                            endpoint: shared.endpoint.clone(),
+                            source,
+                        })?;
+                    }
                     Security::Gss(g)
                 }
                 Some(Pending::Ntlm(_)) => {
@@ -683,7 +722,9 @@ impl Connection {
             (Some(Pending::Ntlm(client)), token)
         };
         match &cfg.auth {
-            Auth::Basic { .. } => Err(Error::Config("Basic does not use a handshake".into())),
+            Auth::Basic { .. } | Auth::Certificate { .. } => Err(Error::Config(
+                "Basic and certificate authentication do not use a handshake".into(),
+            )),
             Auth::Ntlm { username, password } => {
                 let s = if has(scheme::NEGOTIATE) {
                     scheme::NEGOTIATE
@@ -732,6 +773,10 @@ impl Connection {
                 match start_gss(shared, username.clone(), password.clone(), &spn, GssMech::Spnego, *delegate, cb).await {
                     Ok((g, t)) => Ok((scheme::NEGOTIATE, Some(Pending::Gss(g)), t)),
                     Err(e) => match (username, password) {
+                        (Some(_), Some(_)) if *delegate => Err(shared.auth_error(format!(
+                            "Negotiate could not use Kerberos ({e}); NTLM cannot delegate \
+                             credentials, so delegation needs Kerberos (get a ticket with `kinit -f`)"
+                        ))),
                         (Some(u), Some(p)) if cfg.allow_ntlm_fallback => {
                             shared.note_ntlm_fallback(&e);
                             let (p, t) = ntlm(u, p);

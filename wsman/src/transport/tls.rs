@@ -12,7 +12,12 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use std::sync::Arc;
 
 /// Builds the TLS configuration used for every HTTPS connection of a client.
-pub(crate) fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, Error> {
+/// `client_cert` is presented when the server asks for one (certificate
+/// authentication).
+pub(crate) fn client_config(
+    opts: &TlsOptions,
+    client_cert: Option<&crate::ClientCertificate>,
+) -> Result<Arc<ClientConfig>, Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -53,10 +58,19 @@ pub(crate) fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, Erro
                 .map_err(|e| Error::Config(format!("system certificate store: {e}")))?,
         )
     };
-    let mut cfg = builder
+    let builder = builder
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let mut cfg = match client_cert {
+        Some(c) => builder
+            .with_client_auth_cert(c.chain(), c.key())
+            .map_err(|e| {
+                Error::Config(format!(
+                    "client certificate: the key does not fit the certificate or is not usable: {e}"
+                ))
+            })?,
+        None => builder.with_no_client_auth(),
+    };
     // WinRM speaks HTTP/1.1 only.
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
