@@ -187,7 +187,7 @@ impl Prompter {
             )));
         }
         let _one = TERMINAL.lock().unwrap_or_else(|e| e.into_inner());
-        let prompt = format!("{}{}: ", self.host_prefix(), terminal_safe(label));
+        let prompt = format!("{}{label}: ", self.host_prefix());
         read_terminal(&prompt, secret)
             .map_err(|e| Unanswered(format!("reading {asked} from the terminal failed: {e}")))
     }
@@ -439,7 +439,8 @@ fn read_terminal(prompt: &str, secret: bool) -> Result<Zeroizing<String>, String
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let _echo_off = if secret { Some(EchoOff::new()?) } else { None };
     let mut err = std::io::stderr().lock();
-    let _ = err.write_all(prompt.as_bytes());
+    // Labels and choices come from the server: no raw control characters.
+    let _ = err.write_all(terminal_safe(prompt).as_bytes());
     let _ = err.flush();
     drop(err);
     let stdin = std::io::stdin();
