@@ -250,6 +250,8 @@ pub struct ParamArgs {
     /// The value is never printed or logged.
     #[arg(long = "secure-param", value_name = "NAME=env:VAR|NAME=stdin")]
     pub secure_param: Vec<String>,
+    #[command(flatten)]
+    pub answers: crate::prompts::AnswerArgs,
 }
 
 /// `--scheme`.

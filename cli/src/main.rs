@@ -22,6 +22,7 @@ mod metadata;
 mod output;
 mod params;
 mod password;
+mod prompts;
 mod run;
 mod settings;
 
@@ -96,6 +97,7 @@ fn main() {
                     env_password,
                     check,
                     mode,
+                    &a.params.answers,
                 )
             }
             Err(e) => usage(&e.to_string()),
@@ -149,6 +151,7 @@ fn script(a: &args::ScriptArgs, env_password: Option<wsman::Secret>) -> Status {
             env_password,
             None,
             Mode::Run,
+            &a.params.answers,
         ),
         Err(e) => usage(&e.to_string()),
     }
@@ -233,6 +236,7 @@ fn job_command(
         env_password,
         None,
         mode(handle),
+        &prompts::AnswerArgs::default(),
     )
 }
 
@@ -359,6 +363,7 @@ fn finish_output(log: &Logger, writer: OutputWriter, status: Status) -> Status {
 }
 
 /// `psrp invoke` and `psrp script`.
+#[allow(clippy::too_many_arguments)]
 fn remote(
     pipeline: psrp_core::client::PowerShell,
     name: String,
@@ -367,10 +372,15 @@ fn remote(
     env_password: Option<wsman::Secret>,
     check: Option<check::CheckJob>,
     mode: Mode,
+    answers: &prompts::AnswerArgs,
 ) -> Status {
     let settings = match Settings::resolve(connection, env_password) {
         Ok(s) => s,
         Err(e) => return usage(&e.to_string()),
+    };
+    let answers = match prompts::Answers::load(answers) {
+        Ok(a) => a,
+        Err(e) => return usage(&e),
     };
     if o.output == OutputFormat::Clixml && settings.hosts.len() > 1 {
         return usage("--output clixml is for one host (it is meant for debugging)");
@@ -410,6 +420,7 @@ fn remote(
         log: log.clone(),
         check,
         mode,
+        answers,
     };
     let status = runtime.block_on(async {
         let (cancel_tx, cancel_rx) = watch::channel(None);
@@ -441,6 +452,8 @@ async fn watch_signals(cancel: watch::Sender<Option<Cancel>>, log: Arc<Logger>) 
             _ = int.recv() => Cancel::Interrupt,
             _ = term.recv() => Cancel::Terminate,
         };
+        // A prompt waiting on the terminal gives up (and restores echo).
+        prompts::cancel_terminal_prompts();
         if !first {
             log.psrp("", "second signal: exiting without cleaning up");
             std::process::exit(match c {

@@ -345,7 +345,7 @@ mod collect_tests {
             param_json: vec!["Count=3".into()],
             switch: vec!["Force".into()],
             params: Some(r#"{"Tags": ["a"], "WhatIf": null}"#.into()),
-            secure_param: Vec::new(),
+            ..ParamArgs::default()
         };
         let params = collect(&args, &["pos".into()]).unwrap();
         assert_eq!(params.len(), 6);

@@ -76,6 +76,8 @@ pub struct Job {
     pub check: Option<crate::check::CheckJob>,
     /// Run it, detach it, or pick up, stop a detached job.
     pub mode: Mode,
+    /// Answers to the command's prompts (`crate::prompts`).
+    pub answers: crate::prompts::Answers,
 }
 
 /// What `run_host` does with the pipeline (see `crate::jobs`).
@@ -424,9 +426,11 @@ async fn run_host(
                 retry_log.psrp(&retry_label, &text);
             })
     };
+    let prompter = job.answers.host(label, s.tag_hosts, job.log.clone());
     let mut pool_options = PoolOptions::new()
         .cleanup_timeout(CLEANUP_TIMEOUT)
-        .cleanup_tracker(cleanup.clone());
+        .cleanup_tracker(cleanup.clone())
+        .host(prompter.clone());
     if let Some(n) = s.max_message_size {
         // Partial messages may hold twice the largest message, as by default.
         pool_options = pool_options
@@ -522,6 +526,7 @@ async fn run_host(
             deadline,
             counts,
             false,
+            &prompter,
         );
         if let Err(status) = completed(log, label, &what, ended.await) {
             close(log, label, pool).await;
@@ -577,6 +582,7 @@ async fn run_host(
         deadline,
         counts,
         true,
+        &prompter,
     );
     let result = completed(log, label, &job.name, ended.await);
     close(log, label, pool).await;
@@ -691,6 +697,7 @@ async fn run_pipeline(
     deadline: Option<tokio::time::Instant>,
     counts: &mut Counts,
     main: bool,
+    prompter: &crate::prompts::Prompter,
 ) -> Ended {
     // Starting is not cut short by a signal: a half-sent Command would be
     // released without being stopped. It is bounded by the transport's
@@ -717,11 +724,19 @@ async fn run_pipeline(
         };
         let (status, why) = match step {
             Step::Event(Ok(Some(event))) => {
+                let host_call = matches!(event, Event::HostCall(_));
                 if handle_event(job, label, event, counts, main).await.is_err() {
                     wind_down(job, inv, label, counts, None).await;
                     return Ended::OutputClosed;
                 }
-                continue;
+                // A prompt nobody could answer: the command cannot go on
+                // as meant (a script would run its next statements).
+                match prompter.take_unanswered() {
+                    Some(why) if host_call => {
+                        (Status::Failed, format!("{why}; the pipeline was stopped"))
+                    }
+                    _ => continue,
+                }
             }
             Step::Event(Ok(None)) => {
                 let c = inv.completion().cloned();
@@ -828,8 +843,8 @@ fn text_of(v: &PsValue) -> String {
     }
 }
 
-/// Host calls that write text become log lines; the rest were answered
-/// (refused) by the non-interactive host.
+/// Host calls that write text become log lines; prompts were answered by
+/// the run's `crate::prompts::Prompter`.
 fn host_call(log: &Logger, label: &str, call: &HostCall) {
     let text = || {
         call.parameters

@@ -21,6 +21,7 @@ pub mod host;
 pub mod message;
 pub mod pipeline;
 pub mod pool;
+pub mod prompt;
 pub mod session_key;
 
 // The README's Rust examples are compiled as doc tests.

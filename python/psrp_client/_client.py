@@ -6,7 +6,7 @@ import atexit
 import threading
 import warnings
 import weakref
-from typing import Any, Dict, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Union
 
 from psrp_client import _native
 from psrp_client._errors import InsecureSettingWarning, UsageError
@@ -174,8 +174,10 @@ class _PoolBase:
         reconnection_retries: Optional[int] = None,
         reconnection_backoff: Optional[float] = None,
         session_init: Sequence[Union[Command, str]] = (),
+        on_prompt: Optional[Callable[[Dict[str, Any]], Any]] = None,
     ) -> None:
         self._native: Optional[_native.Pool] = None
+        self._on_prompt = on_prompt
         self._settings = _native.Settings(
             host,
             port=port,
@@ -314,7 +316,7 @@ class RunspacePool(_PoolBase):
         """Opens the pool and runs the session-init commands (PipelineFailed if one
         fails). Does nothing if it is already open."""
         if self._native is None:
-            self._opened(_native.Pool.open(self._settings, self._session_init))
+            self._opened(_native.Pool.open(self._settings, self._session_init, self._on_prompt))
         return self
 
     def close(self) -> None:
@@ -522,7 +524,7 @@ class AsyncRunspacePool(_PoolBase):
     async def open(self) -> "AsyncRunspacePool":
         """Opens the pool and runs the session-init commands."""
         if self._native is None:
-            self._opened(await _native.Pool.open_async(self._settings, self._session_init))
+            self._opened(await _native.Pool.open_async(self._settings, self._session_init, self._on_prompt))
         return self
 
     async def close(self) -> None:

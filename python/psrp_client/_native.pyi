@@ -1,6 +1,6 @@
 """Type stubs of the native module (Rust, PyO3). Use the psrp_client package API."""
 
-from typing import Any, Awaitable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from psrp_client._client import Command
 from psrp_client._types import InvocationResult, Record
@@ -75,9 +75,13 @@ class Invocation:
 
 class Pool:
     @staticmethod
-    def open(settings: Settings, session_init: List[Command]) -> "Pool": ...
+    def open(
+        settings: Settings, session_init: List[Command], host: Optional[Callable[[Dict[str, Any]], Any]] = None
+    ) -> "Pool": ...
     @staticmethod
-    def open_async(settings: Settings, session_init: List[Command]) -> Awaitable["Pool"]: ...
+    def open_async(
+        settings: Settings, session_init: List[Command], host: Optional[Callable[[Dict[str, Any]], Any]] = None
+    ) -> Awaitable["Pool"]: ...
     def start(self, command: Command) -> Invocation: ...
     def start_async(self, command: Command) -> Awaitable[Invocation]: ...
     def invoke(self, command: Command, timeout: Optional[float] = None) -> InvocationResult: ...

@@ -5,6 +5,7 @@
 
 mod convert;
 mod errors;
+mod host;
 mod invocation;
 mod pool;
 mod records;

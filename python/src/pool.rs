@@ -44,8 +44,14 @@ impl Drop for Pool {
     }
 }
 
-fn pool_options(session_init: &Bound<'_, PyList>) -> PyResult<PoolOptions> {
+fn pool_options(
+    session_init: &Bound<'_, PyList>,
+    host: Option<Py<PyAny>>,
+) -> PyResult<PoolOptions> {
     let mut options = PoolOptions::new().cleanup_timeout(CLEANUP_TIMEOUT);
+    if let Some(callback) = host {
+        options = options.host(crate::host::PyHost::new(callback));
+    }
     for spec in session_init.iter() {
         options = options.session_init(convert::command(&spec)?);
     }
@@ -118,12 +124,14 @@ impl Pool {
     /// `psrp_client.Command`). Ctrl-C while opening lets the open finish
     /// (at most 10 s) and deletes the shell before KeyboardInterrupt.
     #[staticmethod]
+    #[pyo3(signature = (settings, session_init, host=None))]
     fn open(
         py: Python<'_>,
         settings: &Settings,
         session_init: &Bound<'_, PyList>,
+        host: Option<Py<PyAny>>,
     ) -> PyResult<Pool> {
-        let options = pool_options(session_init)?;
+        let options = pool_options(session_init, host)?;
         let mut opening = Box::pin(RunspacePool::open_with(settings.options.clone(), options));
         match runtime::wait_pinned(py, &mut opening) {
             Ok(Ok(pool)) => Ok(Pool {
@@ -145,12 +153,14 @@ impl Pool {
 
     /// `open` as an awaitable (cancelling it deletes a shell being created).
     #[staticmethod]
+    #[pyo3(signature = (settings, session_init, host=None))]
     fn open_async<'py>(
         py: Python<'py>,
         settings: &Settings,
         session_init: &Bound<'py, PyList>,
+        host: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = pool_options(session_init)?;
+        let options = pool_options(session_init, host)?;
         let connection = settings.options.clone();
         runtime::awaitable(py, async move {
             match RunspacePool::open_with(connection, options).await {

@@ -8,10 +8,13 @@ import typing
 from xml.etree import ElementTree
 
 from psrpcore.types import (
+    ChoiceDescription,
     ErrorCategory,
+    FieldDescription,
     HostMethodIdentifier,
     ProgressRecordType,
     PSCustomObject,
+    PSCredential,
     PSDict,
     PSSecureString,
     serialize,
@@ -158,8 +161,11 @@ def remove_item(call: Call) -> None:
                 )
             )
             continue
-        if not call.bound.switch("WhatIf"):
-            fs.remove(full)
+        if call.bound.switch("WhatIf"):
+            continue
+        if call.bound.switch("Confirm") and not confirm(call, "Remove File", full):
+            continue
+        fs.remove(full)
 
 
 # ---- output and streams ---------------------------------------------------------------
@@ -482,14 +488,73 @@ def start_sleep(call: Call) -> None:
 @command("Read-Host", "Microsoft.PowerShell.Commands.ReadHostCommand",
          [Param("Prompt", 0), Param("AsSecureString", switch=True)])
 def read_host(call: Call) -> None:
+    """As PowerShell's ReadHostCommand: with -Prompt one UI.Prompt call with a FieldDescription
+    named after the prompt (typed String or SecureString), else UI.ReadLine[AsSecureString]."""
     prompt = call.bound.get("Prompt")
-    if prompt is not None:
-        call.inv.host_call(HostMethodIdentifier.Write1, [f"{prompt}: "])
-    if call.bound.switch("AsSecureString"):
-        answer = call.inv.host_call(HostMethodIdentifier.ReadLineAsSecureString, [])
-    else:
-        answer = call.inv.host_call(HostMethodIdentifier.ReadLine, [])
-    call.output(answer)
+    secure = call.bound.switch("AsSecureString")
+    if prompt is None:
+        method = HostMethodIdentifier.ReadLineAsSecureString if secure else HostMethodIdentifier.ReadLine
+        call.output(call.inv.host_call(method, []))
+        return
+    name = str(prompt)
+    field = FieldDescription(
+        Name=name,
+        ParameterTypeName="SecureString" if secure else "String",
+        ParameterTypeFullName="System.Security.SecureString" if secure else "System.String",
+        ParameterAssemblyFullName="mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+        Label="",
+        HelpMessage="",
+        IsMandatory=True,
+    )
+    answer = call.inv.host_call(
+        HostMethodIdentifier.Prompt, ["", "", [FieldDescription.ToPSObjectForRemoting(field, for_host=True)]])
+    if isinstance(answer, dict):
+        for value in answer.values():
+            call.output(value)
+
+
+@command("Get-Credential", "Microsoft.PowerShell.Commands.GetCredentialCommand",
+         [Param("Credential", 0), Param("UserName"), Param("Message"), Param("Title")])
+def get_credential(call: Call) -> None:
+    """UI.PromptForCredential(title, message, user name, ""), as Windows PowerShell 5.1 does;
+    writes the PSCredential the client returned."""
+    user = call.bound.get("UserName", call.bound.get("Credential"))
+    answer = call.inv.host_call(HostMethodIdentifier.PromptForCredential1, [
+        str(call.bound.get("Title", "Windows PowerShell credential request")),
+        str(call.bound.get("Message", "Enter your credentials.")),
+        "" if user is None else str(user),
+        "",
+    ])
+    if answer is not None:
+        call.output(answer)
+
+
+_CONFIRM_CHOICES = [
+    ("&Yes", "Continue with only the next step of the operation."),
+    ("Yes to &All", "Continue with all the steps of the operation."),
+    ("&No", "Skip this operation and proceed with the next operation."),
+    ("No to A&ll", "Skip this operation and all subsequent operations."),
+]
+
+
+def confirm(call: Call, action: str, target: str) -> bool:
+    """ShouldProcess under -Confirm: UI.PromptForChoice("Confirm", ...) with PowerShell's four
+    choices (Suspend is not offered to a remote host); Yes/No to All hold for the rest of the call."""
+    remembered = getattr(call, "confirm_all", None)
+    if remembered is not None:
+        return bool(remembered)
+    choices = [ChoiceDescription.ToPSObjectForRemoting(ChoiceDescription(Label=label, HelpMessage=help_text),
+                                                       for_host=True) for label, help_text in _CONFIRM_CHOICES]
+    answer = call.inv.host_call(HostMethodIdentifier.PromptForChoice, [
+        "Confirm",
+        f'Are you sure you want to perform this action?\nPerforming the operation "{action}" on target "{target}".',
+        choices,
+        0,
+    ])
+    index = int(answer)
+    if index in (1, 3):
+        call.confirm_all = index == 1  # type: ignore[attr-defined]
+    return index in (0, 1)
 
 
 # ---- SecureString: the session key exchange, both ways ------------------------------------
@@ -497,12 +562,23 @@ def read_host(call: Call) -> None:
 SESSION_KEY_WAIT = 60.0
 
 
-@command("Get-SecretHash", "Get-SecretHash", [Param("Secret", 0, mandatory=True)])
+@command("Get-SecretHash", "Get-SecretHash", [Param("Secret", 0)])
 def get_secret_hash(call: Call) -> None:
-    """Proves a SecureString parameter arrived intact: psrpcore decrypts it with the session
-    key it sent the client, and the command returns its length and the SHA-256 of its UTF-8
-    bytes (never the text)."""
-    secret = call.bound.get("Secret")
+    """Proves a SecureString arrived intact: psrpcore decrypts it with the session key it sent
+    the client, and the command returns its length and the SHA-256 of its UTF-8 bytes (never the
+    text). -Secret, or pipeline input (Read-Host -AsSecureString | Get-SecretHash); a PSCredential
+    gives its password's hash and its UserName."""
+    secrets = [call.bound.get("Secret")] if call.bound.get("Secret") is not None else list(call.input)
+    if not secrets:
+        raise TerminatingError(objects.thrown("Get-SecretHash: no -Secret and no pipeline input."))
+    for secret in secrets:
+        _secret_hash(call, secret)
+
+
+def _secret_hash(call: Call, secret: typing.Any) -> None:
+    user = None
+    if isinstance(secret, PSCredential):
+        user, secret = str(secret.UserName), secret.Password
     if not isinstance(secret, PSSecureString):
         raise TerminatingError(objects.thrown(
             f"Cannot bind parameter 'Secret': a {type(secret).__name__} is not a System.Security.SecureString."))
@@ -511,10 +587,11 @@ def get_secret_hash(call: Call) -> None:
     except Exception as e:  # wrong key (no exchange), bad padding, not UTF-16
         raise TerminatingError(objects.thrown(
             f"The SecureString could not be decrypted with the session key: {type(e).__name__}")) from None
-    call.output(PSCustomObject(
-        Length=len(text),
-        Sha256=hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest(),
-    ))
+    digest = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+    if user is None:
+        call.output(PSCustomObject(Length=len(text), Sha256=digest))
+    else:
+        call.output(PSCustomObject(UserName=user, Length=len(text), Sha256=digest))
 
 
 @command("Get-DelegatedIdentity", "Get-DelegatedIdentity", [])

@@ -63,6 +63,8 @@ PARAMETER_TYPES: typing.Dict[str, typing.Dict[str, str]] = {
     "Invoke-Throw": {"Message": "System.String"},
     "Start-Sleep": {"Seconds": "System.Int32", "Milliseconds": "System.Int32"},
     "Read-Host": {"Prompt": "System.Object"},
+    "Get-Credential": {"Credential": "System.Management.Automation.PSCredential", "UserName": "System.String",
+                       "Message": "System.String", "Title": "System.String"},
     "Get-LargeOutput": {"Count": "System.Int32"},
 }
 
@@ -72,6 +74,7 @@ OUTPUT_TYPES: typing.Dict[str, typing.List[str]] = {
     "Get-Process": ["System.Diagnostics.Process"],
     "ConvertTo-Json": ["System.String"],
     "Read-Host": ["System.String", "System.Security.SecureString"],
+    "Get-Credential": ["System.Management.Automation.PSCredential"],
     "Get-LargeOutput": ["System.IO.FileInfo"],
 }
 
@@ -83,6 +86,7 @@ MODULES: typing.Dict[str, str] = {
     "Restart-Computer": "Microsoft.PowerShell.Management",
     "Get-Process": "Microsoft.PowerShell.Management",
     "Set-PSDebug": "Microsoft.PowerShell.Core",
+    "Get-Credential": "Microsoft.PowerShell.Security",
 }
 PEER_MODULE = "PeerTools"
 UTILITY = "Microsoft.PowerShell.Utility"

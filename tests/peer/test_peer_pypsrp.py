@@ -686,10 +686,16 @@ def test_stop_with_powershell_crtl_c_signal(peer: PeerProcess) -> None:
 
 
 class AnsweringUI(PSHostUserInterface):
+    """pypsrp's own host UI answering the peer's prompts; records what it was asked."""
+
     def __init__(self, answer: typing.Optional[str]) -> None:
         super().__init__()
         self.answer = answer
         self.prompts: typing.List[str] = []
+        self.fields: typing.List[typing.Dict[str, typing.Any]] = []
+        self.credentials: typing.List[typing.Tuple[str, str, str]] = []
+        self.choices: typing.List[typing.Tuple[str, typing.List[str], int]] = []
+        self.choice = 0
 
     def Write1(self, runspace: typing.Any, pipeline: typing.Any, value: str) -> None:
         self.prompts.append(value)
@@ -699,15 +705,77 @@ class AnsweringUI(PSHostUserInterface):
             raise RuntimeError("no console here")
         return self.answer
 
+    def ReadLineAsSecureString(self, runspace: typing.Any, pipeline: typing.Any) -> typing.Any:
+        from pypsrp.serializer import TaggedValue
+
+        return TaggedValue("SS", f"secret {self.answer}")
+
+    def Prompt(self, runspace: typing.Any, pipeline: typing.Any, caption: str, message: str,
+               descriptions: typing.List[typing.Any]) -> typing.Dict[str, typing.Any]:
+        fields = [d.extended_properties for d in descriptions]
+        self.fields.extend(fields)
+        return {f["name"]: self.answer for f in fields}
+
+    def PromptForCredential1(self, runspace: typing.Any, pipeline: typing.Any, caption: str, message: str,
+                             user_name: str, target_name: str) -> typing.Any:
+        from pypsrp.complex_objects import PSCredential
+
+        self.credentials.append((caption, message, user_name))
+        return PSCredential(username=user_name or "PEER\\pypsrp", password=f"secret {self.answer}")
+
+    def PromptForChoice(self, runspace: typing.Any, pipeline: typing.Any, caption: str, message: str,
+                        choices: typing.List[typing.Any], default_choice: int) -> int:
+        self.choices.append((caption, [c.extended_properties["label"] for c in choices], default_choice))
+        return self.choice
+
 
 def test_read_host_answered_by_client_host(peer: PeerProcess) -> None:
+    # Read-Host -Prompt asks through UI.Prompt (one FieldDescription named after the prompt),
+    # without -Prompt through UI.ReadLine, as PowerShell's ReadHostCommand does.
     ui = AnsweringUI("forty-two")
     host = PSHost(None, None, False, "peer-test", None, ui, "1.0")
     with RunspacePool(connect(peer), host=host) as pool:
         ps = PowerShell(pool)
         ps.add_cmdlet("Read-Host").add_parameter("Prompt", "Answer")
         assert ps.invoke() == ["forty-two"]
-    assert ui.prompts == ["Answer: "]
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Read-Host")
+        assert ps.invoke() == ["forty-two"]
+    assert [(f["name"], f["parameterTypeFullName"]) for f in ui.fields] == [("Answer", "System.String")]
+
+
+def test_secure_prompts_credentials_and_choices_answered_by_pypsrp_host(peer: PeerProcess) -> None:
+    """Read-Host -AsSecureString and Get-Credential answered with pypsrp's SecureString and
+    PSCredential serialization (the peer decrypts them: Get-SecretHash), and Remove-Item
+    -Confirm's PromptForChoice with pypsrp's choice index."""
+    ui = AnsweringUI("pypsrp")
+    host = PSHost(None, None, False, "peer-test", None, ui, "1.0")
+    expected = hashlib.sha256(b"secret pypsrp").hexdigest()
+    with RunspacePool(connect(peer), configuration_name="Microsoft.PowerShell", host=host) as pool:
+        pool.exchange_keys()  # pypsrp serializes SecureStrings only with a session key
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Read-Host").add_parameter("AsSecureString").add_cmdlet("Get-SecretHash")
+        ps.invoke()
+        assert ps.state == PSInvocationState.COMPLETED, ps.streams.error
+        assert ps.output[0].extended_properties["Sha256"] == expected
+
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Credential").add_parameter("UserName", "PEER\\bob").add_cmdlet("Get-SecretHash")
+        ps.invoke()
+        assert ps.state == PSInvocationState.COMPLETED, ps.streams.error
+        reported = ps.output[0].extended_properties
+        assert (reported["UserName"], reported["Sha256"]) == ("PEER\\bob", expected)
+        assert ui.credentials == [("Windows PowerShell credential request", "Enter your credentials.", "PEER\\bob")]
+
+        for choice, kept in [(2, True), (0, False)]:  # No, then Yes
+            ui.choice = choice
+            ps = PowerShell(pool)
+            ps.add_cmdlet("Remove-Item").add_parameter("Path", "C:\\Temp\\report.txt").add_parameter("Confirm")
+            ps.add_statement().add_cmdlet("Get-ChildItem").add_parameter("Path", "C:\\Temp").add_parameter("Name")
+            names = ps.invoke()
+            assert ("report.txt" in names) == kept, names
+    caption, labels, default = ui.choices[0]
+    assert (caption, labels, default) == ("Confirm", ["&Yes", "Yes to &All", "&No", "No to A&ll"], 0)
 
 
 def test_exit_sets_the_host_exit_code(peer: PeerProcess) -> None:

@@ -150,10 +150,13 @@ fn read_host_fails_instead_of_waiting_for_input() {
     let run = Psrp::jea(peer)
         .args(["invoke", "Read-Host", "-p", "Prompt=Name"])
         .run();
-    assert!(matches!(run.code(), 1 | 2), "{run:?}");
+    assert_eq!(run.code(), 2, "{run:?}");
     assert!(
-        run.stderr.contains("not interactive"),
-        "the refusal must say why:\n{}",
+        run.stderr.contains(
+            "the command asked for the field \"Name\" (Read-Host -Prompt) and no answer was left: \
+             give answers with --answer TEXT"
+        ),
+        "the refusal must say what was asked and how to answer it:\n{}",
         run.stderr
     );
 }
@@ -208,8 +211,6 @@ fn escape_sequences_from_the_server_are_shown_not_sent_to_the_terminal() {
         format!("PROGRESS: act{SHOWN}: st{SHOWN} (5%)"),
         format!("ERROR: Write-Error : err{SHOWN}"),
         format!("ERROR:     + TargetObject          : tgt{SHOWN}"),
-        // Read-Host writes its prompt through a host call (Write).
-        format!("INFO: host{SHOWN}: "),
     ] {
         assert!(
             run.stderr.lines().any(|l| l == line),
@@ -217,6 +218,13 @@ fn escape_sequences_from_the_server_are_shown_not_sent_to_the_terminal() {
             run.stderr
         );
     }
+    // Read-Host's prompt (a field name from the server) in psrp's refusal.
+    assert!(
+        run.stderr
+            .contains(&format!("the field \"host{SHOWN}\" (Read-Host -Prompt)")),
+        "{}",
+        run.stderr
+    );
     // JSON escapes them (and still means the same string).
     assert!(!has_controls(&run.stdout), "{:?}", run.stdout);
     assert_eq!(run.json(), json!([format!("out{HOSTILE}")]));

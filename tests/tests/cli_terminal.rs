@@ -220,3 +220,91 @@ fn escape_sequences_in_progress_are_shown_not_sent_to_the_terminal() {
         );
     }
 }
+
+/// Waits until `tty` has echo off (the prompt writes its text first).
+fn wait_echo_off(tty: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while echoes(tty) {
+        assert!(
+            Instant::now() < deadline,
+            "echo still on at the secret prompt"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_commands_prompts_are_asked_on_the_terminal_secrets_without_echo() {
+    use sha2::{Digest, Sha256};
+    let peer = Peer::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("credential.ps1");
+    std::fs::write(&script, "Get-Credential | Get-SecretHash\n").unwrap();
+    let mut child = on_terminal(
+        peer,
+        &format!("script '{}' -a kerberos -o ndjson", script.display()),
+    );
+    let rx = output_of(&mut child);
+    let mut seen = Vec::new();
+    let mut stdin = child.stdin.take().unwrap();
+    assert!(
+        read_until(&rx, &mut seen, "Enter your credentials.\r\nUser: "),
+        "no user prompt: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    stdin.write_all(b"PEER\\carol\n").unwrap();
+    assert!(
+        read_until(&rx, &mut seen, "Password for user PEER\\carol: "),
+        "no password prompt: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    wait_echo_off(&terminal_of(&child));
+    let secret = "tty-Pässw0rd";
+    stdin.write_all(format!("{secret}\n").as_bytes()).unwrap();
+    let code = wait(&mut child);
+    drop(stdin);
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(2)) {
+        seen.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(code, 0, "{text}");
+    let digest: String = Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(text.contains(&digest), "{text}");
+    assert!(text.contains(r#""UserName":"PEER\\carol""#), "{text}");
+    assert!(!text.contains(secret), "the secret was echoed: {text}");
+}
+
+#[test]
+fn ctrl_c_at_a_secret_prompt_stops_the_pipeline() {
+    let peer = Peer::shared();
+    let mut child = on_terminal(peer, "invoke Read-Host -s AsSecureString -a kerberos");
+    let rx = output_of(&mut child);
+    let mut seen = Vec::new();
+    assert!(
+        read_until(&rx, &mut seen, "Secret: "),
+        "no prompt: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    wait_echo_off(&terminal_of(&child));
+    let mut stdin = child.stdin.take().unwrap();
+    // The terminal's interrupt character: SIGINT to psrp.
+    stdin.write_all(b"\x03").unwrap();
+    let code = wait(&mut child);
+    drop(stdin);
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(2)) {
+        seen.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(code, 130, "{text}");
+    assert!(
+        text.contains("interrupted (SIGINT); the pipeline was stopped"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("did not end after the stop request"),
+        "{text}"
+    );
+}

@@ -485,7 +485,8 @@ async fn read_host_fails_cleanly_by_default_and_a_custom_host_answers_it() {
         .unwrap();
     assert_eq!(result.state, PipelineState::Failed, "{result:?}");
     let methods: Vec<_> = result.host_calls.iter().map(|c| c.method).collect();
-    assert_eq!(methods, [HostMethodId::Write1, HostMethodId::ReadLine]);
+    // Read-Host -Prompt asks through UI.Prompt, as PowerShell's ReadHostCommand does.
+    assert_eq!(methods, [HostMethodId::Prompt]);
     let message = result
         .terminating_error
         .as_ref()

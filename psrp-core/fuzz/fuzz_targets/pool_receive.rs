@@ -1,18 +1,23 @@
 //! Receive payloads from a hostile server fed to an open runspace pool that
 //! runs a pipeline: defragmenting, message parsing and the state
-//! transitions, on the pool's stream and the pipeline's. Errors are fine;
-//! panics are not.
+//! transitions, on the pool's stream and the pipeline's; host calls are read
+//! as prompts and answered as a client's host does. Errors are fine; panics
+//! are not.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use psrp_core::clixml::{PsValue, SecureString};
 use psrp_core::command::{Command, CreatePipeline, PowerShell};
 use psrp_core::fragment::{FragmentHeader, OutgoingMessage, FRAGMENT_HEADER_LEN};
+use psrp_core::host::HostCall;
 use psrp_core::message::{
     guid_from_dotnet_bytes, Destination, Message, RunspacePoolState, RunspacePoolStateMessage,
     SessionCapability,
 };
-use psrp_core::pool::{RunspacePool, RunspacePoolConfig, Target};
+use psrp_core::pipeline::PipelineEvent;
+use psrp_core::pool::{PoolEvent, RunspacePool, RunspacePoolConfig, Target};
+use psrp_core::prompt::{HostAnswer, HostPrompt};
 use uuid::Uuid;
 
 /// Ids taken from the first message header in the input (fragment header
@@ -70,6 +75,46 @@ fn open_pool(id: Uuid, pipeline: Uuid) -> RunspacePool {
     pool
 }
 
+/// A host call read as the client's host reads it, and answered.
+fn prompt(call: &HostCall) {
+    let Ok(Some(prompt)) = HostPrompt::from_call(call) else {
+        return;
+    };
+    let answer = match &prompt {
+        HostPrompt::ReadLine => HostAnswer::Line(String::new()),
+        HostPrompt::ReadLineAsSecureString => HostAnswer::Secure(SecureString::new("")),
+        HostPrompt::Fields { fields, .. } => HostAnswer::Fields(
+            fields
+                .iter()
+                .map(|f| (f.name.clone(), PsValue::Null))
+                .collect(),
+        ),
+        HostPrompt::Credential { user_name, .. } => HostAnswer::Credential {
+            user_name: user_name.clone(),
+            password: SecureString::new(""),
+        },
+        HostPrompt::Choice {
+            choices, default, ..
+        } => HostAnswer::Choice(HostPrompt::choice_by_text(choices, *default, "y").unwrap_or(0)),
+        HostPrompt::MultipleChoice { defaults, .. } => HostAnswer::Choices(defaults.clone()),
+    };
+    let _ = prompt.answer_value(answer);
+}
+
+/// Every event of the pool, host calls read as prompts.
+fn drain(pool: &mut RunspacePool) {
+    // next_event consumes one message per call, error or not.
+    loop {
+        match pool.next_event() {
+            Ok(None) => break,
+            Ok(Some(
+                PoolEvent::HostCall(call) | PoolEvent::Pipeline(_, PipelineEvent::HostCall(call)),
+            )) => prompt(&call),
+            _ => {}
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let (id, pipeline) = ids(data);
     let mut pool = open_pool(id, pipeline);
@@ -88,11 +133,10 @@ fuzz_target!(|data: &[u8]| {
             Target::Pipeline(pipeline)
         };
         let _ = pool.receive(target, &data[pos..end]);
-        // next_event consumes one message per call, error or not.
-        while !matches!(pool.next_event(), Ok(None)) {}
+        drain(&mut pool);
         pos = end;
     }
     let _ = pool.receive(Target::Pool, &data[pos..]);
-    while !matches!(pool.next_event(), Ok(None)) {}
+    drain(&mut pool);
     let _ = pool.data_to_send(64);
 });

@@ -164,8 +164,9 @@ impl StopHandle {
         );
         match signal.await {
             Ok(()) => Ok(()),
-            // It ended meanwhile.
-            Err(_) if self.is_done() => Ok(()),
+            // It ended meanwhile (its command may already be released:
+            // the server no longer knows it).
+            Err(e) if self.is_done() || super::shared::is_gone(&e) => Ok(()),
             Err(e) => Err(self
                 .shared
                 .error("stopping the pipeline (WS-Man Signal)", e)),

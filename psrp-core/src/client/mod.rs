@@ -114,5 +114,6 @@ pub use crate::message::{
     CommandMetadata, CommandTypes, ErrorRecord, GetCommandMetadata, InformationRecord,
     InformationalRecord, ParameterMetadata, PipelineState, ProgressRecord,
 };
+pub use crate::prompt::{ChoiceDescription, FieldDescription, HostAnswer, HostPrompt};
 pub use crate::session_key::SessionKeyError;
 pub use wsman::{BufferMode, NtlmFallback, ProxyConfig, Secret, ShellInfo};

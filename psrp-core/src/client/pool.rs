@@ -813,6 +813,15 @@ impl RunspacePool {
                 source,
             })?;
         }
+        if let Request::Pipeline(spec) = &mut request {
+            // A host with a UI answers the pipeline's own host calls
+            // (PIPELINE_HOST_CALL, read on the pipeline's Receive) rather
+            // than the pool's.
+            let info = shared.host.host_info();
+            if !info.is_host_null && spec.host_info == crate::host::HostInfo::default() {
+                spec.host_info = info;
+            }
+        }
         let command = request.describe();
         let permit = shared
             .runspaces

@@ -317,9 +317,35 @@ impl Shared {
         target: Target,
         call: &HostCall,
     ) -> Result<(), ClientError> {
-        let response = match self.host.respond(call) {
-            Ok(value) => call.respond(value),
-            Err(record) => call.respond_error(record),
+        // The host may wait for a user at a terminal: not on the runtime.
+        let host = self.host.clone();
+        let asked = call.clone();
+        let answered = tokio::task::spawn_blocking(move || host.respond(&asked).map_err(Box::new))
+            .await
+            .map_err(|e| ClientError::UnexpectedResponse {
+                operation: "answering a host call",
+                detail: format!("the host's answer was lost: {e}"),
+            })?;
+        let response = match answered {
+            Ok(Some(mut value)) => {
+                if value.contains_secure_string(&mut |s| !s.is_sealed()) {
+                    // A secret answer: encrypted with the session key,
+                    // exchanged first if needed (boxed: the exchange may
+                    // answer a pool host call itself).
+                    let key = Box::pin(self.session_key()).await?;
+                    value
+                        .visit_secure_strings_mut(&mut |s: &mut crate::clixml::SecureString| {
+                            s.seal(&key)
+                        })
+                        .map_err(|source| ClientError::SessionKey {
+                            operation: "encrypting a SecureString host answer",
+                            source,
+                        })?;
+                }
+                call.respond(Some(value))
+            }
+            Ok(None) => call.respond(None),
+            Err(record) => call.respond_error(*record),
         };
         let _sending = self.send_lock.lock().await;
         self.core()
