@@ -813,6 +813,9 @@ impl RunspacePool {
                 source,
             })?;
         }
+        // Commands that ended on their own are released now, before this
+        // one, so that at most a pool's worth of them waits on the server.
+        shared.release_finished().await;
         let command = request.describe();
         let permit = shared
             .runspaces

@@ -129,6 +129,10 @@ pub(crate) struct Shared {
     pub(crate) pool_receive: tokio::sync::Mutex<()>,
     /// A task watches the pool's messages.
     pub(crate) pool_watch: AtomicBool,
+    /// Commands that ended on their own and are not released yet: released
+    /// before the next Command or Disconnect; a Delete of the shell ends
+    /// them (MS-WSMV 3.1.4.4.1, MS-PSRP 3.2.1.2.2), so closing drops them.
+    finished: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -161,6 +165,7 @@ impl Shared {
             keys: Mutex::new(KeyState::default()),
             pool_receive: tokio::sync::Mutex::new(()),
             pool_watch: AtomicBool::new(false),
+            finished: Mutex::new(Vec::new()),
         }
     }
 
@@ -324,6 +329,23 @@ impl Shared {
         self.flush_locked().await
     }
 
+    /// Leaves a command that ended on its own to be released later (see
+    /// `finished`).
+    pub(crate) fn defer_release(&self, command_id: String) {
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(command_id);
+    }
+
+    /// Releases the commands that ended on their own since the last time.
+    pub(crate) async fn release_finished(&self) {
+        let ids = std::mem::take(&mut *self.finished.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in ids {
+            self.release_command(&id).await;
+        }
+    }
+
     /// Releases a finished (or abandoned) command: Signal terminate, bounded.
     pub(crate) async fn release_command(&self, command_id: &str) {
         if self.is_closed() {
@@ -351,6 +373,11 @@ impl Shared {
             return Ok(());
         }
         self.runspaces.close();
+        // The Delete ends them.
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let delete = self.client.delete_shell(&self.shell);
         let result = tokio::time::timeout(self.limits.cleanup_timeout, delete).await;
         self.core().close();
