@@ -546,6 +546,11 @@ impl RunspacePool {
                     other => tracing::debug!(?other, "while opening the runspace pool"),
                 }
             }
+            // Opened by APPLICATION_PRIVATE_DATA (see `CorePool`): the
+            // RUNSPACEPOOL_STATE that follows it is not waited for.
+            if shared.core().state() == RunspacePoolState::Opened {
+                return Ok(());
+            }
         }
     }
 
