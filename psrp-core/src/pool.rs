@@ -948,6 +948,15 @@ impl RunspacePool {
             }
             Message::ApplicationPrivateData(d) => {
                 self.application_private_data = Some(d.clone());
+                // A server sends it once its pool is open, right before
+                // RUNSPACEPOOL_STATE Opened (MS-PSRP 3.2.5.4.2; PowerShell's
+                // server sends both from its Opened handler). Windows puts
+                // that state in a ReceiveResponse of its own: taking the
+                // pool as Opened here saves that Receive before the first
+                // pipeline. The state message, when it comes, changes nothing.
+                if self.state == RunspacePoolState::Opening {
+                    self.state = RunspacePoolState::Opened;
+                }
                 PoolEvent::ApplicationPrivateData(d)
             }
             Message::RunspacePoolState(s) => {
@@ -1037,6 +1046,50 @@ mod tests {
         while pool.next_event().unwrap().is_some() {}
         assert_eq!(pool.state(), RunspacePoolState::Opened);
         pool
+    }
+
+    /// APPLICATION_PRIVATE_DATA opens the pool (Windows sends the Opened
+    /// state after it, in a ReceiveResponse of its own); that state then
+    /// changes nothing.
+    #[test]
+    fn application_private_data_opens_the_pool() {
+        let mut pool = RunspacePool::new(RunspacePoolConfig::default());
+        pool.open(1 << 20).unwrap();
+        let cap = server_message(
+            &pool,
+            None,
+            Message::SessionCapability(SessionCapability::default()),
+        );
+        pool.receive(Target::Pool, &cap).unwrap();
+        while pool.next_event().unwrap().is_some() {}
+        assert_eq!(pool.state(), RunspacePoolState::Opening);
+        let spec = CreatePipeline::new(PowerShell::new(Command::new("a")));
+        assert!(pool.create_pipeline(spec, 1 << 20).is_err(), "not open yet");
+
+        let apd = server_message(
+            &pool,
+            None,
+            Message::ApplicationPrivateData(ApplicationPrivateData {
+                data: PsValue::Null,
+            }),
+        );
+        pool.receive(Target::Pool, &apd).unwrap();
+        while pool.next_event().unwrap().is_some() {}
+        assert_eq!(pool.state(), RunspacePoolState::Opened);
+        plain_pipeline(&mut pool);
+
+        let state = server_message(
+            &pool,
+            None,
+            Message::RunspacePoolState(crate::message::RunspacePoolStateMessage {
+                state: RunspacePoolState::Opened,
+                error: None,
+            }),
+        );
+        pool.receive(Target::Pool, &state).unwrap();
+        while pool.next_event().unwrap().is_some() {}
+        assert_eq!(pool.state(), RunspacePoolState::Opened);
+        plain_pipeline(&mut pool);
     }
 
     /// The first fragment (of more) of a message with `len` bytes of data.

@@ -271,6 +271,11 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
         with inst.lock:
             inst.requests += 1
             inst.bytes_in += len(body or b"")
+        # One record per HTTP exchange (authentication legs and the empty handshake
+        # POST included), so round trips can be counted from the log.
+        inst.log_op({"kind": "request", "transport": self.server.transport, "connection": self.conn_id,
+                     "authorization": (self.headers.get("Authorization") or "").partition(" ")[0] or None,
+                     "body_bytes": len(body or b"")})
         if body is None:
             self.close_connection = True
             self._send(413)

@@ -62,6 +62,10 @@ class PeerRunspacePool(psrpcore.ServerRunspacePool):
         return self._fragment_counter
 
 
+# MS-PSRP 2.2.1 message type of RUNSPACEPOOL_STATE.
+RUNSPACEPOOL_STATE_TYPE = 0x00021005
+
+
 class OutMessage:
     """A whole PSRP message waiting to be sent, possibly already partly fragmented."""
 
@@ -341,6 +345,16 @@ class Shell:
         taken = 0
         while queue:
             message = queue[0]
+            if (
+                command is None
+                and fragments
+                and message.offset == 0
+                and int.from_bytes(message.data[4:8], "little") == RUNSPACEPOOL_STATE_TYPE
+            ):
+                # As Windows does (the pool opening in the real recordings): the
+                # pool's state comes in a ReceiveResponse of its own, after the one
+                # with SESSION_CAPABILITY and APPLICATION_PRIVATE_DATA.
+                break
             room = budget - used - _STREAM_ELEMENT_OVERHEAD
             # base64 turns 3 bytes into 4 characters.
             room_bytes = (room // 4) * 3 - FRAGMENT_HEADER

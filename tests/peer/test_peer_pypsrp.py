@@ -64,6 +64,30 @@ def last_auth(peer: PeerProcess) -> typing.Dict[str, typing.Any]:
 # ---- transports and authentication ---------------------------------------------------------
 
 
+def test_pool_opens_as_on_windows_and_every_request_is_logged(peer: PeerProcess) -> None:
+    """The pool's opening as the real Windows recordings show it (SESSION_CAPABILITY and
+    APPLICATION_PRIVATE_DATA in the first pool Receive, the Opened state in a second one),
+    and one ``request`` record per HTTP request, authentication legs included."""
+    peer.control("/log/reset")
+    ps = invoke(connect(peer, "ntlm"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    log = peer.control("/log")
+    ops = [r for r in log if r["kind"] == "wsman"]
+    actions = [o["action"] for o in ops]
+    assert actions[:4] == ["Create", "Receive", "Receive", "Command"], actions
+    assert [o["fragments"] for o in ops[1:3]] == [2, 1]
+    # Each WS-Man operation came in a request of its own on its connection, and the
+    # authentication legs (challenge, then ok) in requests of their own too.
+    requests_ = [r for r in log if r["kind"] == "request"]
+    auth = [r for r in log if r["kind"] == "auth"]
+    assert [a["result"] for a in auth] == ["challenge", "ok"]
+    for record in ops + auth:
+        before = [r for r in log if r["seq"] < record["seq"] and r["connection"] == record["connection"]]
+        assert before and before[-1]["kind"] in ("request", "auth"), record
+    assert len(requests_) >= len(ops) + 1
+    assert {r["connection"] for r in requests_} == {ops[0]["connection"]}
+
+
 def test_http_ntlm_encrypted(peer: PeerProcess) -> None:
     peer.control("/log/reset")
     ps = invoke(connect(peer, "ntlm"), lambda ps: ps.add_cmdlet("Get-Date"))

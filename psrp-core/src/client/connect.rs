@@ -179,6 +179,8 @@ impl RunspacePool {
         if shared.is_closed() {
             return Err(ClientError::Closed);
         }
+        // A disconnected shell keeps no finished command of ours.
+        shared.release_finished().await;
         // Before the request: a Receive that fails because of it is then
         // recognised as such by the receive tasks.
         shared.connected.send_replace(false);

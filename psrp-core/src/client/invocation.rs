@@ -140,7 +140,9 @@ impl std::fmt::Debug for StopHandle {
 }
 
 impl StopHandle {
-    /// Whether the pipeline has ended and its command was released.
+    /// Whether the pipeline has ended and its command was released (or,
+    /// when it completed or failed on its own, left to be released by the
+    /// pool's next Command, Disconnect or Delete).
     pub fn is_done(&self) -> bool {
         *self.done.borrow()
     }
@@ -252,17 +254,28 @@ async fn drive(
     // (the command is done): let it finish, so its connection is reused.
     // One that does not is abandoned (its connection is then discarded).
     let normal_end = matches!(outcome, Ok(Some(_)));
-    if !normal_end
-        || tokio::time::timeout(SPECULATIVE_RECEIVE_WAIT, &mut receiver)
+    let receives_ended = normal_end
+        && tokio::time::timeout(SPECULATIVE_RECEIVE_WAIT, &mut receiver)
             .await
-            .is_err()
-    {
+            .is_ok();
+    if !receives_ended {
         receiver.abort();
     }
     drop(raw_rx);
-    // Release the command before reporting the end, so that when a caller
-    // sees the result nothing of the pipeline is left on the server.
-    shared.release_command(&command_id).await;
+    // A pipeline that completed or failed on its own, with the server's
+    // command Done and no Receive outstanding, has nothing running: its
+    // release (Signal terminate) waits for the pool's next Command or
+    // Disconnect, and a Delete of the shell makes it unneeded (one round
+    // trip less for a pool that runs one pipeline). Anything else (stopped,
+    // abandoned, failed on our side) is released before the end is
+    // reported, so that nothing of it is left on the server.
+    let ended_on_its_own = receives_ended
+        && matches!(&outcome, Ok(Some(c)) if c.state != crate::message::PipelineState::Stopped);
+    if ended_on_its_own {
+        shared.defer_release(command_id);
+    } else {
+        shared.release_command(&command_id).await;
+    }
     shared.forget_pipeline(id);
     let _ = done.send(true);
     drop(permit);

@@ -546,6 +546,11 @@ impl RunspacePool {
                     other => tracing::debug!(?other, "while opening the runspace pool"),
                 }
             }
+            // Opened by APPLICATION_PRIVATE_DATA (see `CorePool`): the
+            // RUNSPACEPOOL_STATE that follows it is not waited for.
+            if shared.core().state() == RunspacePoolState::Opened {
+                return Ok(());
+            }
         }
     }
 
@@ -822,6 +827,9 @@ impl RunspacePool {
                 spec.host_info = info;
             }
         }
+        // Commands that ended on their own are released now, before this
+        // one, so that at most a pool's worth of them waits on the server.
+        shared.release_finished().await;
         let command = request.describe();
         let permit = shared
             .runspaces

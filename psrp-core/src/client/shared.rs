@@ -132,6 +132,10 @@ pub(crate) struct Shared {
     /// Held (shared) by a command's release while its Signal is on the
     /// wire; the Delete waits for it, so no Signal follows the Delete.
     releasing: tokio::sync::RwLock<()>,
+    /// Commands that ended on their own and are not released yet: released
+    /// before the next Command or Disconnect; a Delete of the shell ends
+    /// them (MS-WSMV 3.1.4.4.1, MS-PSRP 3.2.1.2.2), so closing drops them.
+    finished: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -165,6 +169,7 @@ impl Shared {
             pool_receive: tokio::sync::Mutex::new(()),
             pool_watch: AtomicBool::new(false),
             releasing: tokio::sync::RwLock::new(()),
+            finished: Mutex::new(Vec::new()),
         }
     }
 
@@ -354,6 +359,23 @@ impl Shared {
         self.flush_locked().await
     }
 
+    /// Leaves a command that ended on its own to be released later (see
+    /// `finished`).
+    pub(crate) fn defer_release(&self, command_id: String) {
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(command_id);
+    }
+
+    /// Releases the commands that ended on their own since the last time.
+    pub(crate) async fn release_finished(&self) {
+        let ids = std::mem::take(&mut *self.finished.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in ids {
+            self.release_command(&id).await;
+        }
+    }
+
     /// Releases a finished (or abandoned) command: Signal terminate, bounded.
     pub(crate) async fn release_command(&self, command_id: &str) {
         let _releasing = self.releasing.read().await;
@@ -385,6 +407,11 @@ impl Shared {
         // A release already sending its Signal goes first (bounded); later
         // ones see the pool closed.
         let _ = tokio::time::timeout(self.limits.cleanup_timeout, self.releasing.write()).await;
+        // The Delete ends them.
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let delete = self.client.delete_shell(&self.shell);
         let result = tokio::time::timeout(self.limits.cleanup_timeout, delete).await;
         self.core().close();

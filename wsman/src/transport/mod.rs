@@ -35,6 +35,10 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
 /// Bound on authentication round trips (NTLM needs 2, Kerberos 1-2).
 const MAX_AUTH_LEGS: usize = 6;
+/// The schemes a WinRM listener offers with its default service settings
+/// (Auth/Kerberos and Auth/Negotiate on; Basic off), assumed for the first
+/// leg so that it can carry a token without an unauthenticated probe first.
+const WINRM_DEFAULT_SCHEMES: [&str; 2] = [scheme::NEGOTIATE, scheme::KERBEROS];
 
 /// State shared by all connections of one client.
 pub(crate) struct Shared {
@@ -549,33 +553,28 @@ impl Connection {
         let leg_ct = body.map(|_| SOAP_CONTENT_TYPE);
         self.reset();
 
-        // Probe: learn the offered schemes and, over TLS, the certificate.
-        let probe = self.post(shared, Vec::new(), None, None).await?;
+        // No probe round trip: the first leg already carries our token, for
+        // the scheme WinRM offers by default (its service enables Kerberos
+        // and Negotiate unless an administrator turned them off). A 401 to
+        // that leg without a token of our scheme, whose WWW-Authenticate does
+        // not list it, tells what the server does offer: the mechanism then
+        // starts again once with that list (one more leg, on such servers only).
+        self.conn(shared).await?;
         let generation = self.generation;
-        if probe.status != 401 {
-            return Err(shared
-                .auth_error(format!(
-                    "the server did not ask for authentication (HTTP {}); refusing to continue unauthenticated",
-                    probe.status
-                ))
-                .into());
-        }
-        let offered = probe.offered_schemes();
         let channel_bindings = match (self.peer_cert(), cfg.is_https()) {
             (Some(cert), true) => {
                 Some(ChannelBindings::tls_server_end_point(cert).map_err(Error::from)?)
             }
             _ => None,
         };
-
-        let (http_scheme, mut pending, mut token) = self
-            .start_mechanism(shared, &offered, channel_bindings.as_ref())
+        let assumed: Vec<String> = WINRM_DEFAULT_SCHEMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (mut http_scheme, mut pending, mut token) = self
+            .start_mechanism(shared, &assumed, channel_bindings.as_ref())
             .await?;
-        let protocol = if http_scheme == scheme::KERBEROS {
-            Protocol::Kerberos
-        } else {
-            Protocol::Spnego
-        };
+        let mut first_leg = true;
         let user = cfg.auth.username().unwrap_or("(ticket cache)").to_string();
         let mut ntlm_session = None;
 
@@ -590,6 +589,20 @@ impl Connection {
             let server_token = reply
                 .server_token(http_scheme)
                 .map_err(|e| shared.auth_error(e))?;
+            if std::mem::take(&mut first_leg) && reply.status == 401 && server_token.is_none() {
+                let offered = reply.offered_schemes();
+                if !offered.iter().any(|o| o.eq_ignore_ascii_case(http_scheme)) {
+                    tracing::debug!(
+                        ?offered,
+                        tried = http_scheme,
+                        "scheme not offered; starting again with the offered ones"
+                    );
+                    (http_scheme, pending, token) = self
+                        .start_mechanism(shared, &offered, channel_bindings.as_ref())
+                        .await?;
+                    continue;
+                }
+            }
             if reply.status == 401 {
                 let (Some(st), Some(p)) = (server_token, pending.take()) else {
                     return Err(shared
@@ -678,6 +691,11 @@ impl Connection {
                     ))
                     .into());
             }
+            let protocol = if http_scheme == scheme::KERBEROS {
+                Protocol::Kerberos
+            } else {
+                Protocol::Spnego
+            };
             self.security = Some((security, protocol));
             // Still on the authenticated TCP connection (unless the server
             // said Connection: close, which `post` handled).
