@@ -140,10 +140,11 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
             f"wkt {stale}\nquit\n").encode())
         os.environ["KRB5_KTNAME"] = "FILE:" + stale
 
-    from peer import certs, control, httpd, instance, wsman
+    from peer import certs, control, copyscripts, httpd, instance, wsman
 
     inst = instance.Instance(realm, args)
     inst.handlers = wsman.Handlers(inst)
+    inst.file_store = copyscripts.FileStore(os.path.join(state_dir, "files"))
     cbt = certs.tls_server_end_point(realm.data["server_cert"])
     listeners: typing.Dict[str, typing.List[typing.Any]] = {}
     try:
