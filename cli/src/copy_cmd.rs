@@ -53,7 +53,8 @@ pub struct CopyArgs {
     /// The local file to send.
     pub local: PathBuf,
     /// The path on the remote host (replaced if it exists; relative to the
-    /// remote session's location, usually the user's Documents folder).
+    /// remote session's location, usually the user's Documents folder; one
+    /// ending in `\` or `/` is a folder, and the local file's name is added).
     pub remote: String,
     #[command(flatten)]
     pub transfer: TransferArgs,
@@ -67,7 +68,7 @@ pub struct FetchArgs {
     /// The path of the file on the remote host.
     pub remote: String,
     /// The local file to write (replaced once the whole file's SHA-256
-    /// matches).
+    /// matches); in an existing folder, the remote file's name.
     pub local: PathBuf,
     #[command(flatten)]
     pub transfer: TransferArgs,
@@ -93,12 +94,41 @@ pub fn run(direction: Direction, transfer: &TransferArgs, settings: Settings) ->
     for w in settings.warnings() {
         log.psrp("", &format!("WARNING: {w}"));
     }
-    if let Direction::Copy { local, .. } = &direction {
-        if let Err(e) = std::fs::File::open(local) {
-            log.psrp("", &format!("cannot read {}: {e}", local.display()));
-            return Status::Usage;
+    let direction = match direction {
+        Direction::Copy { local, remote } => {
+            match std::fs::metadata(&local).and_then(|m| {
+                if m.is_file() {
+                    std::fs::File::open(&local).map(drop)
+                } else {
+                    Err(std::io::Error::other("not a file"))
+                }
+            }) {
+                Ok(()) => {}
+                Err(e) => {
+                    log.psrp("", &format!("cannot read {}: {e}", local.display()));
+                    return Status::Usage;
+                }
+            }
+            // A remote folder written with a trailing separator gets the file's name.
+            let remote = match local.file_name() {
+                Some(name) if remote.ends_with(['\\', '/']) => {
+                    format!("{remote}{}", name.to_string_lossy())
+                }
+                _ => remote,
+            };
+            Direction::Copy { local, remote }
         }
-    }
+        Direction::Fetch { remote, local } => {
+            // Into a local folder: the remote file's name, as cp does.
+            let local = if local.is_dir() {
+                let name = remote.rsplit(['\\', '/']).next().unwrap_or(&remote);
+                local.join(name)
+            } else {
+                local
+            };
+            Direction::Fetch { remote, local }
+        }
+    };
     let host = settings.hosts[0].clone();
     let label = host.label();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

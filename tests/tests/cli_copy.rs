@@ -10,7 +10,7 @@ mod cli_support;
 use std::path::Path;
 use std::time::Duration;
 
-use cli_support::{Peer, PeerOptions, Psrp, Run};
+use cli_support::{psrp_bin, Peer, PeerOptions, Psrp, Run};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -108,6 +108,9 @@ fn copy_then_fetch_round_trip_resume_and_refusals() {
     );
     up.expect_code(0);
     assert_eq!(summary_sha256(&up), want, "{}", up.stderr);
+    // Not a terminal: no progress bar, one summary line.
+    assert!(!up.stderr.contains(" eta "), "{}", up.stderr);
+    assert_eq!(up.stderr.lines().count(), 1, "{}", up.stderr);
     assert!(up.stderr.contains("C:\\Temp\\copy.bin"), "{}", up.stderr);
     let log = peer.log().expect("peer log");
     let in_flight = max_in_flight(&log);
@@ -121,7 +124,6 @@ fn copy_then_fetch_round_trip_resume_and_refusals() {
         "a chunk took more than one envelope"
     );
 
-    // A relative path is the session's location (Documents).
     let target = dir.path().join("back.bin");
     let down = psrp(
         &peer,
@@ -219,6 +221,28 @@ fn copy_then_fetch_round_trip_resume_and_refusals() {
     );
     let no_source = psrp(&peer, &["copy", "/nonexistent/file", "C:\\Temp\\x.bin"]);
     no_source.expect_code(64);
+    let a_folder = psrp(
+        &peer,
+        &["copy", dir.path().to_str().unwrap(), "C:\\Temp\\x.bin"],
+    );
+    a_folder.expect_code(64);
+
+    // Folders: a remote path ending in \ gets the local name, a local folder the remote one.
+    let into = psrp(&peer, &["copy", src, "C:\\Temp\\"]);
+    into.expect_code(0);
+    assert!(
+        into.stderr.contains("to C:\\Temp\\source.bin:"),
+        "{}",
+        into.stderr
+    );
+    let local_dir = dir.path().join("into");
+    std::fs::create_dir(&local_dir).unwrap();
+    let into = psrp(
+        &peer,
+        &["fetch", "C:\\Temp\\source.bin", local_dir.to_str().unwrap()],
+    );
+    into.expect_code(0);
+    assert_eq!(std::fs::read(local_dir.join("source.bin")).unwrap(), bytes);
 
     assert!(
         peer.wait_no_open_shells(Duration::from_secs(10))
@@ -288,4 +312,41 @@ fn a_corrupted_chunk_is_found_by_its_sha256_and_sent_again_or_reported() {
             .expect("peer shells"),
         "a shell was left open"
     );
+}
+
+#[test]
+fn a_progress_bar_on_a_terminal() {
+    // util-linux `script` gives psrp a pseudo-terminal (as in cli_terminal.rs).
+    let peer = Peer::shared();
+    let info = peer.info();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = dir.path().join("tty.bin");
+    std::fs::write(&source, data(1024 * 1024, 3)).expect("write the source");
+    let command = format!(
+        "'{}' copy '{}' 'C:\\Temp\\tty.bin' --parallel 1 --timeout 60 -H localhost --port {} -a kerberos",
+        psrp_bin().display(),
+        source.display(),
+        info.http_port
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", dir.path())
+        .env("TERM", "xterm")
+        .envs(info.kerberos_env())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs (Debian package bsdutils)");
+    // Our end of the terminal's input stays open until psrp is done.
+    let _stdin = child.stdin.take();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut raw).expect("read");
+    let status = child.wait().expect("wait for script");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(status.success(), "{text}");
+    assert!(text.contains(" eta "), "no progress bar: {text}");
+    assert!(text.contains("1.00 MiB"), "no total in the bar: {text}");
+    assert!(text.contains("psrp: copied "), "{text}");
 }
