@@ -72,6 +72,14 @@ pub enum Commands {
     /// Delete the shell of a detached job, with its output.
     #[command(args_override_self = true)]
     Remove(crate::jobs::HandleArgs),
+    /// Copy a local file to the remote host, in SHA-256 checked chunks, several
+    /// at once (needs an endpoint that allows scripts, not a JEA one).
+    #[command(args_override_self = true)]
+    Copy(crate::copy_cmd::CopyArgs),
+    /// Fetch a file from the remote host, in SHA-256 checked chunks, several
+    /// at once (needs an endpoint that allows scripts, not a JEA one).
+    #[command(args_override_self = true)]
+    Fetch(crate::copy_cmd::FetchArgs),
     /// Convert CLIXML (an Export-Clixml file, `#< CLIXML` stderr text, or one
     /// PSRP message payload) to JSON, without PowerShell.
     // A later flag replaces an earlier one (for aliases and wrappers).

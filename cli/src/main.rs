@@ -12,6 +12,7 @@ mod clixml_cmd;
 mod command_line;
 mod commands_cmd;
 mod config;
+mod copy_cmd;
 mod delegation;
 mod doctor;
 mod exit;
@@ -114,6 +115,28 @@ fn main() {
         Commands::Stop(a) => job_command(a, env_password, Mode::Stop),
         Commands::Remove(a) => remove(a, env_password),
         Commands::Jobs(a) => list_jobs(&a, env_password),
+        Commands::Copy(a) => match Settings::resolve(&a.connection, env_password) {
+            Ok(s) => copy_cmd::run(
+                copy_cmd::Direction::Copy {
+                    local: a.local,
+                    remote: a.remote,
+                },
+                &a.transfer,
+                s,
+            ),
+            Err(e) => usage(&e.to_string()),
+        },
+        Commands::Fetch(a) => match Settings::resolve(&a.connection, env_password) {
+            Ok(s) => copy_cmd::run(
+                copy_cmd::Direction::Fetch {
+                    remote: a.remote,
+                    local: a.local,
+                },
+                &a.transfer,
+                s,
+            ),
+            Err(e) => usage(&e.to_string()),
+        },
     };
     std::process::exit(status.code());
 }

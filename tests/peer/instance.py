@@ -63,6 +63,9 @@ class FaultRule:
     - ``ansi_streams`` (Command): the pipeline writes text with terminal escape
       sequences (``peer.hostile.ANSI_TEXT``) to every stream and host Write* call,
       then fails with such an error record
+    - ``corrupt_chunk``: one byte of a file-copy chunk is flipped (``peer.copyscripts``);
+      ``skip`` and ``count`` count chunks (psrp's write/read chunks, pypsrp's input chunks
+      and fetched file)
     - ``tamper_session_key`` (pool Send): the ENCRYPTED_SESSION_KEY psrpcore writes in
       answer to the PUBLIC_KEY of that Send has one byte of its RSA ciphertext changed
     """
@@ -83,6 +86,7 @@ class FaultRule:
         "many_elements",
         "ansi_streams",
         "tamper_session_key",
+        "corrupt_chunk",
     )
     SCOPES = ("any", "pool", "command")
     TAMPERS = ("length", "no_length", "boundary_in_data", "truncate", "signature_length", "tiny_parts")
@@ -94,6 +98,8 @@ class FaultRule:
         "endless_fragment": ("Receive", "command"),
         "ansi_streams": ("Command", "any"),
         "tamper_session_key": ("Send", "pool"),
+        # Not a WS-Man action: taken by the copy emulation for each chunk.
+        "corrupt_chunk": ("CopyChunk", "any"),
     }
 
     def __init__(self, spec: typing.Dict[str, typing.Any]) -> None:
@@ -197,6 +203,7 @@ class Instance:
         self.shells_created = 0
         self.started = time.time()
         self.handlers: typing.Any = None  # set by main (peer.wsman.Handlers)
+        self.file_store: typing.Any = None  # set by main (peer.copyscripts.FileStore)
         # Robust Receive (SequenceId kept and echoed); off: as a server without it.
         self.robust_receive = True
         # Server settings tests change through the control endpoint (/settings).

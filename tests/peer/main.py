@@ -147,10 +147,11 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
             f"wkt {stale}\nquit\n").encode())
         os.environ["KRB5_KTNAME"] = "FILE:" + stale
 
-    from peer import certs, control, httpd, instance, runner, wsman
+    from peer import certs, control, copyscripts, httpd, instance, runner, wsman
 
     inst = instance.Instance(realm, args)
     inst.handlers = wsman.Handlers(inst)
+    inst.file_store = copyscripts.FileStore(os.path.join(state_dir, "files"))
     cbt = certs.tls_server_end_point(realm.data["server_cert"])
     # What the acceptor binds to: its own certificate's hash, or with --cbt proxy another
     # certificate's (the client saw the proxy's certificate, the server knows only its own).

@@ -17,7 +17,7 @@ from psrpcore.types import (
     PSRPMessageType,
 )
 
-from peer import binding, hostile, objects, script, wiretypes
+from peer import binding, copyscripts, hostile, objects, script, wiretypes
 from peer.fakefs import FakeFileSystem
 
 log = logging.getLogger("peer.runner")
@@ -275,7 +275,8 @@ class Invocation:
             self.pipeline._change_state(PSInvocationState.Running, emit=False)
         try:
             metadata = self.pipeline.metadata
-            if not metadata.no_input:
+            streaming = any(c.is_script and copyscripts.streams_input(c.command_text) for c in metadata.commands)
+            if not metadata.no_input and not streaming:
                 self.wait_for_input()
             if not any(c.is_script for c in metadata.commands):
                 self.trace_call()  # scripts report their own script block
@@ -318,7 +319,13 @@ class Invocation:
         data: typing.List[typing.Any] = list(self.command.input)
         for position, (cmd, wire) in enumerate(statement):
             last = position == len(statement) - 1
-            if cmd.is_script:
+            copy_kind = copyscripts.recognize(cmd.command_text) if cmd.is_script else None
+            if copy_kind is not None:
+                # File copy scripts (psrp's and pypsrp's), emulated on the peer's file store.
+                call = Call(self, copy_kind, binding.Bound(), list(cmd.parameters), wire, data, collect=not last)
+                copyscripts.run(self, call, copy_kind, list(cmd.parameters))
+                data = call.collected or []
+            elif cmd.is_script:
                 data = self.run_script(cmd.command_text, data, collect=not last) or []
             else:
                 spec = commands.lookup(cmd.command_text, config)

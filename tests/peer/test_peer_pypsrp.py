@@ -1885,3 +1885,94 @@ def test_certificate_auth_needs_a_certificate(peer: PeerProcess) -> None:
                       headers={"Authorization": "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual",
                                "Content-Type": "application/soap+xml;charset=UTF-8"})
     assert r.status_code == 401
+
+
+# ---- file copy (peer.copyscripts) -----------------------------------------------------------
+
+
+def _client(peer: PeerProcess) -> typing.Any:
+    from pypsrp.client import Client
+
+    info = peer.info
+    return Client(
+        "localhost", port=info["http_port"], ssl=False, auth="ntlm", username=info["user"],
+        password=info["password"], connection_timeout=10, read_timeout=60,
+    )
+
+
+def test_pypsrp_client_copy_and_fetch_round_trip(peer: PeerProcess, tmp_path: typing.Any) -> None:
+    # pypsrp's copy.ps1 (base64 input chunks, SHA-1 checked on the server) and fetch.ps1
+    # (one base64 string and the SHA-1), on the file store that outlives the pool.
+    data = os.urandom(700_000)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    client = _client(peer)
+    peer.control("/log/reset")
+    remote = client.copy(str(source), "C:\\Temp\\pypsrp.bin")
+    assert remote == "C:\\Temp\\pypsrp.bin"
+    sends = [o for o in peer.log() if o["action"] == "Send"]
+    assert len(sends) > 2, "the input should span several envelopes"
+    target = tmp_path / "back.bin"
+    client.fetch("C:\\Temp\\pypsrp.bin", str(target))
+    assert target.read_bytes() == data
+    # Relative paths are the session's location, as GetUnresolvedProviderPathFromPSPath does.
+    assert client.copy(str(source), "rel.bin") == "C:\\Users\\testuser\\Documents\\rel.bin"
+    with pytest.raises(Exception, match="does not exist"):
+        client.fetch("C:\\Temp\\nope.bin", str(tmp_path / "nope.bin"))
+
+
+def test_psrp_copy_scripts_through_pypsrp(peer: PeerProcess, tmp_path: typing.Any) -> None:
+    # psrp's scripts are told by their marker line and bound by parameter name; pypsrp sends
+    # them here to check what the peer answers: open, a byte[] chunk written, read back with
+    # its SHA-256, the whole file's SHA-256, and the chunk hashes for --resume.
+    data = os.urandom(5000)
+    wsman = connect(peer)
+    path = "C:\\Temp\\psrp-scripts.bin"
+
+    def script(step: str, **params: typing.Any) -> typing.List[typing.Any]:
+        def build(ps: PowerShell) -> None:
+            ps.add_script(f"# psrp:copy-{step}/1 (test)\nparam()")
+            for name, value in params.items():
+                ps.add_parameter(name, value)
+
+        ps = invoke(wsman, build)
+        assert not ps.had_errors, ps.streams.error
+        return ps.output
+
+    assert script("open", Path=path, Length=len(data), Keep=False) == [path]
+    assert script("write", Path=path, Offset=0, Data=data[:3000]) == [hashlib.sha256(data[:3000]).hexdigest().upper()]
+    assert script("write", Path=path, Offset=3000, Data=data[3000:]) == [hashlib.sha256(data[3000:]).hexdigest().upper()]
+    digest, chunk = script("read", Path=path, Offset=1000, Count=2500)
+    assert chunk == data[1000:3500] and digest == hashlib.sha256(chunk).hexdigest().upper()
+    assert script("stat", Path=path) == [path, len(data)]
+    assert script("hash", Path=path) == [hashlib.sha256(data).hexdigest().upper()]
+    hashes = script("hashes", Path=path, ChunkSize=2048)
+    assert hashes[0] == len(data)
+    assert hashes[1:] == [hashlib.sha256(data[i : i + 2048]).hexdigest().upper() for i in range(0, len(data), 2048)]
+    assert script("hashes", Path="C:\\Temp\\absent.bin", ChunkSize=2048) == [-1]
+
+
+def test_pypsrp_copy_and_fetch_detect_a_corrupted_chunk(
+    private_peer: typing.Callable[..., PeerProcess], tmp_path: typing.Any
+) -> None:
+    from pypsrp.exceptions import WinRMError
+
+    p = private_peer()
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(300_000))
+    client = _client(p)
+    p.control("/faults", {"kind": "corrupt_chunk", "skip": 1, "count": 1})
+    with pytest.raises(WinRMError, match="hash mismatch"):
+        client.copy(str(source), "C:\\Temp\\c.bin")
+    client.copy(str(source), "C:\\Temp\\c.bin")
+    p.control("/faults", {"kind": "corrupt_chunk", "count": 1})
+    with pytest.raises(WinRMError, match="hash mismatch"):
+        client.fetch("C:\\Temp\\c.bin", str(tmp_path / "back.bin"))
+    assert [o["kind"] for o in p.log("corrupt_chunk")] == ["corrupt_chunk"] * 2
+
+
+def test_pypsrp_copy_refused_in_no_language(peer: PeerProcess, tmp_path: typing.Any) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"x" * 100)
+    with pytest.raises(Exception, match="no-language mode"):
+        _client(peer).copy(str(source), "C:\\Temp\\jea.bin", configuration_name="JEA.Maintenance")

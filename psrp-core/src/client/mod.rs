@@ -28,6 +28,10 @@
 //!   running on the server, [`RunspacePool::connect`] and
 //!   [`RunspacePool::connect_command`] to pick it up from any process,
 //!   [`list_shells`]; refusals are [`ConnectFailure`]s.
+//! - File copy: [`RunspacePool::copy_file`] and [`RunspacePool::fetch_file`]
+//!   ([`CopyOptions`]: chunks in flight, retries, resume, progress),
+//!   chunked from MaxEnvelopeSize, SHA-256 checked, on endpoints that allow
+//!   scripts.
 //! - [`ClientError`] with [`ErrorKind`]: connection, TLS, authentication,
 //!   WS-Man fault, protocol, broken pool, failed pipeline... told apart.
 //!
@@ -87,6 +91,7 @@
 
 mod cleanup;
 mod connect;
+mod copy;
 mod error;
 mod events;
 mod host;
@@ -100,6 +105,7 @@ pub use cleanup::CleanupTracker;
 pub use connect::{
     disconnect_shell, list_shells, remove_shell, ConnectFailure, DetachedJob, DisconnectOptions,
 };
+pub use copy::{CopyError, CopyOptions, CopyProgress, CopyReport};
 pub use error::{ClientError, ErrorKind};
 pub use events::{Completion, Event, InvocationResult};
 pub use host::{Host, NonInteractiveHost};
