@@ -175,9 +175,9 @@ pub fn run(direction: Direction, transfer: &TransferArgs, settings: Settings) ->
         let pool = tokio::select! {
             r = RunspacePool::open_with(options_pool, pool_options) => r
                 .map_err(|e| (format!("cannot connect: {e}"), run::error_status(&e))),
-            c = signal() => Err((format!("{} while connecting", c.name()), c.status())),
-            _ = sleep(settings.timeout) => Err((
-                format!("timed out after {}s while connecting", secs(settings.timeout)),
+            c = run::first_signal() => Err((format!("{} while connecting", c.name()), c.status())),
+            _ = run::sleep_for(settings.timeout) => Err((
+                format!("timed out after {}s while connecting", run::timeout_secs(settings.timeout)),
                 Status::Connection,
             )),
         };
@@ -198,9 +198,9 @@ pub fn run(direction: Direction, transfer: &TransferArgs, settings: Settings) ->
                 // are released) and the shell is deleted below.
                 let done = tokio::select! {
                     r = transfer => r.map_err(|e| (e.to_string(), copy_status(&e))),
-                    c = signal() => Err((c.name().to_owned(), c.status())),
-                    _ = sleep(settings.timeout) => Err((
-                        format!("timed out after {}s", secs(settings.timeout)),
+                    c = run::first_signal() => Err((c.name().to_owned(), c.status())),
+                    _ = run::sleep_for(settings.timeout) => Err((
+                        format!("timed out after {}s", run::timeout_secs(settings.timeout)),
                         Status::Failed,
                     )),
                 };
@@ -301,29 +301,4 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
-}
-
-async fn signal() -> run::Cancel {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => tokio::select! {
-            _ = int.recv() => run::Cancel::Interrupt,
-            _ = term.recv() => run::Cancel::Terminate,
-        },
-        _ => std::future::pending().await,
-    }
-}
-
-async fn sleep(timeout: Option<Duration>) {
-    match timeout {
-        Some(t) => tokio::time::sleep(t).await,
-        None => std::future::pending().await,
-    }
-}
-
-fn secs(timeout: Option<Duration>) -> f64 {
-    timeout.map(|t| t.as_secs_f64()).unwrap_or_default()
 }

@@ -637,6 +637,34 @@ fn secs(d: Option<Duration>) -> String {
         .unwrap_or_default()
 }
 
+/// The first SIGINT or SIGTERM (never, when the handlers cannot be set).
+pub(crate) async fn first_signal() -> Cancel {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => Cancel::Interrupt,
+            _ = term.recv() => Cancel::Terminate,
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+/// Sleeps for `timeout`, or forever without one.
+pub(crate) async fn sleep_for(timeout: Option<Duration>) {
+    match timeout {
+        Some(t) => tokio::time::sleep(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A timeout in seconds for messages (0 without one).
+pub(crate) fn timeout_secs(timeout: Option<Duration>) -> f64 {
+    timeout.map(|t| t.as_secs_f64()).unwrap_or_default()
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
