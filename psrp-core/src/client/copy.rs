@@ -446,6 +446,28 @@ struct Transfer {
 }
 
 impl Transfer {
+    /// A chunk's attempt failed: logged, then retried (counted) or, past
+    /// the retries, the typed error.
+    fn failed_attempt(
+        &self,
+        offset: u64,
+        len: usize,
+        attempt: u32,
+        last: String,
+    ) -> Result<(), CopyError> {
+        tracing::warn!(offset, len, attempt, "chunk failed: {last}");
+        if attempt > self.retries {
+            return Err(CopyError::ChunkFailed {
+                offset,
+                len,
+                attempts: attempt,
+                last,
+            });
+        }
+        self.retried.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn new(size: u64, chunk: usize, options: &CopyOptions, pending: Vec<u64>) -> Transfer {
         let chunks = chunk_count(size, chunk);
         let skipped = chunks - pending.len() as u64;
@@ -907,16 +929,7 @@ async fn upload_worker(
                 Err(CopyError::Remote { message, .. }) => message,
                 Err(e) => return Err(e),
             };
-            tracing::warn!(offset, len, attempt, "chunk failed: {last}");
-            if attempt > transfer.retries {
-                return Err(CopyError::ChunkFailed {
-                    offset,
-                    len,
-                    attempts: attempt,
-                    last,
-                });
-            }
-            transfer.retried.fetch_add(1, Ordering::Relaxed);
+            transfer.failed_attempt(offset, len, attempt, last)?;
         }
         transfer.finished(len);
     }
@@ -960,16 +973,7 @@ async fn download_worker(
                 Err(CopyError::Remote { message, .. }) => message,
                 Err(e) => return Err(e),
             };
-            tracing::warn!(offset, len, attempt, "chunk failed: {last}");
-            if attempt > transfer.retries {
-                return Err(CopyError::ChunkFailed {
-                    offset,
-                    len,
-                    attempts: attempt,
-                    last,
-                });
-            }
-            transfer.retried.fetch_add(1, Ordering::Relaxed);
+            transfer.failed_attempt(offset, len, attempt, last)?;
         };
         {
             let file = file.clone();
