@@ -12,6 +12,10 @@ use std::time::Duration;
 use cli_support::{finish, wait_for, Peer, PeerOptions, Psrp, Run};
 use serde_json::{json, Value};
 
+/// Bound on one 100,000-object run (a hang, not a speed, limit: a loaded
+/// CI machine takes about a minute).
+const LARGE_RUN_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// A small deterministic generator (xorshift64*): the kill points of a run
 /// are the same every time.
 struct Points(u64);
@@ -140,7 +144,10 @@ fn assert_survived(peer: &Peer, run: &Run, kills: usize, expected: &str) {
 fn one_hundred_thousand_objects_survive_twenty_kills_over_kerberos_http() {
     const COUNT: usize = 100_000;
     let peer = Peer::start(&PeerOptions::default()).expect("start a peer instance");
-    let clean = Psrp::jea(&peer).args(large_output(COUNT)).run();
+    let clean = finish(
+        Psrp::jea(&peer).args(large_output(COUNT)).spawn(),
+        LARGE_RUN_TIMEOUT,
+    );
     clean.expect_code(0);
     assert_eq!(clean.stdout.lines().count(), COUNT);
     let (receives, _) = receive_counts(&peer);
@@ -148,10 +155,13 @@ fn one_hundred_thousand_objects_survive_twenty_kills_over_kerberos_http() {
     peer.reset_log().unwrap();
 
     let points = arm_kills(&peer, receives, 20, 0x5EED_0011);
-    let run = Psrp::jea(&peer)
-        .args(large_output(COUNT))
-        .args(["--reconnect-backoff", "0.05"])
-        .run();
+    let run = finish(
+        Psrp::jea(&peer)
+            .args(large_output(COUNT))
+            .args(["--reconnect-backoff", "0.05"])
+            .spawn(),
+        LARGE_RUN_TIMEOUT,
+    );
     assert_survived(&peer, &run, 20, &clean.stdout);
     // Each kill cost the connection and its Kerberos context: at least 20
     // more authentications than the clean run needed.
@@ -169,10 +179,10 @@ fn one_hundred_thousand_objects_survive_twenty_kills_over_kerberos_http() {
 }
 
 /// The same over HTTPS (Kerberos without message encryption: TLS carries
-/// it), 10,000 objects and 20 kills.
+/// it), 100,000 objects and 20 kills.
 #[test]
 fn objects_survive_twenty_kills_over_https() {
-    const COUNT: usize = 10_000;
+    const COUNT: usize = 100_000;
     let peer = Peer::start(&PeerOptions::default()).expect("start a peer instance");
     let info = peer.info().clone();
     let https = |p: &mut Psrp| {
@@ -187,7 +197,7 @@ fn objects_survive_twenty_kills_over_https() {
     };
     let mut clean = Psrp::jea(&peer);
     https(&mut clean);
-    let clean = clean.args(large_output(COUNT)).run();
+    let clean = finish(clean.args(large_output(COUNT)).spawn(), LARGE_RUN_TIMEOUT);
     clean.expect_code(0);
     let (receives, _) = receive_counts(&peer);
     peer.reset_log().unwrap();
@@ -195,10 +205,12 @@ fn objects_survive_twenty_kills_over_https() {
     arm_kills(&peer, receives, 20, 0x5EED_0022);
     let mut run = Psrp::jea(&peer);
     https(&mut run);
-    let run = run
-        .args(large_output(COUNT))
-        .args(["--reconnect-backoff", "0.05"])
-        .run();
+    let run = finish(
+        run.args(large_output(COUNT))
+            .args(["--reconnect-backoff", "0.05"])
+            .spawn(),
+        LARGE_RUN_TIMEOUT,
+    );
     assert_survived(&peer, &run, 20, &clean.stdout);
     assert!(peer
         .operations()
