@@ -5,6 +5,7 @@ dispatch."""
 import base64
 import http.server
 import logging
+import os
 import socket
 import socketserver
 import ssl
@@ -136,6 +137,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                 inst.log_op({"kind": "tls", "result": "handshake_failed", "reason": str(e),
                              "listener": self.server.name, "connection": self.conn_id})
                 self.close_connection = True
+                _drain_before_close(self.connection)
                 raise
 
     def version_string(self) -> str:
@@ -495,3 +497,25 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
             hostile.send_endless_body(self, status, out, content_type, extra_headers, rule)
             return
         self._send(status, out, content_type, extra_headers)
+
+
+def _drain_before_close(sock: socket.socket) -> None:
+    """Reads what the client sent (its first request, with TLS 1.3) before the socket is closed.
+
+    Closing with unread bytes makes the kernel answer with a RST, and a RST discards the TLS alert the
+    client has not read yet: the client would see "connection reset" instead of why it was refused.
+    """
+    try:
+        raw = socket.socket(fileno=os.dup(sock.fileno()))
+    except OSError:
+        return
+    with raw:
+        try:
+            raw.settimeout(0.5)
+            raw.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and raw.recv(65536):
+                pass
+        except OSError:
+            pass
+
