@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
-use psrp_core::clixml::{decode, write_json, JsonOptions};
+use psrp_core::clixml::{decode, write_json, JsonOptions, ObjsReader};
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
@@ -43,6 +43,37 @@ fn tokenize(xml: &str) -> usize {
             }
         }
     }
+}
+
+/// The same messages as one `<Objs>` document (as Export-Clixml writes
+/// them: one item per line), for the document reader's pass.
+fn objs_document(messages: &[String]) -> String {
+    let mut doc = String::from(
+        "#< CLIXML\r\n<Objs Version=\"1.1.0.1\" xmlns=\"http://schemas.microsoft.com/powershell/2004/04\">\r\n",
+    );
+    for m in messages {
+        doc.push_str("  ");
+        doc.push_str(m);
+        doc.push_str("\r\n");
+    }
+    doc.push_str("</Objs>");
+    doc
+}
+
+/// Reads every item of an `<Objs>` document (as `psrp clixml` does).
+fn read_objs(doc: &str) -> usize {
+    let mut n = 0;
+    for item in ObjsReader::new(doc.as_bytes()) {
+        black_box(item.unwrap());
+        n += 1;
+    }
+    n
+}
+
+/// The floor for the document reader: quick-xml's tokenizer over the same
+/// document (the prefix line is not XML).
+fn tokenize_objs(doc: &str) -> usize {
+    tokenize(&doc[doc.find('<').unwrap()..])
 }
 
 fn corpus_path() -> PathBuf {
@@ -100,6 +131,20 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The `<Objs>` document reader over the same items in one document.
+    let doc = objs_document(&messages);
+    assert_eq!(read_objs(&doc), DISTINCT);
+    let mut group = c.benchmark_group("clixml_objs_document_100k_fs_items");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes((doc.len() * rounds) as u64));
+    group.bench_function("tokenize_only", |b| {
+        b.iter(|| (0..rounds).map(|_| tokenize_objs(&doc)).sum::<usize>())
+    });
+    group.bench_function("objs_reader", |b| {
+        b.iter(|| (0..rounds).map(|_| read_objs(&doc)).sum::<usize>())
+    });
+    group.finish();
 }
 
 /// Best time of `f` over `rounds` runs.
@@ -114,8 +159,16 @@ fn summary() {
     let bytes: usize = messages.iter().map(String::len).sum();
     let options = JsonOptions::default();
     let mut out = Vec::with_capacity(1 << 16);
+    let doc = objs_document(&messages);
     let (mut tok, mut dec, mut json) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    let (mut doc_tok, mut doc_read) = (Duration::MAX, Duration::MAX);
     for _ in 0..50 {
+        best(&mut doc_tok, || {
+            black_box(tokenize_objs(&doc));
+        });
+        best(&mut doc_read, || {
+            black_box(read_objs(&doc));
+        });
         best(&mut tok, || {
             for m in &messages {
                 black_box(tokenize(m));
@@ -150,18 +203,41 @@ fn summary() {
         "decode speed / tokenize speed = {:.2}",
         tok.as_secs_f64() / dec.as_secs_f64()
     );
+    println!(
+        "\n<Objs> document of the same {DISTINCT} objects ({} bytes)",
+        doc.len()
+    );
+    line("tokenize only (floor)", doc_tok);
+    line("ObjsReader", doc_read);
+    println!(
+        "ObjsReader speed / tokenize speed = {:.2}",
+        doc_tok.as_secs_f64() / doc_read.as_secs_f64()
+    );
 }
 
 criterion_group!(benches, bench);
 
-/// `PSRP_BENCH_PASS=tokenize|decode|json`: run only that pass, 20 times
-/// over the distinct messages, and exit (for `perf stat`, whose cycle
+/// `PSRP_BENCH_PASS=tokenize|decode|json|objs_tokenize|objs`: run only
+/// that pass, 20 times over the distinct messages (the `objs_` passes: over
+/// them as one `<Objs>` document), and exit (for `perf stat`, whose cycle
 /// counts other processes on the machine do not disturb).
 fn single_pass(pass: &str) {
     let messages = fs_items::messages(DISTINCT);
     let options = JsonOptions::default();
     let mut out = Vec::with_capacity(1 << 16);
+    let doc = objs_document(&messages);
     for _ in 0..20 {
+        match pass {
+            "objs_tokenize" => {
+                black_box(tokenize_objs(&doc));
+                continue;
+            }
+            "objs" => {
+                black_box(read_objs(&doc));
+                continue;
+            }
+            _ => {}
+        }
         for m in &messages {
             match pass {
                 "tokenize" => {

@@ -14,7 +14,7 @@ use base64::Engine as _;
 
 use super::error::{excerpt, DecodeError, DecodeErrorKind};
 use super::escape::{has_escape, unescape_string};
-use super::lexer::{Attrs, Lexer, StartTag, Token};
+use super::lexer::{Lexer, StartTag, Token};
 use super::text;
 use super::value::{
     Collection, Property, PropertyName, PsObject, PsValue, SecureString, TypeNames,
@@ -126,13 +126,55 @@ pub(crate) struct Scope {
     // `<Obj>` elements open around the current position: a cycle's
     // `PsValue::Ref` counts enclosing objects.
     open_objects: u32,
+    /// While an `<Objs>` item is decoded from a window that may end inside
+    /// it, what the attempt changed, so that it can be undone when the
+    /// item turns out to need more bytes (see `ObjsReader`).
+    journal: Option<Vec<Undo>>,
+}
+
+/// One change to a `Scope`, to undo.
+enum Undo {
+    /// An object id was defined.
+    Object(u32),
+    /// A type-name list id was (re)defined; what it held before.
+    TypeNames(u32, Option<TypeNames>),
 }
 
 impl Scope {
     /// Forgets the objects (not the type names): an `<Objs>` reader does
     /// this between items so that memory stays proportional to one item.
     pub(crate) fn forget_objects(&mut self) {
-        self.objects = IdTable::default();
+        // Keep the table's storage for the next item unless it grew large.
+        if !self.objects.clear() {
+            self.objects = IdTable::default();
+        }
+    }
+
+    /// Starts recording changes afresh (`on`), or stops recording.
+    pub(crate) fn journal(&mut self, on: bool) {
+        match &mut self.journal {
+            Some(journal) if on => journal.clear(),
+            None if on => self.journal = Some(Vec::new()),
+            _ => self.journal = None,
+        }
+    }
+
+    /// Undoes the changes recorded since `begin_journal`.
+    pub(crate) fn roll_back(&mut self) {
+        let Some(mut journal) = self.journal.take() else {
+            return;
+        };
+        while let Some(undo) = journal.pop() {
+            match undo {
+                Undo::Object(id) => self.objects.remove(id),
+                Undo::TypeNames(id, Some(old)) => self.type_names.set(id, old),
+                Undo::TypeNames(id, None) => {
+                    self.type_names.remove(id);
+                    self.type_name_lists -= 1;
+                }
+            }
+        }
+        self.journal = Some(journal);
     }
 
     /// Empties the scope for the next message, keeping the storage unless
@@ -187,6 +229,15 @@ impl<T> IdTable<T> {
 
     fn contains(&self, id: u32) -> bool {
         self.get(id).is_some()
+    }
+
+    fn remove(&mut self, id: u32) {
+        match self.dense.get_mut(id as usize) {
+            Some(slot) => *slot = None,
+            None => {
+                self.sparse.remove(&id);
+            }
+        }
     }
 
     fn set(&mut self, id: u32, value: T) {
@@ -338,57 +389,6 @@ impl Tag {
             Tag::DCT => "DCT",
             Tag::En => "En",
             Tag::Other => "?",
-        }
-    }
-}
-
-/// Parses `name="value"` pairs; rejects anything else.
-pub(crate) fn scan_attrs(raw: &str) -> Result<Attrs<'_>, DecodeErrorKind> {
-    let bad = || DecodeErrorKind::Xml(format!("malformed attributes {:?}", excerpt(raw)));
-    let b = raw.as_bytes();
-    let mut attrs = Attrs::default();
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\n' | b'\r') {
-            *i += 1;
-        }
-    };
-    loop {
-        let before = i;
-        skip_ws(&mut i);
-        if i == b.len() {
-            return Ok(attrs);
-        }
-        if i == before && i != 0 {
-            return Err(bad());
-        }
-        let name_start = i;
-        while i < b.len() && !matches!(b[i], b'=' | b' ' | b'\t' | b'\n' | b'\r') {
-            i += 1;
-        }
-        let name = &raw[name_start..i];
-        skip_ws(&mut i);
-        if name.is_empty() || b.get(i) != Some(&b'=') {
-            return Err(bad());
-        }
-        i += 1;
-        skip_ws(&mut i);
-        let quote = *b.get(i).ok_or_else(bad)?;
-        if quote != b'"' && quote != b'\'' {
-            return Err(bad());
-        }
-        let value_start = i + 1;
-        let len = memchr::memchr(quote, &b[value_start..]).ok_or_else(bad)?;
-        let value = &raw[value_start..value_start + len];
-        if value.contains('<') {
-            return Err(bad());
-        }
-        i = value_start + len + 1;
-        match name {
-            "N" => attrs.n = Some(value),
-            "RefId" => attrs.ref_id = Some(value),
-            "S" => attrs.s = Some(value),
-            _ => {}
         }
     }
 }
@@ -618,6 +618,33 @@ impl<'a, 's> Parser<'a, 's> {
             items: scratch.items,
             entries: scratch.entries,
         }
+    }
+
+    /// A parser for one `<Objs>` item at the start of `xml`, a window on
+    /// the document that may end inside the item when `partial` (running
+    /// out of bytes is then `UnexpectedEof`).
+    pub(crate) fn for_item(
+        xml: &'a str,
+        partial: bool,
+        scope: &'s mut Scope,
+        limits: &'s Limits,
+    ) -> Self {
+        scope.open_objects = 0;
+        let mut parser = Parser::new(xml, scope, limits);
+        parser.lex.set_partial(partial);
+        parser
+    }
+
+    /// Decodes the item (one element) at the start of the input: its `S`
+    /// attribute, its value, and the offset just after it.
+    pub(crate) fn item(&mut self) -> Result<(Option<String>, PsValue, usize)> {
+        let (t, s) = self
+            .lex
+            .item_start_tag()
+            .map_err(|e| DecodeError::new(e.0, e.1 as u64))?;
+        let stream = s.map(attr_text).transpose().map_err(|k| self.err(k))?;
+        let value = self.value(&t, 1)?;
+        Ok((stream, value, self.lex.pos()))
     }
 
     fn err(&self, kind: DecodeErrorKind) -> DecodeError {
@@ -877,6 +904,9 @@ impl<'a, 's> Parser<'a, 's> {
                 return Err(self.err(DecodeErrorKind::DuplicateRefId(id)));
             }
             self.scope.objects.set(id, ObjSlot::Pending(level));
+            if let Some(journal) = &mut self.scope.journal {
+                journal.push(Undo::Object(id));
+            }
         }
         let mut obj = PsObject::default();
         if !t.empty {
@@ -978,6 +1008,9 @@ impl<'a, 's> Parser<'a, 's> {
                         limit: self.limits.max_type_name_lists,
                     }));
                 }
+            }
+            if let Some(journal) = &mut self.scope.journal {
+                journal.push(Undo::TypeNames(id, self.scope.type_names.get(id).cloned()));
             }
             self.scope.type_names.set(id, tn.clone());
         }

@@ -27,7 +27,7 @@ pub(crate) struct Attrs<'a> {
 
 /// A start tag (or an empty-element tag when `empty`). Kept small: one is
 /// returned for every element. Only the attributes values use are kept
-/// (`S` matters only on `<Objs>` items, which quick-xml frames).
+/// (`S` matters only on `<Objs>` items: `Lexer::item_start_tag`).
 #[derive(Clone, Copy)]
 pub(crate) struct StartTag<'a> {
     pub(crate) name: &'a str,
@@ -63,6 +63,10 @@ pub(crate) struct Lexer<'a> {
     /// Names of the open elements, as byte ranges of `src` (so that the
     /// vector can be reused for the next input).
     open: Vec<(usize, usize)>,
+    /// `src` is a window on a longer input (the `<Objs>` reader's buffer):
+    /// running out of bytes anywhere is `UnexpectedEof` (read more and try
+    /// again), never another error the missing bytes might have avoided.
+    partial: bool,
 }
 
 #[inline]
@@ -124,7 +128,33 @@ impl<'a> Lexer<'a> {
     /// A lexer reusing `open` (emptied) for its element stack.
     pub(crate) fn with_stack(src: &'a str, mut open: Vec<(usize, usize)>) -> Self {
         open.clear();
-        Lexer { src, pos: 0, open }
+        Lexer {
+            src,
+            pos: 0,
+            open,
+            partial: false,
+        }
+    }
+
+    /// Marks the input as a window that may continue (see `partial`).
+    pub(crate) fn set_partial(&mut self, partial: bool) {
+        self.partial = partial;
+    }
+
+    /// The error for a construct cut by the end of a partial window.
+    fn more(&self) -> LexError {
+        lex_error(DecodeErrorKind::UnexpectedEof, self.src.len())
+    }
+
+    /// In a partial window, an error raised where the scan reached the end
+    /// of the bytes becomes `UnexpectedEof`.
+    #[inline]
+    fn or_more(&self, at_end: bool, err: LexError) -> LexError {
+        if self.partial && at_end {
+            self.more()
+        } else {
+            err
+        }
     }
 
     /// Gives the element stack back for reuse.
@@ -152,36 +182,51 @@ impl<'a> Lexer<'a> {
             let b = self.src.as_bytes();
             let pos = self.pos;
             if pos >= b.len() {
-                if self.open.is_empty() {
+                if self.open.is_empty() && !self.partial {
                     return Ok(Token::Eof);
                 }
                 return Err(lex_error(DecodeErrorKind::UnexpectedEof, pos));
             }
             if b[pos] != b'<' {
-                let end = memchr(b'<', &b[pos..]).map_or(b.len(), |i| pos + i);
+                let end = match memchr(b'<', &b[pos..]) {
+                    Some(i) => pos + i,
+                    // The text may go on in the next bytes.
+                    None if self.partial => return Err(self.more()),
+                    None => b.len(),
+                };
                 self.pos = end;
                 return Ok(Token::Text(&self.src[pos..end]));
             }
             match b.get(pos + 1) {
+                None if self.partial => return Err(self.more()),
                 Some(b'/') => return self.end_tag(),
                 Some(b'?') => {
-                    let end = memmem::find(&b[pos + 2..], b"?>")
-                        .ok_or_else(|| self.malformed("unterminated processing instruction"))?;
+                    let end = memmem::find(&b[pos + 2..], b"?>").ok_or_else(|| {
+                        self.or_more(true, self.malformed("unterminated processing instruction"))
+                    })?;
                     self.pos = pos + 2 + end + 2;
                 }
                 Some(b'!') => {
                     let rest = &b[pos..];
+                    if self.partial
+                        && rest.len() < 9
+                        && (b"<!--".starts_with(rest) || b"<![CDATA[".starts_with(rest))
+                    {
+                        return Err(self.more());
+                    }
                     if rest.starts_with(b"<!--") {
-                        let end = memmem::find(&rest[4..], b"-->")
-                            .ok_or_else(|| self.malformed("unterminated comment"))?;
+                        let end = memmem::find(&rest[4..], b"-->").ok_or_else(|| {
+                            self.or_more(true, self.malformed("unterminated comment"))
+                        })?;
                         self.pos = pos + 4 + end + 3;
                     } else if rest.starts_with(b"<![CDATA[") {
                         if self.open.is_empty() {
                             return Err(self.malformed("CDATA section outside an element"));
                         }
                         let start = pos + 9;
-                        let end = memmem::find(&b[start..], b"]]>")
-                            .ok_or_else(|| self.malformed("unterminated CDATA section"))?;
+                        let end = memmem::find(&b[start..], b"]]>").ok_or_else(|| {
+                            self.or_more(true, self.malformed("unterminated CDATA section"))
+                        })?;
                         self.pos = start + end + 3;
                         return Ok(Token::CData(&self.src[start..start + end]));
                     } else {
@@ -234,7 +279,7 @@ impl<'a> Lexer<'a> {
         }
         let gt = memchr(b'>', &b[start..])
             .map(|i| start + i)
-            .ok_or_else(|| self.malformed("unterminated end tag"))?;
+            .ok_or_else(|| self.or_more(true, self.malformed("unterminated end tag")))?;
         let name = self.src[start..gt].trim_end_matches([' ', '\t', '\n', '\r']);
         match self.open.pop().map(|(s, e)| &self.src[s..e]) {
             Some(open) if open == name => {
@@ -257,13 +302,26 @@ impl<'a> Lexer<'a> {
     }
 
     fn start_tag(&mut self) -> Result<Token<'a>, LexError> {
+        self.start_tag_with_stream().map(|(t, _)| Token::Start(t))
+    }
+
+    /// Reads a start tag (the next bytes must be one) and also returns its
+    /// `S` attribute, raw: the `<Objs>` reader's item tags carry the stream.
+    pub(crate) fn item_start_tag(&mut self) -> Result<(StartTag<'a>, Option<&'a str>), LexError> {
+        self.start_tag_with_stream()
+    }
+
+    // Always inlined: `next` runs it for every element, and a call there
+    // cost about 4% of decoding.
+    #[inline(always)]
+    fn start_tag_with_stream(&mut self) -> Result<(StartTag<'a>, Option<&'a str>), LexError> {
         let src = self.src;
         let b = src.as_bytes();
         let name_start = self.pos + 1;
         let mut i = name_end(b, name_start);
         let name = &src[name_start..i];
         if !valid_name(name) {
-            return Err(self.malformed("invalid element name"));
+            return Err(self.or_more(i >= b.len(), self.malformed("invalid element name")));
         }
         let mut attrs = Attrs::default();
         loop {
@@ -274,24 +332,27 @@ impl<'a> Lexer<'a> {
                 Some(b'>') => {
                     self.pos = i + 1;
                     self.open.push((name_start, name_start + name.len()));
-                    return Ok(Token::Start(StartTag {
+                    let tag = StartTag {
                         name,
                         n: attrs.n,
                         ref_id: attrs.ref_id,
                         empty: false,
-                    }));
+                    };
+                    return Ok((tag, attrs.s));
                 }
                 Some(b'/') => {
                     if b.get(i + 1) != Some(&b'>') {
-                        return Err(self.malformed("'/' not followed by '>' in a tag"));
+                        let err = self.malformed("'/' not followed by '>' in a tag");
+                        return Err(self.or_more(i + 1 >= b.len(), err));
                     }
                     self.pos = i + 2;
-                    return Ok(Token::Start(StartTag {
+                    let tag = StartTag {
                         name,
                         n: attrs.n,
                         ref_id: attrs.ref_id,
                         empty: true,
-                    }));
+                    };
+                    return Ok((tag, attrs.s));
                 }
                 Some(_) if i == before => {
                     return Err(self.malformed("attributes must be separated by whitespace"));
@@ -304,12 +365,15 @@ impl<'a> Lexer<'a> {
             let attr = &src[attr_start..i];
             i = skip_ws(b, i);
             if !valid_name(attr) || b.get(i) != Some(&b'=') {
-                return Err(self.malformed("malformed attribute"));
+                return Err(self.or_more(i >= b.len(), self.malformed("malformed attribute")));
             }
             i = skip_ws(b, i + 1);
             let quote = match b.get(i) {
                 Some(q @ (b'"' | b'\'')) => *q,
-                _ => return Err(self.malformed("attribute value without quotes")),
+                _ => {
+                    let err = self.malformed("attribute value without quotes");
+                    return Err(self.or_more(i >= b.len(), err));
+                }
             };
             let value_start = i + 1;
             // Values are short: a plain scan beats a vectorized search here.
@@ -319,7 +383,8 @@ impl<'a> Lexer<'a> {
                     .take_while(|&&c| c != quote && c != b'<')
                     .count();
             if b.get(end) != Some(&quote) {
-                return Err(self.malformed("unterminated attribute value"));
+                let err = self.malformed("unterminated attribute value");
+                return Err(self.or_more(end >= b.len(), err));
             }
             let value = &src[value_start..end];
             i = end + 1;

@@ -3,11 +3,11 @@
 use std::io::{self, BufRead};
 use std::sync::Arc;
 
-use quick_xml::events::Event;
-use quick_xml::Reader;
+use memchr::{memchr, memmem};
 
-use super::decode::{attr_text, decode_in_scope, scan_attrs, Limits, Scope};
+use super::decode::{Limits, Parser, Scope};
 use super::error::{excerpt, DecodeError, DecodeErrorKind};
+use super::lexer::Lexer;
 use super::value::PsValue;
 
 /// One top-level item of an `<Objs>` document.
@@ -20,151 +20,27 @@ pub struct ObjsItem {
     pub value: PsValue,
 }
 
-/// A byte source that records what the XML reader consumes, so that the
-/// bytes of one item can be decoded once the reader has found its end.
-struct Recorder<R> {
-    inner: R,
-    /// Bytes read ahead while checking for a prefix, served first.
-    pending: Vec<u8>,
-    pending_pos: usize,
-    record: Vec<u8>,
-    /// Absolute position of `record[0]` in the stream.
-    record_start: u64,
-    max_record: usize,
-}
-
-impl<R: BufRead> Recorder<R> {
-    fn clear(&mut self) {
-        self.record_start += self.record.len() as u64;
-        self.record.clear();
-        // Give back memory a large item left behind.
-        if self.record.capacity() > 1 << 20 {
-            self.record.shrink_to(64 << 10);
-        }
-    }
-}
-
-impl<R: BufRead> io::Read for Recorder<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for Recorder<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.record.len() > self.max_record {
-            return Err(io::Error::other(ItemTooLarge));
-        }
-        if self.pending_pos < self.pending.len() {
-            return Ok(&self.pending[self.pending_pos..]);
-        }
-        self.inner.fill_buf()
-    }
-
-    fn consume(&mut self, amt: usize) {
-        if self.pending_pos < self.pending.len() {
-            let amt = amt.min(self.pending.len() - self.pending_pos);
-            self.record
-                .extend_from_slice(&self.pending[self.pending_pos..self.pending_pos + amt]);
-            self.pending_pos += amt;
-            return;
-        }
-        // The reader consumes from what `fill_buf` last returned; asking
-        // again returns the same buffered bytes without reading.
-        if let Ok(buf) = self.inner.fill_buf() {
-            let amt = amt.min(buf.len());
-            self.record.extend_from_slice(&buf[..amt]);
-        }
-        self.inner.consume(amt);
-    }
-}
-
-/// Reads past an optional `#< CLIXML` line and UTF-8 byte-order mark.
-/// Bytes read ahead that belong to the document go to `pending`. Returns how
-/// many bytes were skipped.
-fn skip_prefix<R: BufRead>(rec: &mut Recorder<R>) -> Result<u64, (DecodeErrorKind, u64)> {
-    const MARK: &[u8] = b"#< CLIXML";
-    let mut head = Vec::new();
-    let mut consumed = 0u64;
-    // Up to the length of the mark (the source may return short reads).
-    while head.len() < MARK.len() {
-        let buf = match rec.inner.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err((DecodeErrorKind::Io(Arc::new(e)), consumed)),
-        };
-        if buf.is_empty() {
-            break;
-        }
-        let n = buf.len().min(MARK.len() - head.len());
-        head.extend_from_slice(&buf[..n]);
-        rec.inner.consume(n);
-        consumed += n as u64;
-    }
-    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
-        return Err((
-            DecodeErrorKind::Xml("UTF-16 input: convert the document to UTF-8".to_owned()),
-            0,
-        ));
-    }
-    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        head.drain(..3);
-    }
-    if head == MARK {
-        head.clear();
-        // Drop the rest of the line.
-        loop {
-            let buf = match rec.inner.fill_buf() {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err((DecodeErrorKind::Io(Arc::new(e)), consumed)),
-            };
-            if buf.is_empty() {
-                break;
-            }
-            let (n, done) = match memchr::memchr(b'\n', buf) {
-                Some(i) => (i + 1, true),
-                None => (buf.len(), false),
-            };
-            rec.inner.consume(n);
-            consumed += n as u64;
-            if done {
-                break;
-            }
-        }
-    }
-    let skipped = consumed - head.len() as u64;
-    rec.pending = head;
-    rec.pending_pos = 0;
-    Ok(skipped)
-}
-
-/// The `S` attribute of a top-level item.
-fn stream_attr(raw_attrs: &str) -> Result<Option<String>, DecodeErrorKind> {
-    scan_attrs(raw_attrs)?.s.map(attr_text).transpose()
-}
-
-/// Marks the I/O error the recorder raises when an item exceeds its limit.
-#[derive(Debug)]
-struct ItemTooLarge;
-
-impl std::fmt::Display for ItemTooLarge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("item too large")
-    }
-}
-
-impl std::error::Error for ItemTooLarge {}
+/// Bytes asked of the source per read (more while an item larger than
+/// this is incomplete).
+/// Large beside a typical item (4 KB) so that few items are cut by the end
+/// of the window and decoded twice.
+const CHUNK: usize = 256 << 10;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
     BeforeRoot,
     InRoot,
+    AfterRoot,
     Done,
+}
+
+/// What a step over the window found.
+enum Step {
+    /// Markup consumed (prolog, root tags, whitespace); go on.
+    Consumed,
+    Item(ObjsItem),
+    /// The end of the document.
+    End,
 }
 
 /// Iterates over the top-level items of an `<Objs>` document, decoding one
@@ -172,10 +48,13 @@ enum State {
 /// are skipped (UTF-16 input is refused with a clear error). After an error
 /// the iterator ends.
 ///
-/// The reader pulls bytes from a [`BufRead`], keeps only the current
-/// top-level item (the bytes of one `<Obj>`, `<S>`, ...) and decodes it with
-/// the same decoder as [`decode`](super::decode). Memory is proportional to
-/// the largest item, not to the document.
+/// The reader pulls bytes from a [`BufRead`] into a window of the document
+/// and decodes each top-level item (an `<Obj>`, `<S>`, ...) in place with
+/// the same decoder as [`decode`](super::decode), in one pass: an item cut
+/// by the end of the window is decoded again once more bytes are in (read
+/// in chunks of 256 KiB, doubling for a larger item so that the work stays
+/// linear). Memory is proportional to the largest item, not to the
+/// document.
 ///
 /// RefId scopes: a PowerShell serializer numbers RefIds and TN RefIds across
 /// the whole document. Type-name lists are small, so the reader keeps all of
@@ -197,16 +76,26 @@ enum State {
 /// assert_eq!(items[1].value, PsValue::I32(5));
 /// ```
 pub struct ObjsReader<R: BufRead> {
-    reader: Reader<Recorder<R>>,
-    buf: Vec<u8>,
+    input: R,
+    /// The document's text from offset `base` on, checked UTF-8; `pos` is
+    /// the next unread byte.
+    window: String,
+    pos: usize,
+    base: u64,
+    /// Bytes read but not yet in `window` (a character cut by a read).
+    raw: Vec<u8>,
+    /// The source has no more bytes.
+    eof: bool,
+    /// Document offset of invalid UTF-8: the window ends before it.
+    bad_utf8: Option<u64>,
+    /// Where the last incomplete item started: if the same item is
+    /// incomplete again, the next read doubles its bytes.
+    incomplete_at: Option<u64>,
     scope: Scope,
     limits: Limits,
     keep_objects: bool,
     state: State,
     prefix_checked: bool,
-    /// Bytes skipped before the document (prefix line, byte-order mark):
-    /// added to the XML reader's offsets.
-    prefix_len: u64,
 }
 
 impl<R: BufRead> ObjsReader<R> {
@@ -218,27 +107,20 @@ impl<R: BufRead> ObjsReader<R> {
     /// A reader with explicit [`Limits`] (`max_item_bytes` bounds the
     /// buffered item).
     pub fn with_limits(input: R, limits: Limits) -> Self {
-        let recorder = Recorder {
-            inner: input,
-            pending: Vec::new(),
-            pending_pos: 0,
-            record: Vec::new(),
-            record_start: 0,
-            max_record: limits.max_item_bytes,
-        };
-        let mut reader = Reader::from_reader(recorder);
-        let config = reader.config_mut();
-        config.trim_text(false);
-        config.check_end_names = true;
         ObjsReader {
-            reader,
-            buf: Vec::new(),
+            input,
+            window: String::new(),
+            pos: 0,
+            base: 0,
+            raw: Vec::new(),
+            eof: false,
+            bad_utf8: None,
+            incomplete_at: None,
             scope: Scope::default(),
             limits,
             keep_objects: false,
             state: State::BeforeRoot,
             prefix_checked: false,
-            prefix_len: 0,
         }
     }
 
@@ -255,33 +137,148 @@ impl<R: BufRead> ObjsReader<R> {
         DecodeError::new(kind, offset)
     }
 
-    fn xml_error(&mut self, e: quick_xml::Error) -> DecodeError {
-        let offset = self.prefix_len + self.reader.error_position();
-        let kind = match &e {
-            quick_xml::Error::Io(io) if io.get_ref().is_some_and(|i| i.is::<ItemTooLarge>()) => {
-                DecodeErrorKind::LimitExceeded {
-                    what: "size of one <Objs> item in bytes",
-                    limit: self.limits.max_item_bytes,
-                }
-            }
-            quick_xml::Error::Io(io) => {
-                DecodeErrorKind::Io(Arc::new(io::Error::new(io.kind(), io.to_string())))
-            }
-            _ => DecodeErrorKind::Xml(e.to_string()),
-        };
-        self.fail(kind, offset)
+    /// Document offset of `window[at]`.
+    fn offset(&self, at: usize) -> u64 {
+        self.base + at as u64
     }
 
-    /// Skips a `#< CLIXML` line and a byte-order mark; detects UTF-16.
-    fn skip_prefix(&mut self) -> Result<(), DecodeError> {
-        match skip_prefix(self.reader.get_mut()) {
-            Ok(skipped) => {
-                self.prefix_len = skipped;
-                self.reader.get_mut().record_start = skipped;
-                Ok(())
+    /// Appends up to `want` bytes from the source to `raw` (fewer if the
+    /// source has fewer at hand); sets `eof` at its end.
+    fn read_raw(&mut self, want: usize) -> Result<(), DecodeError> {
+        loop {
+            match self.input.fill_buf() {
+                Ok(buf) => {
+                    let n = buf.len().min(want);
+                    if n == 0 {
+                        self.eof = true;
+                    }
+                    self.raw.extend_from_slice(&buf[..n]);
+                    self.input.consume(n);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let at = self.offset(self.window.len()) + self.raw.len() as u64;
+                    return Err(self.fail(DecodeErrorKind::Io(Arc::new(e)), at));
+                }
             }
-            Err((kind, at)) => Err(self.fail(kind, at)),
         }
+    }
+
+    /// Moves the complete characters of `raw` to the window.
+    fn take_raw(&mut self) {
+        let valid = match std::str::from_utf8(&self.raw) {
+            Ok(text) => {
+                self.window.push_str(text);
+                self.raw.len()
+            }
+            Err(e) => {
+                let valid = e.valid_up_to();
+                if let Ok(text) = std::str::from_utf8(&self.raw[..valid]) {
+                    self.window.push_str(text);
+                }
+                if e.error_len().is_some() || self.eof {
+                    self.bad_utf8 = Some(self.offset(self.window.len()));
+                }
+                valid
+            }
+        };
+        self.raw.drain(..valid);
+    }
+
+    /// Appends up to `want` bytes from the source to the window, checking
+    /// them as UTF-8 straight from the source's buffer (one copy); a
+    /// character cut by the read waits in `raw`.
+    fn read_window(&mut self, want: usize) -> Result<(), DecodeError> {
+        if !self.raw.is_empty() {
+            self.read_raw(want)?;
+            self.take_raw();
+            return Ok(());
+        }
+        let buf = loop {
+            match self.input.fill_buf() {
+                Ok(buf) => break buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let at = self.offset(self.window.len());
+                    return Err(self.fail(DecodeErrorKind::Io(Arc::new(e)), at));
+                }
+            }
+        };
+        let n = buf.len().min(want);
+        if n == 0 {
+            self.eof = true;
+            return Ok(());
+        }
+        let bytes = &buf[..n];
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.window.push_str(text),
+            Err(e) => {
+                let valid = e.valid_up_to();
+                if let Ok(text) = std::str::from_utf8(&bytes[..valid]) {
+                    self.window.push_str(text);
+                }
+                if e.error_len().is_some() {
+                    self.bad_utf8 = Some(self.base + self.window.len() as u64);
+                } else {
+                    self.raw.extend_from_slice(&bytes[valid..]);
+                }
+            }
+        }
+        self.input.consume(n);
+        Ok(())
+    }
+
+    /// Reads at least `min_new` more bytes into the window (fewer at the
+    /// end of the source), dropping what was consumed.
+    fn fill(&mut self, min_new: usize) -> Result<(), DecodeError> {
+        if self.pos > 0 {
+            self.window.drain(..self.pos);
+            self.base += self.pos as u64;
+            self.pos = 0;
+        }
+        let start = self.window.len();
+        let want = min_new.max(CHUNK);
+        while self.window.len() < start + min_new && !self.eof && self.bad_utf8.is_none() {
+            let grown = self.window.len() - start;
+            self.read_window(want - grown)?;
+        }
+        Ok(())
+    }
+
+    /// Skips an optional `#< CLIXML` line and a UTF-8 byte-order mark;
+    /// refuses UTF-16.
+    fn skip_prefix(&mut self) -> Result<(), DecodeError> {
+        const MARK: &[u8] = b"#< CLIXML";
+        while self.raw.len() < MARK.len() && !self.eof {
+            self.read_raw(CHUNK)?;
+        }
+        if self.raw.starts_with(&[0xFF, 0xFE]) || self.raw.starts_with(&[0xFE, 0xFF]) {
+            let kind =
+                DecodeErrorKind::Xml("UTF-16 input: convert the document to UTF-8".to_owned());
+            return Err(self.fail(kind, 0));
+        }
+        if self.raw.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            self.raw.drain(..3);
+            self.base += 3;
+        } else if self.raw.starts_with(MARK) {
+            // Drop the rest of the line.
+            loop {
+                if let Some(i) = memchr(b'\n', &self.raw) {
+                    self.raw.drain(..=i);
+                    self.base += i as u64 + 1;
+                    break;
+                }
+                self.base += self.raw.len() as u64;
+                self.raw.clear();
+                if self.eof {
+                    break;
+                }
+                self.read_raw(CHUNK)?;
+            }
+        }
+        self.take_raw();
+        Ok(())
     }
 
     fn next_item(&mut self) -> Result<Option<ObjsItem>, DecodeError> {
@@ -293,124 +290,225 @@ impl<R: BufRead> ObjsReader<R> {
             if self.state == State::Done {
                 return Ok(None);
             }
-            self.reader.get_mut().clear();
-            self.buf.clear();
-            let event = match self.reader.read_event_into(&mut self.buf) {
-                Ok(e) => e,
-                Err(e) => return Err(self.xml_error(e)),
-            };
-            match (self.state, event) {
-                (State::BeforeRoot, Event::Start(e)) if e.name().as_ref() == "Objs" => {
-                    self.state = State::InRoot;
-                }
-                (State::BeforeRoot, Event::Empty(e)) if e.name().as_ref() == "Objs" => {
+            // The window may go on unless the source ended; invalid UTF-8
+            // ends it too, and is the error if anything needs the bytes.
+            let partial = !self.eof || self.bad_utf8.is_some();
+            match self.step(partial) {
+                Ok(Step::Consumed) => {}
+                Ok(Step::Item(item)) => return Ok(Some(item)),
+                Ok(Step::End) => {
                     self.state = State::Done;
-                }
-                (State::BeforeRoot, Event::Start(e) | Event::Empty(e)) => {
-                    let kind = DecodeErrorKind::UnexpectedElement {
-                        element: excerpt(e.name().as_ref()),
-                        context: "the document (expected <Objs>)",
-                    };
-                    let at = self.doc_offset();
-                    return Err(self.fail(kind, at));
-                }
-                (State::InRoot, Event::Start(e)) => {
-                    let stream = stream_attr(e.attributes_raw());
-                    let end = e.to_end().into_owned();
-                    let stream = self.check(stream)?;
-                    let mut skip = Vec::new();
-                    if let Err(err) = self.reader.read_to_end_into(end.name(), &mut skip) {
-                        return Err(self.xml_error(err));
-                    }
-                    return self.decode_recorded(stream).map(Some);
-                }
-                (State::InRoot, Event::Empty(e)) => {
-                    let stream = stream_attr(e.attributes_raw());
-                    let stream = self.check(stream)?;
-                    return self.decode_recorded(stream).map(Some);
-                }
-                (State::InRoot, Event::End(_)) => {
-                    self.state = State::Done;
-                    self.expect_end()?;
                     return Ok(None);
                 }
-                (_, Event::Eof) => {
-                    let kind = if self.state == State::BeforeRoot {
-                        DecodeErrorKind::NoRootElement
-                    } else {
-                        DecodeErrorKind::UnexpectedEof
-                    };
-                    let at = self.doc_offset();
-                    return Err(self.fail(kind, at));
+                Err(e) if partial && matches!(e.kind(), DecodeErrorKind::UnexpectedEof) => {
+                    self.need_more()?;
                 }
-                (_, Event::Text(t))
-                    if t.bytes().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) => {}
-                (_, Event::Comment(_) | Event::PI(_)) => {}
-                (State::BeforeRoot, Event::Decl(_) | Event::DocType(_)) => {}
-                _ => {
-                    let at = self.doc_offset();
-                    return Err(
-                        self.fail(DecodeErrorKind::UnexpectedText { context: "<Objs>" }, at)
-                    );
+                Err(e) => {
+                    self.state = State::Done;
+                    return Err(e);
                 }
             }
         }
     }
 
-    fn doc_offset(&self) -> u64 {
-        self.prefix_len + self.reader.buffer_position()
+    /// The construct at `pos` goes on past the window: read more.
+    fn need_more(&mut self) -> Result<(), DecodeError> {
+        let at = self.offset(self.pos);
+        if let Some(bad) = self.bad_utf8 {
+            return Err(self.fail(DecodeErrorKind::Xml("invalid UTF-8".to_owned()), bad));
+        }
+        let pending = self.window.len() - self.pos;
+        if pending > self.limits.max_item_bytes {
+            let kind = DecodeErrorKind::LimitExceeded {
+                what: "size of one <Objs> item in bytes",
+                limit: self.limits.max_item_bytes,
+            };
+            return Err(self.fail(kind, at));
+        }
+        // Incomplete again: double its bytes so that decoding it again
+        // and again stays linear in its size.
+        let min_new = if self.incomplete_at == Some(at) {
+            pending.max(1)
+        } else {
+            1
+        };
+        self.incomplete_at = Some(at);
+        self.fill(min_new)
     }
 
-    fn check<T>(&mut self, r: Result<T, DecodeErrorKind>) -> Result<T, DecodeError> {
-        r.map_err(|k| {
-            let at = self.doc_offset();
-            self.fail(k, at)
-        })
+    /// One step over the window from `pos`.
+    fn step(&mut self, partial: bool) -> Result<Step, DecodeError> {
+        let eof = || DecodeError::new(DecodeErrorKind::UnexpectedEof, 0);
+        self.skip_misc(partial)?;
+        let at = self.offset(self.pos);
+        let rest = &self.window.as_bytes()[self.pos..];
+        if rest.is_empty() {
+            if partial {
+                return Err(eof());
+            }
+            return match self.state {
+                State::BeforeRoot => Err(DecodeError::new(DecodeErrorKind::NoRootElement, at)),
+                State::InRoot => Err(DecodeError::new(DecodeErrorKind::UnexpectedEof, at)),
+                _ => Ok(Step::End),
+            };
+        }
+        let markup = rest[0] == b'<';
+        match self.state {
+            State::BeforeRoot if partial && rest.len() < 9 && b"<!DOCTYPE".starts_with(rest) => {
+                Err(eof())
+            }
+            State::BeforeRoot if rest.starts_with(b"<!DOCTYPE") => self.skip_doctype(partial),
+            State::BeforeRoot if markup && !matches!(rest.get(1), Some(b'/' | b'!')) => {
+                self.root_start(partial)
+            }
+            State::InRoot if rest.starts_with(b"</") => self.root_end(partial),
+            State::InRoot if markup && rest.get(1) != Some(&b'!') => self.item(partial),
+            State::AfterRoot => Err(DecodeError::new(DecodeErrorKind::TrailingContent, at)),
+            _ => Err(DecodeError::new(
+                DecodeErrorKind::UnexpectedText { context: "<Objs>" },
+                at,
+            )),
+        }
     }
 
-    /// Decodes the recorded bytes of the item just read.
-    fn decode_recorded(&mut self, stream: Option<String>) -> Result<ObjsItem, DecodeError> {
+    /// Skips whitespace, comments and processing instructions at `pos`.
+    fn skip_misc(&mut self, partial: bool) -> Result<(), DecodeError> {
+        loop {
+            let b = &self.window.as_bytes()[self.pos..];
+            let ws = b
+                .iter()
+                .take_while(|&&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+                .count();
+            self.pos += ws;
+            let b = &b[ws..];
+            let (open, close, what): (&[u8], &[u8], _) = if b.starts_with(b"<?") {
+                (b"<?", b"?>", "unterminated processing instruction")
+            } else if b.starts_with(b"<!--") {
+                (b"<!--", b"-->", "unterminated comment")
+            } else if partial && b.len() < 4 && b"<!--".starts_with(b) && !b.is_empty() {
+                return Err(DecodeError::new(DecodeErrorKind::UnexpectedEof, 0));
+            } else {
+                return Ok(());
+            };
+            match memmem::find(&b[open.len()..], close) {
+                Some(i) => self.pos += open.len() + i + close.len(),
+                None if partial => return Err(DecodeError::new(DecodeErrorKind::UnexpectedEof, 0)),
+                None => {
+                    let at = self.offset(self.pos);
+                    return Err(DecodeError::new(DecodeErrorKind::Xml(what.to_owned()), at));
+                }
+            }
+        }
+    }
+
+    /// A document type declaration before the root: skipped, internal
+    /// subset included (never used: entities are not expanded).
+    fn skip_doctype(&mut self, partial: bool) -> Result<Step, DecodeError> {
+        let b = &self.window.as_bytes()[self.pos..];
+        let gt = memchr(b'>', b);
+        let end = match (memchr(b'[', b), gt) {
+            (Some(open), Some(gt)) if open < gt => memchr(b']', &b[open..])
+                .and_then(|c| memchr(b'>', &b[open + c..]).map(|g| open + c + g)),
+            (_, gt) => gt,
+        };
+        match end {
+            Some(end) => {
+                self.pos += end + 1;
+                Ok(Step::Consumed)
+            }
+            None if partial => Err(DecodeError::new(DecodeErrorKind::UnexpectedEof, 0)),
+            None => Err(DecodeError::new(
+                DecodeErrorKind::Xml("unterminated document type declaration".to_owned()),
+                self.offset(self.pos),
+            )),
+        }
+    }
+
+    /// `<Objs ...>` or `<Objs/>`.
+    fn root_start(&mut self, partial: bool) -> Result<Step, DecodeError> {
+        let at = self.offset(self.pos);
+        let mut lex = Lexer::with_stack(&self.window[self.pos..], Vec::new());
+        lex.set_partial(partial);
+        let (tag, _) = lex
+            .item_start_tag()
+            .map_err(|e| DecodeError::new(e.0, at + e.1 as u64))?;
+        if tag.name != "Objs" {
+            let kind = DecodeErrorKind::UnexpectedElement {
+                element: excerpt(tag.name),
+                context: "the document (expected <Objs>)",
+            };
+            return Err(DecodeError::new(kind, at));
+        }
+        self.state = if tag.empty {
+            State::AfterRoot
+        } else {
+            State::InRoot
+        };
+        self.pos += lex.pos();
+        Ok(Step::Consumed)
+    }
+
+    /// `</Objs>`.
+    fn root_end(&mut self, partial: bool) -> Result<Step, DecodeError> {
+        let at = self.offset(self.pos);
+        let b = &self.window[self.pos..];
+        let Some(gt) = memchr(b'>', b.as_bytes()) else {
+            if partial {
+                return Err(DecodeError::new(DecodeErrorKind::UnexpectedEof, 0));
+            }
+            let kind = DecodeErrorKind::Xml("unterminated end tag".to_owned());
+            return Err(DecodeError::new(kind, at));
+        };
+        let name = b[2..gt].trim_end_matches([' ', '\t', '\n', '\r']);
+        if name != "Objs" {
+            let kind = DecodeErrorKind::Xml(format!(
+                "end tag </{}> does not match <Objs>",
+                excerpt(name)
+            ));
+            return Err(DecodeError::new(kind, at));
+        }
+        self.pos += gt + 1;
+        self.state = State::AfterRoot;
+        Ok(Step::Consumed)
+    }
+
+    /// Decodes the item at `pos` in place.
+    fn item(&mut self, partial: bool) -> Result<Step, DecodeError> {
+        let at = self.offset(self.pos);
         if !self.keep_objects {
             self.scope.forget_objects();
         }
-        let rec = self.reader.get_ref();
-        let base = rec.record_start;
-        // The record starts at the item's `<` (whitespace before it was
-        // cleared with the previous event).
-        let text = match std::str::from_utf8(&rec.record) {
-            Ok(t) => t,
+        // Only a window that may end inside the item can need a retry.
+        self.scope.journal(partial);
+        let mut parser = Parser::for_item(
+            &self.window[self.pos..],
+            partial,
+            &mut self.scope,
+            &self.limits,
+        );
+        let result = parser.item();
+        drop(parser);
+        let (stream, value, end) = match result {
+            Ok(r) => r,
             Err(e) => {
-                let at = base + e.valid_up_to() as u64;
-                return Err(self.fail(DecodeErrorKind::Xml("invalid UTF-8".to_owned()), at));
+                if partial && matches!(e.kind(), DecodeErrorKind::UnexpectedEof) {
+                    // Decoded again once more bytes are in.
+                    self.scope.roll_back();
+                }
+                return Err(e.shifted(at));
             }
         };
-        match decode_in_scope(text, &self.limits, &mut self.scope) {
-            Ok(value) => Ok(ObjsItem { stream, value }),
-            Err(e) => {
-                self.state = State::Done;
-                Err(e.shifted(base))
-            }
+        if end > self.limits.max_item_bytes {
+            // It fit in one read, but the limit is on the item.
+            let kind = DecodeErrorKind::LimitExceeded {
+                what: "size of one <Objs> item in bytes",
+                limit: self.limits.max_item_bytes,
+            };
+            return Err(DecodeError::new(kind, at));
         }
-    }
-
-    /// After `</Objs>`: only whitespace, comments and processing
-    /// instructions may follow.
-    fn expect_end(&mut self) -> Result<(), DecodeError> {
-        loop {
-            self.buf.clear();
-            self.reader.get_mut().clear();
-            match self.reader.read_event_into(&mut self.buf) {
-                Ok(Event::Eof) => return Ok(()),
-                Ok(Event::Text(t))
-                    if t.bytes().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) => {}
-                Ok(Event::Comment(_) | Event::PI(_)) => {}
-                Ok(_) => {
-                    let at = self.doc_offset();
-                    return Err(self.fail(DecodeErrorKind::TrailingContent, at));
-                }
-                Err(e) => return Err(self.xml_error(e)),
-            }
-        }
+        self.pos += end;
+        self.incomplete_at = None;
+        Ok(Step::Item(ObjsItem { stream, value }))
     }
 }
 
@@ -514,6 +612,103 @@ mod tests {
         );
     }
 
+    /// A source that returns at most `n` bytes per read, as a pipe may.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        n: usize,
+    }
+
+    impl io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.n).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Reads `doc` with every read size from 1 byte up: the window then
+    /// ends at every byte of the document in turn, inside every construct.
+    /// Returns what each read size gave (items, or the error's kind).
+    fn read_in_pieces(doc: &str) -> Vec<Result<Vec<ObjsItem>, String>> {
+        (1..=doc.len() + 1)
+            .map(|n| {
+                let src = io::BufReader::with_capacity(
+                    n,
+                    Trickle {
+                        data: doc.as_bytes(),
+                        n,
+                    },
+                );
+                ObjsReader::new(src)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("{:?}", std::mem::discriminant(e.kind())))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn items_cut_by_reads_decode_as_whole() {
+        // Type names defined in one item and named in the next, an object
+        // RefId reused per item, comments, CDATA, entities, non-ASCII text
+        // (a read may cut a character) and a prolog.
+        let doc = "#< CLIXML\r\n<?xml version=\"1.0\"?><!-- c --><Objs Version=\"1.1.0.1\">\r\n\
+            <Obj S=\"progress\" RefId=\"0\"><TN RefId=\"0\"><T>A.B</T><T>System.Object</T></TN>\
+            <MS><S N=\"Na&amp;me\">caf\u{e9} \u{1F600}_x000A_</S><I64 N=\"n\">-5</I64>\
+            <S N=\"c\">x<![CDATA[<y>]]>z<!-- ; --></S><Nil N=\"z\" /></MS></Obj>\r\n\
+            <!-- between --><?pi x?>\r\n<Obj RefId=\"0\"><TNRef RefId=\"0\" /><ToString>t</ToString></Obj>\
+            <S S=\"Error\">e_x000D__x000A_</S><I32>7</I32></Objs >\r\n<!-- end -->\r\n";
+        let whole = items(doc).unwrap();
+        assert_eq!(whole.len(), 4);
+        assert_eq!(
+            whole[1]
+                .value
+                .as_object()
+                .unwrap()
+                .type_names
+                .as_ref()
+                .unwrap()
+                .names(),
+            ["A.B", "System.Object"]
+        );
+        for (i, got) in read_in_pieces(doc).into_iter().enumerate() {
+            assert_eq!(got.as_ref(), Ok(&whole), "reads of {} bytes", i + 1);
+        }
+    }
+
+    #[test]
+    fn errors_do_not_depend_on_read_sizes() {
+        for doc in [
+            "",
+            "  ",
+            "<Foo/>",
+            "<Objs><I32>1</I32>",
+            "<Objs></Objs><x/>",
+            "<Objs>text</Objs>",
+            "<Objs><I32>1</I33></Objs>",
+            "<Objs><I32>x</I32></Objs>",
+            "<Objs><Obj RefId=\"0\"><TNRef RefId=\"3\" /></Obj></Objs>",
+            "<Objs><S>a</S><!-- x </Objs>",
+            "<Objs><S>\u{e9}\u{e9}</S></Obj>",
+            "<Objs><S>a</S></Objs><!-",
+            "<Objs/>x",
+        ] {
+            let whole = items(doc).map_err(|e| format!("{:?}", std::mem::discriminant(e.kind())));
+            assert!(whole.is_err(), "{doc}");
+            for (i, got) in read_in_pieces(doc).into_iter().enumerate() {
+                assert_eq!(got, whole, "{doc} in reads of {} bytes", i + 1);
+            }
+        }
+        // Invalid UTF-8, also when a read ends inside the bad sequence.
+        for doc in [&b"<Objs><S>a\xC3</S></Objs>"[..], b"<Objs><S>a</S>\xFF"] {
+            for n in 1..=doc.len() {
+                let src = io::BufReader::with_capacity(n, Trickle { data: doc, n });
+                let e = ObjsReader::new(src).find_map(Result::err).unwrap();
+                assert!(e.to_string().contains("UTF-8"), "{e}");
+            }
+        }
+    }
+
     /// A source that produces an endless `<Objs>` stream, a few bytes per
     /// read, as a pipe would.
     struct Endless {
@@ -564,13 +759,12 @@ mod tests {
         }
         // Every item repeats RefId 0 for its object: no "duplicate RefId"
         // because objects are forgotten between items, and the buffers
-        // did not grow with the stream.
-        let rec = reader.reader.get_ref();
+        // did not grow with the stream (about 6 MB).
         assert!(
-            rec.record.capacity() < 4 * item.len(),
+            reader.window.capacity() < CHUNK + 4 * item.len(),
             "{}",
-            rec.record.capacity()
+            reader.window.capacity()
         );
-        assert!(reader.buf.capacity() < 4 * item.len());
+        assert!(reader.raw.capacity() < CHUNK + 4 * item.len());
     }
 }
