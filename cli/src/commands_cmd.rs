@@ -91,27 +91,24 @@ pub fn run(a: &CommandsArgs, settings: Settings) -> Status {
     let fetched = runtime.block_on(async {
         // A signal or the timeout while connecting drops the open: the pool
         // then deletes its shell in the background (waited for below).
-        let pool = tokio::select! {
-            r = open(&settings, &host, &log, &label, &cleanup) => r
-                .map_err(|e| (format!("cannot connect: {e}"), run::error_status(&e))),
-            c = run::first_signal() => Err((format!("{} while connecting", c.name()), c.status())),
-            _ = run::sleep_for(settings.timeout) => Err((
-                format!("timed out after {}s while connecting", run::timeout_secs(settings.timeout)),
-                Status::Connection,
-            )),
+        let opening = async {
+            open(&settings, &host, &log, &label, &cleanup)
+                .await
+                .map_err(|e| (format!("cannot connect: {e}"), run::error_status(&e)))
         };
+        let pool =
+            run::until_cancelled(opening, settings.timeout, " while connecting", Status::Connection)
+                .await;
         let result = match pool {
             Err(e) => Err(e),
             Ok(pool) => {
-                let found = tokio::select! {
-                    r = fetch(&pool, &patterns) => r
-                        .map_err(|e| (e.to_string(), run::error_status(&e).max(Status::Failed))),
-                    c = run::first_signal() => Err((c.name().to_owned(), c.status())),
-                    _ = run::sleep_for(settings.timeout) => Err((
-                        format!("timed out after {}s", run::timeout_secs(settings.timeout)),
-                        Status::Failed,
-                    )),
+                let fetching = async {
+                    fetch(&pool, &patterns)
+                        .await
+                        .map_err(|e| (e.to_string(), run::error_status(&e).max(Status::Failed)))
                 };
+                let found =
+                    run::until_cancelled(fetching, settings.timeout, "", Status::Failed).await;
                 if let Err(e) = pool.close().await {
                     log.psrp(&label, &format!("could not delete the shell: {e}"));
                 }

@@ -172,15 +172,14 @@ pub fn run(direction: Direction, transfer: &TransferArgs, settings: Settings) ->
             .max_runspaces(transfer.parallel)
             .cleanup_timeout(CLEANUP_TIMEOUT)
             .cleanup_tracker(cleanup.clone());
-        let pool = tokio::select! {
-            r = RunspacePool::open_with(options_pool, pool_options) => r
-                .map_err(|e| (format!("cannot connect: {e}"), run::error_status(&e))),
-            c = run::first_signal() => Err((format!("{} while connecting", c.name()), c.status())),
-            _ = run::sleep_for(settings.timeout) => Err((
-                format!("timed out after {}s while connecting", run::timeout_secs(settings.timeout)),
-                Status::Connection,
-            )),
+        let opening = async {
+            RunspacePool::open_with(options_pool, pool_options)
+                .await
+                .map_err(|e| (format!("cannot connect: {e}"), run::error_status(&e)))
         };
+        let pool =
+            run::until_cancelled(opening, settings.timeout, " while connecting", Status::Connection)
+                .await;
         let result = match pool {
             Err(e) => Err(e),
             Ok(pool) => {
@@ -196,14 +195,10 @@ pub fn run(direction: Direction, transfer: &TransferArgs, settings: Settings) ->
                 };
                 // A signal or the timeout drops the transfer (its pipelines
                 // are released) and the shell is deleted below.
-                let done = tokio::select! {
-                    r = transfer => r.map_err(|e| (e.to_string(), copy_status(&e))),
-                    c = run::first_signal() => Err((c.name().to_owned(), c.status())),
-                    _ = run::sleep_for(settings.timeout) => Err((
-                        format!("timed out after {}s", run::timeout_secs(settings.timeout)),
-                        Status::Failed,
-                    )),
-                };
+                let transfer =
+                    async { transfer.await.map_err(|e| (e.to_string(), copy_status(&e))) };
+                let done =
+                    run::until_cancelled(transfer, settings.timeout, "", Status::Failed).await;
                 if let Err(e) = pool.close().await {
                     log.psrp(&label, &format!("could not delete the shell: {e}"));
                 }

@@ -638,7 +638,7 @@ fn secs(d: Option<Duration>) -> String {
 }
 
 /// The first SIGINT or SIGTERM (never, when the handlers cannot be set).
-pub(crate) async fn first_signal() -> Cancel {
+async fn first_signal() -> Cancel {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::interrupt()),
@@ -653,7 +653,7 @@ pub(crate) async fn first_signal() -> Cancel {
 }
 
 /// Sleeps for `timeout`, or forever without one.
-pub(crate) async fn sleep_for(timeout: Option<Duration>) {
+async fn sleep_for(timeout: Option<Duration>) {
     match timeout {
         Some(t) => tokio::time::sleep(t).await,
         None => std::future::pending().await,
@@ -661,8 +661,29 @@ pub(crate) async fn sleep_for(timeout: Option<Duration>) {
 }
 
 /// A timeout in seconds for messages (0 without one).
-pub(crate) fn timeout_secs(timeout: Option<Duration>) -> f64 {
+fn timeout_secs(timeout: Option<Duration>) -> f64 {
     timeout.map(|t| t.as_secs_f64()).unwrap_or_default()
+}
+
+/// Runs `work` until it ends, the first SIGINT/SIGTERM or `timeout`; the
+/// signal and the timeout are errors whose message ends with `step` (e.g.
+/// " while connecting"), with the signal's status or `timeout_status`.
+/// Dropping `work` is how it is abandoned (a pool being opened deletes its
+/// shell in the background).
+pub(crate) async fn until_cancelled<T>(
+    work: impl std::future::Future<Output = Result<T, (String, Status)>>,
+    timeout: Option<Duration>,
+    step: &str,
+    timeout_status: Status,
+) -> Result<T, (String, Status)> {
+    tokio::select! {
+        r = work => r,
+        c = first_signal() => Err((format!("{}{step}", c.name()), c.status())),
+        _ = sleep_for(timeout) => Err((
+            format!("timed out after {}s{step}", timeout_secs(timeout)),
+            timeout_status,
+        )),
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
