@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import typing
 import urllib.request
 
@@ -54,6 +55,16 @@ class PeerProcess:
 
     def log(self, kind: str = "wsman") -> typing.List[typing.Dict[str, typing.Any]]:
         return [r for r in self.control("/log") if r.get("kind") == kind]
+
+    def wait_log(self, kind: str, timeout: float = 5.0) -> typing.List[typing.Dict[str, typing.Any]]:
+        """The log entries of `kind`, waiting (bounded) for the first: the peer may log an event just
+        after the client already saw its effect (a TLS alert goes out before the peer records why)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entries = self.log(kind)
+            if entries or time.monotonic() > deadline:
+                return entries
+            time.sleep(0.05)
 
     def open_shells(self) -> int:
         return self.control("/shells")["open"]

@@ -1867,7 +1867,7 @@ def test_certificate_auth_refuses_another_ca_in_the_tls_handshake(peer: PeerProc
     with pytest.raises(Exception) as e:
         invoke(_certificate_wsman(peer, "foreign"), lambda ps: ps.add_cmdlet("Get-Date"))
     assert "ssl" in type(e.value).__name__.lower() or "ssl" in str(e.value).lower(), repr(e.value)
-    tls = peer.log("tls")
+    tls = peer.wait_log("tls")
     assert tls and "certificate" in tls[-1]["reason"].lower(), tls
     assert peer.log() == []
 

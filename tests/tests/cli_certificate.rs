@@ -172,7 +172,13 @@ fn a_certificate_of_another_ca_fails_the_tls_handshake(peer: &Peer) {
         "{}",
         r.stderr
     );
-    let tls = since(peer, seq, "tls");
+    // The alert reaches the client before the peer records why it sent it: wait (bounded) for the entry.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut tls = since(peer, seq, "tls");
+    while tls.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        tls = since(peer, seq, "tls");
+    }
     assert!(!tls.is_empty(), "the peer logged no failed handshake");
     assert!(since(peer, seq, "wsman").is_empty());
 }
