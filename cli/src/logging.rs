@@ -229,6 +229,25 @@ impl Logger {
         self.line(host, Level::Progress, &text);
     }
 
+    /// Forgets a host that has finished: its progress bars (a command may
+    /// end without completing them) and last progress lines, so a long
+    /// fan-out does not keep them for every host until the end.
+    pub fn host_done(&self, host: &str) {
+        self.last_progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(h, _), _| h != host);
+        if let Some(bars) = &self.bars {
+            let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+            bars.bars.retain(|(h, _), bar| {
+                if h == host {
+                    bar.finish_and_clear();
+                }
+                h != host
+            });
+        }
+    }
+
     /// Removes any progress bars (before the summary and exit).
     pub fn clear_progress(&self) {
         if let Some(bars) = &self.bars {

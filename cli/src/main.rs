@@ -18,6 +18,7 @@ mod doctor;
 mod exit;
 mod hosts;
 mod jobs;
+mod limits;
 mod logging;
 mod metadata;
 mod output;
@@ -419,6 +420,23 @@ fn remote(
         }
     };
     let log = Arc::new(Logger::new(o.log_level, settings.tag_hosts));
+    if settings.hosts.len() > 1 {
+        // One connection per running host: a fan-out may need more open
+        // files than the usual soft limit of 1,024.
+        let files = limits::raise_open_files(settings.throttle.min(settings.hosts.len()));
+        if files.raised() {
+            log.line("", logging::Level::Debug, &limits::raised_note(&files));
+        }
+        if files.too_low() {
+            log.psrp(
+                "",
+                &format!(
+                    "WARNING: {}",
+                    limits::too_low_warning(&files, settings.throttle)
+                ),
+            );
+        }
+    }
     let formatter = Formatter::new(o.output, json_options(o), settings.tag_hosts);
     // Detaching and stopping print no output objects (detach prints its
     // handle itself).

@@ -15,7 +15,7 @@ use psrp_core::client::{
 use psrp_core::clixml::PsValue;
 use psrp_core::command::Command;
 use psrp_core::message::ErrorRecord;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::args::{self, AuthKind};
@@ -135,56 +135,74 @@ impl Outcome {
 
 /// Runs the job on every host (at most `throttle` at once) and returns the
 /// worst status. `cancel` turns `Some` on SIGINT/SIGTERM.
-pub async fn run_all(job: Job, cancel: watch::Receiver<Option<Cancel>>) -> Status {
+///
+/// A host's task is spawned only when a slot is free, so what is held at
+/// once (tasks, connections, buffers) follows the throttle, not the number
+/// of hosts; each finished host leaves only its line of the summary.
+pub async fn run_all(job: Job, mut cancel: watch::Receiver<Option<Cancel>>) -> Status {
     let job = Arc::new(job);
     for w in job.settings.warnings() {
         job.log.psrp("", &format!("WARNING: {w}"));
     }
-    let throttle = Arc::new(Semaphore::new(job.settings.throttle));
+    let throttle = job.settings.throttle.max(1);
     // Counts every shell until it is deleted, also by a pool's background
     // delete after an abandoned open.
     let cleanup = CleanupTracker::new();
     let mut tasks = JoinSet::new();
-    for (index, host) in job.settings.hosts.iter().enumerate() {
-        let job = job.clone();
-        let cleanup = cleanup.clone();
-        let host = host.clone();
-        let throttle = throttle.clone();
-        let mut cancel = cancel.clone();
-        tasks.spawn(async move {
-            let label = host.label();
-            let started = Instant::now();
-            // Waiting for a slot ends early on a signal: the host is skipped.
-            let permit = tokio::select! {
-                p = throttle.acquire_owned() => p.ok(),
-                c = wait_cancel(&mut cancel) => return (index, Outcome::skipped(label, c.status())),
-            };
-            let mut counts = Counts::default();
-            let status = run_host(&job, &host, &label, cancel, &cleanup, &mut counts).await;
-            drop(permit);
-            (
-                index,
-                Outcome {
-                    host: label,
-                    status,
-                    objects: counts.objects,
-                    errors: counts.errors,
-                    elapsed: started.elapsed(),
-                },
-            )
-        });
-    }
-    let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
+    let mut waiting = job.settings.hosts.iter().enumerate();
+    let mut outcomes: Vec<(usize, Outcome)> = Vec::with_capacity(job.settings.hosts.len());
     let mut worst = Status::Success;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(o) => outcomes.push(o),
-            Err(e) => {
-                job.log
-                    .psrp("", &format!("internal error in a host task: {e}"));
-                worst = Status::Failed;
-            }
+    let mut cancelled: Option<Cancel> = None;
+    loop {
+        while cancelled.is_none() && tasks.len() < throttle {
+            let Some((index, host)) = waiting.next() else {
+                break;
+            };
+            let job = job.clone();
+            let cleanup = cleanup.clone();
+            let host = host.clone();
+            let cancel = cancel.clone();
+            tasks.spawn(async move {
+                let label = host.label();
+                let started = Instant::now();
+                let mut counts = Counts::default();
+                let status = run_host(&job, &host, &label, cancel, &cleanup, &mut counts).await;
+                // Its progress lines are done with.
+                job.log.host_done(&label);
+                (
+                    index,
+                    Outcome {
+                        host: label,
+                        status,
+                        objects: counts.objects,
+                        errors: counts.errors,
+                        elapsed: started.elapsed(),
+                    },
+                )
+            });
         }
+        if tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(Ok(o)) => outcomes.push(o),
+                Some(Err(e)) => {
+                    job.log
+                        .psrp("", &format!("internal error in a host task: {e}"));
+                    worst = Status::Failed;
+                }
+                None => {}
+            },
+            // The running hosts see the signal themselves; the waiting ones
+            // are skipped.
+            c = wait_cancel(&mut cancel), if cancelled.is_none() => cancelled = Some(c),
+        }
+    }
+    if let Some(c) = cancelled {
+        outcomes.extend(
+            waiting.map(|(index, host)| (index, Outcome::skipped(host.label(), c.status()))),
+        );
     }
     // The runtime stops when this returns, and with it any delete still
     // running: wait for them, bounded.

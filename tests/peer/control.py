@@ -25,6 +25,9 @@ POST /listeners/restart  {"down_ms": N}: the WinRM HTTP and HTTPS listeners stop
                       1000), then they listen again on the same ports; shells, pipelines
                       and their output are kept (answers when they are back)
 GET  /stats           the peer's own CPU time and counters
+GET  /fleet           the fleet's hosts (--listeners, peer.fleet): each one's address, port, role,
+                      open_shells, shells_created, connections and requests, and the totals
+                      open_shells, shells_created, connections (empty without a fleet)
 GET  /settings        server settings: max_idle_timeout (s, WinRM's MaxIdleTimeoutms: disconnected
                       shells are deleted past min(their IdleTimeOut, this)), disconnected_buffer_bytes
                       (output kept per command while nobody is connected; then Block waits, Drop
@@ -54,6 +57,7 @@ class ControlServer(http.server.ThreadingHTTPServer):
         self.info = info
         self.shutdown_event = shutdown
         self.restart_listeners: typing.Optional[typing.Callable[[float], typing.Dict[str, typing.Any]]] = None
+        self.fleet: typing.Any = None  # peer.fleet.Fleet, with --listeners
         super().__init__(("127.0.0.1", 0), ControlHandler)
 
 
@@ -94,6 +98,10 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
         elif url.path == "/faults":
             with inst.lock:
                 self._json(200, [r.describe() for r in inst.faults])
+        elif url.path == "/fleet":
+            fleet = self.server.fleet
+            self._json(200, fleet.describe() if fleet is not None else
+                       {"hosts": [], "open_shells": 0, "shells_created": 0, "connections": 0})
         elif url.path == "/stats":
             self._json(200, inst.stats())
         elif url.path == "/settings":

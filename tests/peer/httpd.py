@@ -412,6 +412,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
             record["message_id"] = req.message_id
             rule = inst.take_fault(req.short_action, req.command_id)
             hostile_rule = None
+            failure = None
             if rule is not None:
                 record["injected_fault"] = rule.kind
                 if rule.kind == "delay":
@@ -436,12 +437,15 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                     raise soap.WSManFault(rule.code, rule.message)
                 elif rule.kind in hostile.HANDLER_KINDS:
                     hostile_rule = rule
+                elif rule.kind == "fail_pipeline":
+                    failure = rule.message
             ctx = Context(
                 principal=auth_desc["principal"] or "",
                 client_ip=self.client_address[0],
                 delegated=self.auth.delegated if session_auth else None,
                 endpoint=f"{transport}://localhost:{self.server.server_port}/wsman",
                 hostile=hostile_rule,
+                failure=failure,
             )
             if rule is not None and rule.kind in hostile.REPLACING_KINDS:
                 record["action"] = req.short_action

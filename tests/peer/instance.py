@@ -63,6 +63,9 @@ class FaultRule:
     - ``ansi_streams`` (Command): the pipeline writes text with terminal escape
       sequences (``peer.hostile.ANSI_TEXT``) to every stream and host Write* call,
       then fails with such an error record
+    - ``fail_pipeline`` (Command): the pipeline fails at once with a terminating error
+      record whose message is ``message`` (a host where the command fails, e.g. in a
+      fleet of simulated hosts, ``peer.fleet``)
     - ``corrupt_chunk``: one byte of a file-copy chunk is flipped (``peer.copyscripts``);
       ``skip`` and ``count`` count chunks (psrp's write/read chunks, pypsrp's input chunks
       and fetched file)
@@ -87,6 +90,7 @@ class FaultRule:
         "ansi_streams",
         "tamper_session_key",
         "corrupt_chunk",
+        "fail_pipeline",
     )
     SCOPES = ("any", "pool", "command")
     TAMPERS = ("length", "no_length", "boundary_in_data", "truncate", "signature_length", "tiny_parts")
@@ -98,6 +102,7 @@ class FaultRule:
         "endless_fragment": ("Receive", "command"),
         "ansi_streams": ("Command", "any"),
         "tamper_session_key": ("Send", "pool"),
+        "fail_pipeline": ("Command", "any"),
         # Not a WS-Man action: taken by the copy emulation for each chunk.
         "corrupt_chunk": ("CopyChunk", "any"),
     }
@@ -173,6 +178,7 @@ class FaultRule:
             "delay": ("delay_ms",),
             "kill": ("at",),
             "http_500": ("code", "message"),
+            "fail_pipeline": ("message",),
             "http_status": ("status", "text", "content_type"),
             "tamper_encryption": ("tamper", "length", "parts"),
             "endless_body": ("body", "interval_ms", "max_seconds", "max_bytes"),

@@ -49,6 +49,18 @@ def parse_args(argv: typing.Optional[typing.List[str]]) -> argparse.Namespace:
                    help="the server's MaxEnvelopeSizekb (default 500): larger requests fault")
     p.add_argument("--bad-cert", action="store_true",
                    help="also start HTTPS listeners with an untrusted and a wrong-host certificate")
+    p.add_argument("--listeners", type=int, default=0, metavar="N",
+                   help="a fleet: N more WinRM HTTP listeners, each a separate simulated host with its own "
+                        "shells, log and faults (peer.fleet; GET /fleet on the control endpoint)")
+    p.add_argument("--slow-listeners", type=int, default=0, metavar="K",
+                   help="of the fleet, K slow hosts: each WS-Man request waits --slow-ms")
+    p.add_argument("--slow-ms", type=int, default=500, help="the slow hosts' delay per request (default 500)")
+    p.add_argument("--failing-listeners", type=int, default=0, metavar="K",
+                   help="of the fleet, K hosts where every command fails with a terminating error")
+    p.add_argument("--refusing-listeners", type=int, default=0, metavar="K",
+                   help="of the fleet, K hosts that refuse connections (the port is bound but not listening)")
+    p.add_argument("--listener-addresses", default="127.0.0.1", metavar="A,B,...",
+                   help="loopback IPv4 addresses the fleet's hosts are spread over, in turn (default 127.0.0.1)")
     p.add_argument("--no-stdin-watch", action="store_true", help="do not exit when stdin reaches EOF")
     p.add_argument("--no-parent-watch", action="store_true", help="do not exit when the parent process exits")
     p.add_argument("--pdeathsig", action="store_true",
@@ -57,6 +69,12 @@ def parse_args(argv: typing.Optional[typing.List[str]]) -> argparse.Namespace:
     p.add_argument("--log-level", default="INFO", help="log level for STATE_DIR/peer.log")
     args = p.parse_args(argv)
     args.schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    args.listener_addresses = [a.strip() for a in args.listener_addresses.split(",") if a.strip()]
+    if args.listeners < 0 or args.slow_ms < 0 or not args.listener_addresses:
+        p.error("--listeners and --slow-ms must not be negative; --listener-addresses needs an address")
+    if min(args.slow_listeners, args.failing_listeners, args.refusing_listeners) < 0 or \
+            args.slow_listeners + args.failing_listeners + args.refusing_listeners > args.listeners:
+        p.error("--slow-listeners, --failing-listeners and --refusing-listeners are part of --listeners")
     for s in args.schemes:
         if s not in SCHEMES:
             p.error(f"unknown scheme {s!r}; choose from {', '.join(SCHEMES)}")
@@ -147,7 +165,7 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
             f"wkt {stale}\nquit\n").encode())
         os.environ["KRB5_KTNAME"] = "FILE:" + stale
 
-    from peer import certs, control, copyscripts, httpd, instance, runner, wsman
+    from peer import certs, control, copyscripts, fleet, httpd, instance, runner, wsman
 
     inst = instance.Instance(realm, args)
     inst.handlers = wsman.Handlers(inst)
@@ -168,6 +186,22 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
                 listeners[label] = _bind_pair(
                     lambda a, tls=tls, c=bad_cbt, n=label: httpd.Listener(a, inst, "https", tls, c, name=n)
                 )
+        fleet_hosts = None
+        if args.listeners:
+            def fleet_instance() -> typing.Any:
+                host = instance.Instance(realm, args)
+                host.handlers = wsman.Handlers(host)
+                host.file_store = inst.file_store
+                return host
+
+            fleet_hosts = fleet.Fleet(
+                fleet.plan_roles(args.listeners, args.slow_listeners, args.failing_listeners,
+                                 args.refusing_listeners),
+                args.listener_addresses,
+                fleet_instance,
+                lambda a, host, name: httpd.Listener(a, host, "http", name=name),
+                args.slow_ms,
+            )
     except Exception:
         realm.stop()
         raise
@@ -209,6 +243,7 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
     info: typing.Dict[str, typing.Any] = {}
     control_server = control.ControlServer(inst, lambda: info, stop)
     control_server.restart_listeners = restart_listeners
+    control_server.fleet = fleet_hosts
     port = {k: v[0].server_address[1] for k, v in listeners.items()}
     r = realm.info()
     info.update(
@@ -256,12 +291,20 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
             "realm_info": r,
         }
     )
+    if fleet_hosts is not None:
+        info["fleet"] = fleet_hosts.info()
+        info["options"].update(listeners=args.listeners, slow_listeners=args.slow_listeners,
+                               failing_listeners=args.failing_listeners,
+                               refusing_listeners=args.refusing_listeners, slow_ms=args.slow_ms,
+                               listener_addresses=args.listener_addresses)
     threads = []
     for group in list(listeners.values()) + [[control_server]]:
         for server in group:
             t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
             t.start()
             threads.append(t)
+    if fleet_hosts is not None:
+        fleet_hosts.start()
 
     info_file = args.info_file or os.path.join(state_dir, "info.json")
     info["info_file"] = info_file
@@ -286,6 +329,8 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
     for group in list(listeners.values()) + [[control_server]]:
         for server in group:
             threading.Thread(target=server.shutdown, daemon=True).start()
+    if fleet_hosts is not None:
+        fleet_hosts.close()
     time.sleep(0.3)
     realm.stop()
     if temporary and not args.keep_state:

@@ -219,6 +219,18 @@ def internal_error(message: str) -> ErrorRecord:
     )
 
 
+def injected_failure(message: str) -> ErrorRecord:
+    """The terminating error of a pipeline failed by the ``fail_pipeline`` fault."""
+    return error_record(
+        message,
+        ["System.InvalidOperationException", "System.SystemException"],
+        "PeerInjectedFailure",
+        ErrorCategory.InvalidOperation,
+        None,
+        None,
+    )
+
+
 def type_name_of(value: typing.Any) -> str:
     if isinstance(value, PSObject) and value.PSObject.type_names:
         return value.PSObject.type_names[0].rsplit(".", 1)[-1]

@@ -286,6 +286,8 @@ class Invocation:
             except Exception:  # the labels are a convenience; psrpcore already parsed the data
                 log.warning("cannot read argument types of %s: %s", self.command.id_text, traceback.format_exc())
                 wire = []
+            if self.command.failure is not None:
+                raise TerminatingError(objects.injected_failure(self.command.failure))
             if self.command.hostile is not None:
                 hostile.write_ansi_streams(self)
             statement: typing.List[typing.Tuple[typing.Any, typing.Optional[typing.List[str]]]] = []

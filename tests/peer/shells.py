@@ -115,6 +115,7 @@ class Command:
         self.fragments_in_send = 0
         self.created = False  # CreatePipelineEvent seen
         self.hostile: typing.Any = None  # an ansi_streams FaultRule (peer.hostile)
+        self.failure: typing.Optional[str] = None  # a fail_pipeline fault's message
 
     @property
     def terminal(self) -> bool:

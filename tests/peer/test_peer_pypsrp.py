@@ -977,6 +977,59 @@ def test_injected_delay(private_peer: typing.Callable[..., PeerProcess]) -> None
     assert [o["action"] for o in p.log() if o.get("injected_fault") == "delay"] == ["Create"]
 
 
+def test_injected_pipeline_failure(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    p = private_peer()
+    p.control("/faults", {"kind": "fail_pipeline", "message": "Disk C: is full."})
+    ps = invoke(connect(p), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.FAILED and ps.had_errors and ps.output == []
+    assert [str(e) for e in ps.streams.error] == ["Disk C: is full."]
+    assert [o["action"] for o in p.log() if o.get("injected_fault") == "fail_pipeline"] == ["Command"]
+    ps = invoke(connect(p), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED and len(ps.output) == 1
+
+
+def test_fleet_of_hosts(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    # One process, many listeners, each a host of its own: ok, slow, failing and refusing ones.
+    p = private_peer("--listeners", "8", "--slow-listeners", "2", "--failing-listeners", "2",
+                     "--refusing-listeners", "2", "--slow-ms", "200", "--listener-addresses", "127.0.0.2,127.0.0.3")
+    hosts = p.info["fleet"]["hosts"]
+    assert sorted(h["role"] for h in hosts) == ["failing"] * 2 + ["ok"] * 2 + ["refusing"] * 2 + ["slow"] * 2
+    assert {h["address"] for h in hosts} == {"127.0.0.2", "127.0.0.3"}
+    assert len({(h["address"], h["port"]) for h in hosts}) == 8
+    info = p.info
+    for h in hosts:
+        wsman = WSMan(h["address"], port=h["port"], ssl=False, auth="ntlm", username=info["user"],
+                      password=info["password"], connection_timeout=10, read_timeout=30)
+        started = time.monotonic()
+        if h["role"] == "refusing":
+            with pytest.raises(requests.exceptions.ConnectionError, match="[Rr]efused"):
+                invoke(wsman, lambda ps: ps.add_cmdlet("Get-Date"))
+            continue
+        ps = invoke(wsman, lambda ps: ps.add_cmdlet("Get-Date"))
+        elapsed = time.monotonic() - started
+        if h["role"] == "failing":
+            assert ps.state == PSInvocationState.FAILED and ps.output == []
+            assert "failing fleet host" in str(ps.streams.error[0])
+        else:
+            assert ps.state == PSInvocationState.COMPLETED and len(ps.output) == 1
+        if h["role"] == "slow":
+            # Create, two pool Receives, Command, Receive, Delete: 200 ms each at least.
+            assert elapsed >= 1.2, elapsed
+    # Kerberos too (the SPN is HTTP/localhost whatever the address).
+    ok = next(h for h in hosts if h["role"] == "ok")
+    wsman = WSMan(ok["address"], port=ok["port"], ssl=False, auth="kerberos", negotiate_service="HTTP",
+                  negotiate_hostname_override="localhost", connection_timeout=10, read_timeout=30)
+    assert invoke(wsman, lambda ps: ps.add_cmdlet("Get-Date")).state == PSInvocationState.COMPLETED
+    fleet = p.control("/fleet")
+    assert fleet["open_shells"] == 0
+    for h in fleet["hosts"]:
+        served = 0 if h["role"] == "refusing" else 2 if h["port"] == ok["port"] else 1
+        assert (h["shells_created"], h["open_shells"]) == (served, 0), h
+        assert (h["connections"] > 0) == (served > 0), h
+    # Each host has a log of its own; the peer's main instance saw nothing.
+    assert p.log() == []
+
+
 def test_control_fault_validation(private_peer: typing.Callable[..., PeerProcess]) -> None:
     import urllib.error
 

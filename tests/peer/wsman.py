@@ -36,6 +36,7 @@ class Context(typing.NamedTuple):
     endpoint: str  # http(s)://localhost:port/wsman
     hostile: typing.Any = None  # a peer.instance.FaultRule of hostile.HANDLER_KINDS for this request
     delegated: typing.Optional[str] = None  # principal of credentials the client delegated (Kerberos)
+    failure: typing.Optional[str] = None  # a fail_pipeline fault's message: the command fails
 
 
 def _b64(text: typing.Optional[str], what: str) -> bytes:
@@ -242,6 +243,7 @@ class Handlers:
             command.fragments_in_command = fragments
             if ctx.hostile is not None and ctx.hostile.kind == "ansi_streams":
                 command.hostile = ctx.hostile  # before feed: the pipeline may start in it
+            command.failure = ctx.failure
             try:
                 shell.feed(data, "stdin", pipeline_id)
             except WSManFault:

@@ -33,7 +33,8 @@ mod shared;
 mod venv;
 
 pub use peer::{
-    set_kerberos_env, Attack, Fault, FaultRule, HostileRule, Peer, PeerInfo, PeerOptions, Scope,
+    set_kerberos_env, Attack, Fault, FaultRule, FleetHost, FleetOptions, HostileRule, Peer,
+    PeerInfo, PeerOptions, Scope,
 };
 pub use process::{python_command, run_pypsrp, JsonLines};
 pub use shared::{real_windows_dir, xml_case_names};

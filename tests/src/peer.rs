@@ -191,6 +191,44 @@ pub struct PeerOptions {
     /// proxy`): NTLM and Kerberos over HTTPS fail with 401. Wins over
     /// `strict_cbt`.
     pub cbt_proxy: bool,
+    /// A fleet of simulated hosts in this instance (`--listeners`).
+    pub fleet: Option<FleetOptions>,
+}
+
+/// Many WinRM HTTP listeners in one peer, each a separate simulated host
+/// (`tests/peer/fleet.py`): ok, slow, failing or refusing.
+#[derive(Debug, Clone, Default)]
+pub struct FleetOptions {
+    /// How many hosts (`--listeners`).
+    pub listeners: u32,
+    /// Of them, hosts whose every WS-Man request waits `slow_ms`.
+    pub slow: u32,
+    /// Hosts where every command fails with a terminating error.
+    pub failing: u32,
+    /// Hosts that refuse connections (bound, not listening).
+    pub refusing: u32,
+    /// The slow hosts' delay per request (0: the peer's default, 500 ms).
+    pub slow_ms: u32,
+    /// Loopback addresses the hosts are spread over (empty: 127.0.0.1).
+    pub addresses: Vec<String>,
+}
+
+/// One host of a fleet (from the peer's info).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetHost {
+    /// Its loopback address.
+    pub address: String,
+    /// Its port.
+    pub port: u16,
+    /// `ok`, `slow`, `failing` or `refusing`.
+    pub role: String,
+}
+
+impl FleetHost {
+    /// `address:port`, as psrp's `-H` takes it and labels the host.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.address, self.port)
+    }
 }
 
 impl Default for PeerOptions {
@@ -206,6 +244,7 @@ impl Default for PeerOptions {
             jea_denied: false,
             max_envelope_kb: 0,
             cbt_proxy: false,
+            fleet: None,
         }
     }
 }
@@ -582,6 +621,18 @@ impl Peer {
             cmd.arg("--max-envelope-kb")
                 .arg(options.max_envelope_kb.to_string());
         }
+        if let Some(f) = &options.fleet {
+            cmd.arg("--listeners").arg(f.listeners.to_string());
+            cmd.arg("--slow-listeners").arg(f.slow.to_string());
+            cmd.arg("--failing-listeners").arg(f.failing.to_string());
+            cmd.arg("--refusing-listeners").arg(f.refusing.to_string());
+            if f.slow_ms > 0 {
+                cmd.arg("--slow-ms").arg(f.slow_ms.to_string());
+            }
+            if !f.addresses.is_empty() {
+                cmd.arg("--listener-addresses").arg(f.addresses.join(","));
+            }
+        }
         let mut child = cmd.spawn().map_err(|e| PeerError::Spawn {
             what: format!("{} -m peer", python.display()),
             source: e,
@@ -650,6 +701,35 @@ impl Peer {
             });
         }
         Ok(value)
+    }
+
+    /// The hosts of this instance's fleet (none without `fleet`).
+    pub fn fleet_hosts(&self) -> Result<Vec<FleetHost>, PeerError> {
+        let Some(hosts) = self.info.raw.pointer("/fleet/hosts") else {
+            return Ok(Vec::new());
+        };
+        let bad = || PeerError::Protocol(format!("peer info: bad fleet hosts {hosts}"));
+        hosts
+            .as_array()
+            .ok_or_else(bad)?
+            .iter()
+            .map(|h| {
+                let host = || {
+                    Some(FleetHost {
+                        address: h.get("address")?.as_str()?.to_owned(),
+                        port: u16::try_from(h.get("port")?.as_u64()?).ok()?,
+                        role: h.get("role")?.as_str()?.to_owned(),
+                    })
+                };
+                host().ok_or_else(bad)
+            })
+            .collect()
+    }
+
+    /// The fleet's hosts now (`GET /fleet`): each one's open shells, shells
+    /// created, connections and requests, and the totals.
+    pub fn fleet(&self) -> Result<Value, PeerError> {
+        self.control_get("/fleet")
     }
 
     /// Number of open shells (runspace pools) right now.

@@ -40,6 +40,9 @@ struct Inner {
     /// The server echoed a Receive's `SequenceId` at least once (so a
     /// command's first Receive is known to be safe to resend too).
     robust_receive: AtomicBool,
+    /// A request of this client may have reached the server (see
+    /// [`WsmanClient::may_have_reached_server`]).
+    reached_server: AtomicBool,
 }
 
 impl std::fmt::Debug for WsmanClient {
@@ -125,6 +128,7 @@ impl WsmanClient {
                 idle: Mutex::new(Vec::new()),
                 permits,
                 robust_receive: AtomicBool::new(false),
+                reached_server: AtomicBool::new(false),
             }),
         })
     }
@@ -139,6 +143,13 @@ impl WsmanClient {
     /// [`WsmanConfig::on_ntlm_fallback`] to be told as it happens).
     pub fn ntlm_fallback(&self) -> Option<NtlmFallback> {
         self.inner.shared.ntlm_fallback.get().cloned()
+    }
+
+    /// Whether any request of this client may have reached the server
+    /// (false: none was ever written, e.g. every connection was refused, so
+    /// the server cannot have acted on any: a Create made no shell).
+    pub fn may_have_reached_server(&self) -> bool {
+        self.inner.reached_server.load(Ordering::Relaxed)
     }
 
     async fn lease(&self) -> Result<Lease<'_>, Error> {
@@ -257,7 +268,11 @@ impl WsmanClient {
             .conn
             .as_mut()
             .ok_or_else(|| (Error::Config("no connection".into()), false))?;
-        let reply = match conn.exchange(shared, xml.as_bytes()).await {
+        let exchanged = conn.exchange(shared, xml.as_bytes()).await;
+        if conn.request_maybe_sent() {
+            self.inner.reached_server.store(true, Ordering::Relaxed);
+        }
+        let reply = match exchanged {
             Ok(r) => r,
             Err(e) => return Err((e, conn.request_maybe_sent())),
         };
@@ -637,6 +652,46 @@ mod tests {
                 create.len()
             );
         }
+    }
+
+    /// A Create whose connection was refused never reached the server; one
+    /// written to a server that hung up without answering may have.
+    #[tokio::test]
+    async fn knows_whether_a_request_may_have_reached_the_server() {
+        use tokio::io::AsyncReadExt;
+        let basic = |port: u16| {
+            let mut c = WsmanConfig::new(
+                &format!("http://127.0.0.1:{port}/wsman"),
+                Auth::Basic {
+                    username: "u".into(),
+                    password: Secret::new("p"),
+                },
+            )
+            .unwrap();
+            c.encryption = crate::config::EncryptionPolicy::DangerousAllowUnencryptedHttp;
+            WsmanClient::new(c).unwrap()
+        };
+        let create = || CreateShell::powershell("Microsoft.PowerShell");
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let refused = basic(port);
+        assert!(refused.create_shell(create()).await.is_err());
+        assert!(!refused.may_have_reached_server());
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            // The head and some of the body, then a hang-up without an answer.
+            let _ = s.read(&mut buf).await;
+        });
+        let cut = basic(port);
+        assert!(cut.create_shell(create()).await.is_err());
+        assert!(cut.may_have_reached_server());
+        server.await.unwrap();
     }
 
     #[test]

@@ -423,13 +423,14 @@ impl RunspacePool {
                 Err(e) => {
                     let err = ClientError::wsman("opening the runspace pool (WS-Man Create)", e);
                     // A refused Create (fault, credentials, TLS) created
-                    // nothing; a connection lost while waiting for the
+                    // nothing, nor did one never written (the connection
+                    // was refused); a connection lost while waiting for the
                     // answer, or an answer that could not be read, may have
                     // (the ShellId is ours, so it can be deleted either way).
                     guard.armed = matches!(
                         err.kind(),
                         super::ErrorKind::Connection | super::ErrorKind::Protocol
-                    );
+                    ) && creating.may_have_reached_server();
                     Err(err)
                 }
             };
