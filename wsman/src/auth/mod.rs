@@ -4,6 +4,7 @@
 
 pub mod certificate;
 pub mod channel_bindings;
+pub mod credssp;
 pub mod gss;
 pub mod ntlm;
 
