@@ -171,7 +171,7 @@ pub struct PeerOptions {
     pub allow_unencrypted: bool,
     /// Enforce channel binding on HTTPS (CbtHardeningLevel=Strict). Default true.
     pub strict_cbt: bool,
-    /// Enabled auth schemes, in WWW-Authenticate order; None = Negotiate, Kerberos, Basic.
+    /// Enabled auth schemes, in WWW-Authenticate order; None = Negotiate, Kerberos, Basic, CredSSP.
     pub schemes: Option<Vec<String>>,
     /// Also start the bad-certificate HTTPS listeners.
     pub bad_cert: bool,
@@ -191,6 +191,11 @@ pub struct PeerOptions {
     /// proxy`): NTLM and Kerberos over HTTPS fail with 401. Wins over
     /// `strict_cbt`.
     pub cbt_proxy: bool,
+    /// The CredSSP version the acceptor speaks (`--credssp-version`, 2-6;
+    /// None: 6).
+    pub credssp_version: Option<u32>,
+    /// TLS 1.2 at most inside CredSSP (`--credssp-tls 1.2`).
+    pub credssp_tls12: bool,
 }
 
 impl Default for PeerOptions {
@@ -206,6 +211,8 @@ impl Default for PeerOptions {
             jea_denied: false,
             max_envelope_kb: 0,
             cbt_proxy: false,
+            credssp_version: None,
+            credssp_tls12: false,
         }
     }
 }
@@ -577,6 +584,12 @@ impl Peer {
         }
         if options.jea_denied {
             cmd.arg("--jea-denied");
+        }
+        if let Some(v) = options.credssp_version {
+            cmd.arg("--credssp-version").arg(v.to_string());
+        }
+        if options.credssp_tls12 {
+            cmd.args(["--credssp-tls", "1.2"]);
         }
         if options.max_envelope_kb > 0 {
             cmd.arg("--max-envelope-kb")

@@ -13,6 +13,10 @@ pub enum Protocol {
     Spnego,
     /// `application/HTTP-Kerberos-session-encrypted` (HTTP scheme Kerberos).
     Kerberos,
+    /// `application/HTTP-CredSSP-session-encrypted` (HTTP scheme CredSSP);
+    /// messages over 16 KiB go in several parts, as
+    /// `multipart/x-multi-encrypted`.
+    CredSsp,
 }
 
 impl Protocol {
@@ -21,6 +25,21 @@ impl Protocol {
         match self {
             Protocol::Spnego => "application/HTTP-SPNEGO-session-encrypted",
             Protocol::Kerberos => "application/HTTP-Kerberos-session-encrypted",
+            Protocol::CredSsp => "application/HTTP-CredSSP-session-encrypted",
+        }
+    }
+
+    /// The HTTP Content-Type of an encrypted body holding a message of
+    /// `len` bytes: CredSSP cuts messages over 16 KiB into parts and says
+    /// so with `multipart/x-multi-encrypted`.
+    pub fn content_type_for(self, len: usize) -> String {
+        if self == Protocol::CredSsp && len > crate::auth::credssp::PART_SIZE {
+            format!(
+                "multipart/x-multi-encrypted;protocol=\"{}\";boundary=\"{BOUNDARY}\"",
+                self.as_str()
+            )
+        } else {
+            self.content_type()
         }
     }
 
@@ -75,6 +94,21 @@ pub fn encode(protocol: Protocol, original_length: usize, header: &[u8], data: &
     b.extend_from_slice(header);
     b.extend_from_slice(data);
     b.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    b
+}
+
+/// Builds a body of several sealed parts (CredSSP's 16 KiB parts): each
+/// `(original_length, header, data)` with its own MIME headers, one closing
+/// boundary at the end.
+pub fn encode_parts(protocol: Protocol, parts: &[(usize, Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let close = format!("--{BOUNDARY}--\r\n");
+    let mut b = Vec::new();
+    for (len, header, data) in parts {
+        let mut one = encode(protocol, *len, header, data);
+        one.truncate(one.len() - close.len());
+        b.extend_from_slice(&one);
+    }
+    b.extend_from_slice(close.as_bytes());
     b
 }
 

@@ -296,7 +296,9 @@ fn classify(e: &wsman::Error) -> ErrorKind {
     use wsman::Error as E;
     match e {
         E::Config(_) => ErrorKind::Config,
-        E::Auth { .. } | E::Ntlm(_) | E::Gss(_) | E::Delegation { .. } => ErrorKind::Auth,
+        E::Auth { .. } | E::Ntlm(_) | E::Gss(_) | E::Delegation { .. } | E::CredSsp { .. } => {
+            ErrorKind::Auth
+        }
         E::HttpStatus { status: 401, .. } => ErrorKind::Auth,
         E::Tls { .. } | E::ChannelBinding(_) => ErrorKind::Tls,
         E::Http { .. } | E::HttpStatus { .. } => ErrorKind::Connection,

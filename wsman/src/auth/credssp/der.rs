@@ -5,7 +5,7 @@
 //! every length is checked against what remains of its enclosing element,
 //! every loop consumes at least one element or fails, nesting is fixed by
 //! the structures (no recursion on input), and nothing panics. Unknown
-//! context tags are refused rather than skipped: MS-CSSP defines [0]..[5]
+//! context tags are refused rather than skipped: MS-CSSP defines tags `[0]` to `[5]`
 //! only, and a TSRequest we misread must not pass as a valid one.
 
 use crate::secret::Secret;

@@ -180,6 +180,13 @@ impl CredSspClient {
         matches!(self.phase, Phase::Credentials)
     }
 
+    /// Whether the server may answer the next token with an empty one
+    /// (after the client's last TLS 1.3 handshake flight, when it has no
+    /// session tickets to send).
+    pub fn accepts_empty_reply(&self) -> bool {
+        matches!(self.phase, Phase::HandshakeTail)
+    }
+
     /// Takes the server's token (`None` when its 401 carried none) and
     /// returns the next token to send.
     pub fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, CredSspError> {
@@ -256,7 +263,7 @@ impl CredSspClient {
                 Ok(out)
             }
             Phase::PubKey { mut session, nonce } => {
-                let reply = self.read_request(input, "the public key exchange")?;
+                let reply = self.read_request(input, "the NTLM authentication")?;
                 let auth = reply.pub_key_auth.ok_or_else(|| {
                     CredSspError::Protocol("the server's answer has no pubKeyAuth".into())
                 })?;

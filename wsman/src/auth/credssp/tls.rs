@@ -4,7 +4,7 @@
 //! sealed parts of encrypted WinRM messages afterwards; never on a socket.
 //!
 //! The server's certificate is not checked against any CA (MS-CSSP 3.1.5
-//! step 1: Windows presents a self-signed one): [`BindingVerifier`] accepts
+//! step 1: Windows presents a self-signed one): a narrow verifier accepts
 //! it, still checks the handshake signatures (so the server holds the key),
 //! and records the certificate's public key, which the CredSSP public-key
 //! binding then ties to the authenticated server.
