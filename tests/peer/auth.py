@@ -43,6 +43,21 @@ def credssp_tls_context(realm_info: typing.Dict[str, typing.Any], tls_max: typin
     return _CREDSSP_TLS[key]
 
 
+def break_credssp_binding() -> None:
+    """Makes pyspnego's CredSSP acceptor answer with a server-to-client public key binding that
+    does not match its certificate (one bit flipped), as a man in the middle terminating the inner
+    TLS with its own key would: the client must stop before it sends the credentials."""
+    import spnego._credssp
+
+    real = spnego._credssp._get_pub_key_auth
+
+    def flipped(pub_key: bytes, usage: str, nonce: typing.Optional[bytes] = None) -> bytes:
+        value = real(pub_key, usage, nonce=nonce)
+        return value if usage == "initiate" else bytes([value[0] ^ 1]) + value[1:]
+
+    spnego._credssp._get_pub_key_auth = flipped
+
+
 def set_credssp_version(version: int) -> None:
     """Makes pyspnego's CredSSP acceptor speak ``version`` (2 to 6) instead of 6: it answers
     with it and uses min(client's, it), as an older Windows would (2-4: the raw public key

@@ -2034,3 +2034,12 @@ def test_credssp_refused_by_policy(private_peer: typing.Callable[..., PeerProces
         invoke(connect(p, "credssp"), lambda ps: ps.add_cmdlet("Get-Date"))
     assert not [a for a in p.log("auth") if a["result"] == "ok"]
     assert p.log("wsman") == []
+
+
+def test_credssp_bad_binding_is_detected_by_pypsrp(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    """The peer's man-in-the-middle simulation (a server binding that does not match its key) is
+    caught by pyspnego's initiator too, before the credentials are sent."""
+    p = private_peer("--credssp-bad-binding")
+    with pytest.raises(Exception, match="[Pp]ublic key verification failed"):
+        invoke(connect(p, "credssp", credssp_auth_mechanism="ntlm"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert not [a for a in p.log("auth") if a["result"] == "ok"]

@@ -196,6 +196,9 @@ pub struct PeerOptions {
     pub credssp_version: Option<u32>,
     /// TLS 1.2 at most inside CredSSP (`--credssp-tls 1.2`).
     pub credssp_tls12: bool,
+    /// The CredSSP acceptor returns a public key binding that does not
+    /// match its certificate, as a man in the middle (`--credssp-bad-binding`).
+    pub credssp_bad_binding: bool,
 }
 
 impl Default for PeerOptions {
@@ -213,6 +216,7 @@ impl Default for PeerOptions {
             cbt_proxy: false,
             credssp_version: None,
             credssp_tls12: false,
+            credssp_bad_binding: false,
         }
     }
 }
@@ -587,6 +591,9 @@ impl Peer {
         }
         if let Some(v) = options.credssp_version {
             cmd.arg("--credssp-version").arg(v.to_string());
+        }
+        if options.credssp_bad_binding {
+            cmd.arg("--credssp-bad-binding");
         }
         if options.credssp_tls12 {
             cmd.args(["--credssp-tls", "1.2"]);

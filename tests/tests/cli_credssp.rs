@@ -231,3 +231,29 @@ fn credssp_older_server_versions() {
         }
     }
 }
+
+/// A server whose public key binding does not match the certificate of
+/// the inner TLS channel (a man in the middle with its own key): psrp
+/// stops before sending the credentials.
+#[test]
+fn credssp_binding_mismatch_stops_before_the_credentials() {
+    let peer = Peer::start(&PeerOptions {
+        credssp_bad_binding: true,
+        ..PeerOptions::default()
+    })
+    .unwrap();
+    let r = run(&peer, false, &peer.info().password, "v");
+    r.expect_code(3);
+    assert!(
+        r.stderr.contains("man in the middle") && r.stderr.contains("credentials were not sent"),
+        "{}",
+        r.stderr
+    );
+    let log = peer.log().unwrap();
+    assert!(
+        !log.iter()
+            .any(|e| e["kind"] == "auth" && e["result"] == "ok"),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|e| e["kind"] == "wsman"));
+}
