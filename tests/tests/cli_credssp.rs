@@ -70,6 +70,7 @@ fn credssp_on_the_shared_peer() {
         runs_a_command(peer, https);
     }
     a_wrong_password_is_refused_with_the_servers_error_code(peer);
+    a_profile_chooses_credssp(peer);
     the_help_says_it_hands_over_the_password();
     delegate_with_credssp_is_a_usage_error(peer);
 }
@@ -133,6 +134,36 @@ fn a_wrong_password_is_refused_with_the_servers_error_code(peer: &Peer) {
     );
     assert!(!auth.iter().any(|a| a["result"] == "ok"), "{auth:?}");
     assert!(since(peer, seq, "wsman").is_empty());
+}
+
+/// `auth = "credssp"` in a profile, the password from its `password_env`.
+fn a_profile_chooses_credssp(peer: &Peer) {
+    let seq = last_seq(peer);
+    let info = peer.info();
+    let mut p = Psrp::new();
+    let dir = p.home().join(".config/psrp");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[profiles.dc]\nhost = \"{}\"\nport = {}\nauth = \"credssp\"\n\
+             login = \"PEER\\\\{}\"\npassword_env = \"DC_PASSWORD\"\n",
+            info.host, info.http_port, info.user
+        ),
+    )
+    .unwrap();
+    let r = p
+        .env("DC_PASSWORD", &info.password)
+        .conn(["-P", "dc"])
+        .args(["invoke", "Get-Date"])
+        .run();
+    r.expect_code(0);
+    let auth = since(peer, seq, "auth");
+    assert!(
+        auth.iter()
+            .any(|a| a["result"] == "ok" && a["scheme"] == "CredSSP"),
+        "{auth:?}"
+    );
 }
 
 fn the_help_says_it_hands_over_the_password() {
