@@ -1,7 +1,7 @@
 //! CredSSP (`-a credssp`) against the peer, whose acceptor is pyspnego's
-//! CredSSP server: TLS inside the HTTP headers, NTLM inside TLS, the
-//! public-key binding, then the delegated password, which the peer checks
-//! against its user. Over HTTP every message is sealed with the CredSSP TLS
+//! CredSSP server: TLS inside the HTTP headers, NTLM (or Kerberos from the
+//! ticket cache) inside TLS, the public-key binding, then the delegated
+//! password, which the peer checks against its user. Over HTTP every message is sealed with the CredSSP TLS
 //! session (in 16 KiB parts when longer); over HTTPS TLS alone protects
 //! them. Failures: a wrong password (the server's errorCode), CredSSP not
 //! enabled on the server, and older server versions (2: the raw key
@@ -69,6 +69,7 @@ fn credssp_on_the_shared_peer() {
     for https in [false, true] {
         runs_a_command(peer, https);
     }
+    kerberos_inside_credssp(peer);
     a_wrong_password_is_refused_with_the_servers_error_code(peer);
     a_profile_chooses_credssp(peer);
     the_help_says_it_hands_over_the_password();
@@ -134,6 +135,39 @@ fn a_wrong_password_is_refused_with_the_servers_error_code(peer: &Peer) {
     );
     assert!(!auth.iter().any(|a| a["result"] == "ok"), "{auth:?}");
     assert!(since(peer, seq, "wsman").is_empty());
+}
+
+/// With a ticket of the user in the ticket cache, the inner exchange is
+/// SPNEGO with Kerberos, as Windows clients do; `PEER\\user` above (no
+/// ticket for such a principal) used NTLM.
+fn kerberos_inside_credssp(peer: &Peer) {
+    let seq = last_seq(peer);
+    let info = peer.info();
+    // The realm's krb5.conf and a ticket cache with the user's TGT.
+    let mut p = Psrp::kerberos(peer);
+    p.conn(["-H", &info.host, "--port", &info.http_port.to_string()]);
+    p.conn(["-a", "credssp", "-u", &info.principal]);
+    p.env("PSRP_PASSWORD", &info.password);
+    let r = p.args(["invoke", "Get-Date"]).run();
+    r.expect_code(0);
+    let oks: Vec<Value> = since(peer, seq, "auth")
+        .into_iter()
+        .filter(|a| a["result"] == "ok")
+        .collect();
+    assert!(!oks.is_empty());
+    for a in &oks {
+        assert_eq!(a["scheme"], "CredSSP", "{a}");
+        assert_eq!(a["mechanism"], "kerberos", "{a}");
+        assert_eq!(a["credssp_version"], 6, "{a}");
+        assert_eq!(
+            a["delegated"].as_str(),
+            Some(info.principal.as_str()),
+            "{a}"
+        );
+    }
+    assert!(since(peer, seq, "wsman")
+        .iter()
+        .all(|o| o["encrypted"] == true && o["auth"]["mechanism"] == "kerberos"));
 }
 
 /// `auth = "credssp"` in a profile, the password from its `password_env`.

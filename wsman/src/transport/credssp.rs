@@ -5,6 +5,7 @@
 
 use super::{Connection, PostError, Reply, Shared, B64, SOAP_CONTENT_TYPE};
 use crate::auth::credssp::{CredSspClient, CredSspError};
+use crate::auth::gss::GssMech;
 use crate::auth::{scheme, Security};
 use crate::config::Auth;
 use crate::encryption::Protocol;
@@ -42,8 +43,31 @@ impl Connection {
         self.reset();
         self.conn(shared).await?;
         let generation = self.generation;
+        // Inside CredSSP, SPNEGO as Windows clients use it: Kerberos when the
+        // ticket cache holds a ticket-granting ticket of this user, else
+        // NTLM. (The password goes to the server either way. A ticket fetched
+        // with the password is not tried: MIT's SPNEGO finds no mechanism in
+        // such credentials.)
+        let spn = cfg.spn();
+        let kerberos = match super::start_gss(
+            shared,
+            Some(username.clone()),
+            None,
+            &spn,
+            GssMech::Spnego,
+            false,
+            None,
+        )
+        .await
+        {
+            Ok(started) => Some(started),
+            Err(e) => {
+                tracing::debug!(error = %e, "no Kerberos inside CredSSP; using NTLM");
+                None
+            }
+        };
         let (mut client, mut token) =
-            CredSspClient::new(username, password.clone(), Some(cfg.spn()))
+            CredSspClient::new(username, password.clone(), Some(spn), kerberos)
                 .map_err(|e| shared.credssp_error(e))?;
         for leg in 0..MAX_LEGS {
             // The tokens are TLS records: the password inside is encrypted,
@@ -100,8 +124,9 @@ impl Connection {
             }
             // Accepted.
             let version = client.version();
+            let mechanism = client.mechanism();
             let session = client.finish().map_err(|e| shared.credssp_error(e))?;
-            tracing::debug!(?version, "CredSSP authentication complete");
+            tracing::debug!(?version, ?mechanism, "CredSSP authentication complete");
             if !(200..300).contains(&reply.status) && body.is_none() {
                 return Err(shared
                     .auth_error(format!(

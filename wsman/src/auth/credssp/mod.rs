@@ -6,15 +6,16 @@
 //!
 //! 1. a TLS handshake ([`tls::TlsChannel`]); the server certificate is not
 //!    checked against a CA, its public key is recorded;
-//! 2. inside TLS, TSRequests carrying NTLM messages (our
-//!    [`crate::auth::ntlm`] client, raw NTLM as MS-CSSP allows and Windows
-//!    and pyspnego accept) until the server's CHALLENGE is answered;
-//! 3. the public-key binding ([`binding`]): with the AUTHENTICATE message
-//!    the client sends `pubKeyAuth`, the NTLM-sealed key (versions 2-4) or
+//! 2. inside TLS, TSRequests carrying SPNEGO tokens of the system GSSAPI
+//!    (Kerberos, when the transport could get a ticket) or NTLM messages
+//!    (our [`crate::auth::ntlm`] client, raw NTLM as MS-CSSP allows and
+//!    Windows and pyspnego accept) until the inner context is complete;
+//! 3. the public-key binding ([`binding`]): with the last inner token the
+//!    client sends `pubKeyAuth`, the sealed key (versions 2-4) or
 //!    SHA-256 of a magic, a nonce and the key (5-6); the server answers
 //!    with its own value, which must match, or the TLS channel ends at a
 //!    man in the middle and nothing more is sent;
-//! 4. `authInfo`: the NTLM-sealed TSCredentials with the user's domain,
+//! 4. `authInfo`: the sealed TSCredentials with the user's domain,
 //!    name and password, which the server keeps to act as the user (the
 //!    "double hop"). Then the TLS session seals WinRM messages over HTTP.
 //!
@@ -26,6 +27,7 @@ pub mod binding;
 pub mod der;
 pub mod tls;
 
+use crate::auth::gss::{GssClient, GssError};
 use crate::auth::ntlm::{NtlmClient, NtlmCredentials, NtlmError, NtlmSession};
 use crate::secret::Secret;
 use der::{CodecError, TsPasswordCreds, TsRequest};
@@ -52,6 +54,9 @@ pub enum CredSspError {
     /// The inner NTLM exchange failed.
     #[error("NTLM inside CredSSP: {0}")]
     Ntlm(#[from] NtlmError),
+    /// The inner Kerberos (SPNEGO) exchange failed.
+    #[error("Kerberos inside CredSSP: {0}")]
+    Gss(#[from] GssError),
     /// The server reported an error in a TSRequest (`errorCode`).
     #[error("the server refused CredSSP authentication during {stage}: {} (0x{code:08X})", status_text(*.code))]
     Server {
@@ -107,15 +112,51 @@ enum Phase {
     HandshakeTail,
     /// The NTLM NEGOTIATE was sent.
     Negotiate(NtlmClient),
-    /// The AUTHENTICATE and our pubKeyAuth were sent.
-    PubKey {
-        session: Box<NtlmSession>,
-        nonce: [u8; 32],
-    },
+    /// A SPNEGO token was sent; the context is not complete yet.
+    GssNegotiate(Box<GssClient>),
+    /// The last inner token (if any) and our pubKeyAuth were sent.
+    PubKey { sealer: Sealer, nonce: [u8; 32] },
     /// The credentials were sent; the server's acceptance (HTTP 200) ends it.
     Credentials,
     /// A step failed; the context is unusable.
     Failed,
+}
+
+/// The established inner context that seals pubKeyAuth and authInfo.
+enum Sealer {
+    Ntlm(Box<NtlmSession>),
+    Gss(Box<GssClient>),
+}
+
+impl Sealer {
+    fn seal(&mut self, msg: &[u8]) -> Result<Vec<u8>, CredSspError> {
+        match self {
+            Sealer::Ntlm(s) => {
+                let (sig, sealed) = s.seal(msg);
+                Ok([&sig[..], &sealed].concat())
+            }
+            Sealer::Gss(g) => Ok(g.wrap_token(msg)?),
+        }
+    }
+
+    fn unseal(&mut self, token: &[u8]) -> Result<Vec<u8>, CredSspError> {
+        match self {
+            Sealer::Ntlm(s) => {
+                let (sig, sealed) = token.split_at_checked(16).ok_or_else(|| {
+                    CredSspError::Protocol("a sealed value is shorter than its signature".into())
+                })?;
+                Ok(s.unseal(sig, sealed)?)
+            }
+            Sealer::Gss(g) => Ok(g.unwrap_token(token)?),
+        }
+    }
+
+    fn mechanism(&self) -> &'static str {
+        match self {
+            Sealer::Ntlm(_) => "ntlm",
+            Sealer::Gss(_) => "kerberos",
+        }
+    }
 }
 
 /// The client side of one CredSSP exchange.
@@ -125,8 +166,12 @@ pub struct CredSspClient {
     creds: TsPasswordCreds,
     ntlm: NtlmCredentials,
     spn: Option<String>,
+    /// A SPNEGO context and its first token, to use instead of NTLM.
+    kerberos: Option<(Box<GssClient>, Vec<u8>)>,
     /// The version in use: the lower of ours and the server's.
     version: Option<u32>,
+    /// The inner mechanism once chosen (`ntlm`, `kerberos`).
+    mechanism: Option<&'static str>,
 }
 
 impl std::fmt::Debug for CredSspClient {
@@ -142,11 +187,15 @@ impl std::fmt::Debug for CredSspClient {
 impl CredSspClient {
     /// Starts an exchange for `username` (`DOMAIN\user`, `user@domain` or
     /// `user`); returns the client and the first token (the ClientHello).
-    /// `spn` goes into NTLM's MsvAvTargetName.
+    /// `spn` goes into NTLM's MsvAvTargetName. With `kerberos` (a SPNEGO
+    /// context and its first token, made by the caller because getting a
+    /// ticket may block on the KDC) the inner exchange is SPNEGO instead
+    /// of NTLM.
     pub fn new(
         username: &str,
         password: Secret,
         spn: Option<String>,
+        kerberos: Option<(Box<GssClient>, Vec<u8>)>,
     ) -> Result<(Self, Vec<u8>), CredSspError> {
         let ntlm = NtlmCredentials::from_username(username, password.clone());
         let creds = TsPasswordCreds {
@@ -163,7 +212,9 @@ impl CredSspClient {
                 creds,
                 ntlm,
                 spn,
+                kerberos,
                 version: None,
+                mechanism: None,
             },
             hello,
         ))
@@ -172,6 +223,11 @@ impl CredSspClient {
     /// The CredSSP version in use, once the server has said its own.
     pub fn version(&self) -> Option<u32> {
         self.version
+    }
+
+    /// The inner mechanism (`ntlm` or `kerberos`), once chosen.
+    pub fn mechanism(&self) -> Option<&'static str> {
+        self.mechanism
     }
 
     /// Whether the credentials were sent: the server's next answer is its
@@ -233,57 +289,63 @@ impl CredSspClient {
             }
             Phase::Negotiate(ntlm) => {
                 let reply = self.read_request(input, "the NTLM negotiation")?;
-                if reply.version < MIN_VERSION {
-                    return Err(CredSspError::Version(reply.version));
-                }
-                let version = reply.version.min(VERSION);
-                self.version = Some(version);
+                self.note_version(reply.version)?;
                 let challenge = reply.nego_tokens.first().ok_or_else(|| {
                     CredSspError::Protocol("the server's TSRequest has no NTLM CHALLENGE".into())
                 })?;
-                let (authenticate, mut session) = ntlm.authenticate(challenge, None)?;
-                let mut nonce = [0u8; 32];
-                getrandom::fill(&mut nonce)
-                    .map_err(|e| CredSspError::Protocol(format!("no random nonce: {e}")))?;
-                let key = self.public_key()?;
-                let value = binding::client_value(version, &key, &nonce);
-                let (sig, sealed) = session.seal(&value);
+                let (authenticate, session) = ntlm.authenticate(challenge, None)?;
+                self.send_pub_key(Some(authenticate), Sealer::Ntlm(Box::new(session)))
+            }
+            Phase::GssNegotiate(mut g) => {
+                let reply = self.read_request(input, "the Kerberos authentication")?;
+                self.note_version(reply.version)?;
+                let token = reply.nego_tokens.first().ok_or_else(|| {
+                    CredSspError::Protocol("the server's TSRequest has no SPNEGO token".into())
+                })?;
+                let next = g.step(Some(token))?;
+                if g.is_complete() {
+                    // Mutual authentication, and sealing for the binding.
+                    g.verify_granted(true)?;
+                    return self.send_pub_key(next, Sealer::Gss(g));
+                }
+                let next = next
+                    .ok_or_else(|| CredSspError::Protocol("the Kerberos context stalled".into()))?;
                 let request = TsRequest {
                     version: VERSION,
-                    nego_tokens: vec![authenticate],
-                    pub_key_auth: Some([&sig[..], &sealed].concat()),
-                    client_nonce: binding::uses_hash(version).then_some(nonce),
+                    nego_tokens: vec![next],
                     ..TsRequest::default()
                 };
                 let out = self.tls.wrap(&request.encode())?;
-                self.phase = Phase::PubKey {
-                    session: Box::new(session),
-                    nonce,
-                };
+                self.phase = Phase::GssNegotiate(g);
                 Ok(out)
             }
-            Phase::PubKey { mut session, nonce } => {
-                let reply = self.read_request(input, "the NTLM authentication")?;
+            Phase::PubKey { mut sealer, nonce } => {
+                let stage = if matches!(sealer, Sealer::Ntlm(_)) {
+                    "the NTLM authentication"
+                } else {
+                    "the public key exchange"
+                };
+                let reply = self.read_request(input, stage)?;
+                if let (Sealer::Gss(g), Some(token)) = (&mut sealer, reply.nego_tokens.first()) {
+                    // SPNEGO's last token (the mechListMIC) may come here.
+                    if !token.is_empty() {
+                        let _ = g.step(Some(token))?;
+                    }
+                }
                 let auth = reply.pub_key_auth.ok_or_else(|| {
                     CredSspError::Protocol("the server's answer has no pubKeyAuth".into())
                 })?;
                 let version = self.version.unwrap_or(VERSION);
-                let (sig, sealed) = auth.split_at_checked(16).ok_or_else(|| {
-                    CredSspError::Protocol(
-                        "the server's pubKeyAuth is shorter than a signature".into(),
-                    )
-                })?;
-                let got = session.unseal(sig, sealed)?;
+                let got = sealer.unseal(&auth)?;
                 let key = self.public_key()?;
                 let want = binding::server_value(version, &key, &nonce);
                 if !constant_time_eq(&got, &want) {
                     return Err(CredSspError::BindingMismatch);
                 }
                 let creds = self.creds.encode_ts_credentials();
-                let (sig, sealed) = session.seal(&creds);
                 let request = TsRequest {
                     version: VERSION,
-                    auth_info: Some([&sig[..], &sealed].concat()),
+                    auth_info: Some(sealer.seal(&creds)?),
                     ..TsRequest::default()
                 };
                 let out = self.tls.wrap(&request.encode())?;
@@ -311,14 +373,55 @@ impl CredSspClient {
     }
 
     fn send_negotiate(&mut self) -> Result<Vec<u8>, CredSspError> {
-        let (ntlm, negotiate) = NtlmClient::new(self.ntlm.clone(), self.spn.clone());
+        let (phase, token) = match self.kerberos.take() {
+            Some((g, token)) => (Phase::GssNegotiate(g), token),
+            None => {
+                let (ntlm, negotiate) = NtlmClient::new(self.ntlm.clone(), self.spn.clone());
+                (Phase::Negotiate(ntlm), negotiate)
+            }
+        };
         let request = TsRequest {
             version: VERSION,
-            nego_tokens: vec![negotiate],
+            nego_tokens: vec![token],
             ..TsRequest::default()
         };
         let out = self.tls.wrap(&request.encode())?;
-        self.phase = Phase::Negotiate(ntlm);
+        self.phase = phase;
+        Ok(out)
+    }
+
+    /// Records the server's version: ours or lower, at least 2.
+    fn note_version(&mut self, server: u32) -> Result<(), CredSspError> {
+        if server < MIN_VERSION {
+            return Err(CredSspError::Version(server));
+        }
+        self.version = Some(server.min(VERSION));
+        Ok(())
+    }
+
+    /// Sends the last inner token (if any) with our pubKeyAuth (and the
+    /// nonce from version 5 on).
+    fn send_pub_key(
+        &mut self,
+        last_token: Option<Vec<u8>>,
+        mut sealer: Sealer,
+    ) -> Result<Vec<u8>, CredSspError> {
+        let version = self.version.unwrap_or(VERSION);
+        let mut nonce = [0u8; 32];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| CredSspError::Protocol(format!("no random nonce: {e}")))?;
+        let key = self.public_key()?;
+        let value = binding::client_value(version, &key, &nonce);
+        let request = TsRequest {
+            version: VERSION,
+            nego_tokens: last_token.into_iter().collect(),
+            pub_key_auth: Some(sealer.seal(&value)?),
+            client_nonce: binding::uses_hash(version).then_some(nonce),
+            ..TsRequest::default()
+        };
+        let out = self.tls.wrap(&request.encode())?;
+        self.mechanism = Some(sealer.mechanism());
+        self.phase = Phase::PubKey { sealer, nonce };
         Ok(out)
     }
 

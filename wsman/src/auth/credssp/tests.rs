@@ -212,7 +212,7 @@ fn status_texts() {
 #[test]
 fn client_starts_with_a_client_hello_and_hides_the_password() {
     let (client, hello) =
-        CredSspClient::new("PEER\\testuser", Secret::new("hunter2"), None).unwrap();
+        CredSspClient::new("PEER\\testuser", Secret::new("hunter2"), None, None).unwrap();
     // A TLS handshake record (22) carrying a ClientHello (1).
     assert_eq!(hello[0], 22);
     assert_eq!(hello[5], 1);
@@ -223,10 +223,10 @@ fn client_starts_with_a_client_hello_and_hides_the_password() {
 
 #[test]
 fn garbage_from_the_server_fails_cleanly() {
-    let (mut client, _) = CredSspClient::new("u", Secret::new("p"), None).unwrap();
+    let (mut client, _) = CredSspClient::new("u", Secret::new("p"), None, None).unwrap();
     assert!(client.step(Some(b"not tls at all")).is_err());
     // The context is unusable afterwards.
     assert!(client.step(Some(b"")).is_err());
-    let (mut client, _) = CredSspClient::new("u", Secret::new("p"), None).unwrap();
+    let (mut client, _) = CredSspClient::new("u", Secret::new("p"), None, None).unwrap();
     assert!(client.step(None).is_err());
 }
