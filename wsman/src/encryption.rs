@@ -476,6 +476,36 @@ mod tests {
     }
 
     #[test]
+    fn credssp_parts_and_content_type() {
+        let parts = vec![
+            (16384, vec![1; 16], vec![2; 16400]),
+            (10, vec![3; 16], vec![4; 30]),
+        ];
+        let body = encode_parts(Protocol::CredSsp, &parts);
+        let ct = Protocol::CredSsp.content_type_for(16394);
+        assert!(ct.starts_with("multipart/x-multi-encrypted;"), "{ct}");
+        assert!(ct.contains("application/HTTP-CredSSP-session-encrypted"));
+        let back = decode(&ct, &body).unwrap();
+        assert_eq!(back.len(), 2);
+        // The TLS records are longer than the plaintext: each part's data
+        // runs to the next boundary.
+        assert_eq!(
+            (back[0].original_length, back[0].data.len()),
+            (16384, 16400)
+        );
+        assert_eq!((back[1].header, back[1].data), (&[3; 16][..], &[4; 30][..]));
+        assert!(body.ends_with(b"--Encrypted Boundary--\r\n"));
+        assert_eq!(
+            Protocol::CredSsp.content_type_for(16384),
+            Protocol::CredSsp.content_type()
+        );
+        assert_eq!(
+            Protocol::Spnego.content_type_for(1 << 20),
+            Protocol::Spnego.content_type()
+        );
+    }
+
+    #[test]
     fn odd_boundaries_are_refused() {
         let good = encode(Protocol::Spnego, 5, &[1; 16], b"abcde");
         assert!(decode("multipart/encrypted;boundary=\"\"", &good).is_err());
