@@ -49,6 +49,7 @@ targets=(
     "wsman/fuzz|channel_bindings|wsman/fuzz/seeds/channel_bindings|"
     "wsman/fuzz|certificate|wsman/fuzz/seeds/certificate|"
     "wsman/fuzz|shell_disconnect|wsman/fuzz/seeds/shell_disconnect|-dict=soap.dict"
+    "wsman/fuzz|credssp|wsman/fuzz/seeds/credssp|-max_len=4096"
 )
 
 for crate in psrp-core/fuzz wsman/fuzz; do

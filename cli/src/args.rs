@@ -285,6 +285,10 @@ pub enum AuthKind {
     /// A client certificate over HTTPS (--cert-file, --key-file), mapped to
     /// an account by the server.
     Certificate,
+    /// CredSSP: hands your user name and PASSWORD to the server, which can
+    /// then act as you on other hosts (second hop) until it forgets them.
+    /// Only with hosts you trust; never chosen automatically.
+    Credssp,
 }
 
 /// How to reach the host(s) and authenticate.
@@ -309,7 +313,8 @@ pub struct ConnectionArgs {
     /// URL path of the WinRM endpoint (default wsman).
     #[arg(long, env = "PSRP_PATH")]
     pub path: Option<String>,
-    /// Authentication (default negotiate).
+    /// Authentication (default negotiate). credssp hands your password to
+    /// the server: only use it with hosts you trust.
     #[arg(short = 'a', long, env = "PSRP_AUTH", value_enum)]
     pub auth: Option<AuthKind>,
     /// User name (DOMAIN\user, user@REALM). Omit for Kerberos with a ticket

@@ -161,6 +161,7 @@ impl JobHandle {
                 "ntlm" => Some(AuthKind::Ntlm),
                 "kerberos" => Some(AuthKind::Kerberos),
                 "certificate" => Some(AuthKind::Certificate),
+                "credssp" => Some(AuthKind::Credssp),
                 _ => Some(AuthKind::Negotiate),
             };
         }
@@ -204,6 +205,7 @@ impl JobHandle {
                 AuthKind::Kerberos => "kerberos",
                 AuthKind::Negotiate => "negotiate",
                 AuthKind::Certificate => "certificate",
+                AuthKind::Credssp => "credssp",
             }
             .into(),
             username: s.username.clone(),

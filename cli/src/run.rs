@@ -288,6 +288,7 @@ pub(crate) fn connection_options(s: &Settings, host: &HostSpec) -> ConnectionOpt
             AuthKind::Kerberos => AuthMethod::Kerberos,
             AuthKind::Negotiate => AuthMethod::Negotiate,
             AuthKind::Certificate => AuthMethod::Certificate,
+            AuthKind::Credssp => AuthMethod::CredSsp,
         })
         .configuration_name(s.configuration_name.clone())
         .danger_accept_invalid_certs(s.insecure_skip_tls_verify)

@@ -210,6 +210,13 @@ impl Settings {
         };
         let username = args.username.clone().or(profile.username.clone());
         let delegate = args.delegate || profile.delegate.unwrap_or(false);
+        if delegate && matches!(auth, AuthKind::Credssp) {
+            return Err(SettingsError::Invalid(
+                "--delegate is Kerberos delegation; -a credssp always delegates (it hands the \
+                 password to the server): drop --delegate"
+                    .to_owned(),
+            ));
+        }
         if delegate && matches!(auth, AuthKind::Basic | AuthKind::Ntlm) {
             return Err(SettingsError::Invalid(format!(
                 "--delegate needs Kerberos (-a kerberos or negotiate); {} cannot delegate credentials",
@@ -251,7 +258,8 @@ impl Settings {
             profile_env,
         })?;
         let needs_password = match auth {
-            AuthKind::Basic | AuthKind::Ntlm => true,
+            // CredSSP delegates the password itself.
+            AuthKind::Basic | AuthKind::Ntlm | AuthKind::Credssp => true,
             AuthKind::Negotiate => username.is_some(),
             // Kerberos uses the ticket cache without one.
             AuthKind::Kerberos => false,
@@ -388,6 +396,7 @@ pub fn auth_name(auth: AuthKind) -> &'static str {
         AuthKind::Kerberos => "kerberos",
         AuthKind::Negotiate => "negotiate",
         AuthKind::Certificate => "certificate",
+        AuthKind::Credssp => "credssp",
     }
 }
 

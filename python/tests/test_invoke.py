@@ -326,6 +326,17 @@ def test_client_certificate(peer: PeerProcess) -> None:
         RunspacePool(**dict(kwargs, cert_file=c["unmapped_cert"], key_file=c["unmapped_key"], password=None)).open()
 
 
+def test_credssp_over_http_is_encrypted_and_hands_over_the_password(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    with RunspacePool(**ntlm(peer, auth="credssp")) as pool:
+        assert pool.invoke("Get-Date").succeeded
+    auth = [a for a in peer.log("auth") if a.get("scheme", "").lower() == "credssp"]
+    assert auth and auth[-1]["result"] == "ok" and auth[-1].get("delegated"), auth
+    assert all(op["encrypted"] for op in peer.log()), peer.log()
+    with pytest.raises(AuthenticationError):
+        RunspacePool(**ntlm(peer, auth="credssp", password="wrong")).open()
+
+
 def test_airflow_options_for_delegation_and_certificates() -> None:
     from psrp_client.airflow.connection import ConnectionConfigError, pool_arguments
 
@@ -338,3 +349,9 @@ def test_airflow_options_for_delegation_and_certificates() -> None:
         "certificate", "/c.pem", "/k.pem", "https")
     with pytest.raises(ConnectionConfigError, match="certificate_pem"):
         pool_arguments(host="h", port=5986, login=None, password=None, extra={"auth": "certificate"})
+    args = pool_arguments(host="h", port=5985, login="u", password="p", extra={},
+                          wsman_options={"auth": "credssp", "credssp_auth_mechanism": "auto"})
+    assert (args["auth"], args["scheme"]) == ("credssp", "http")
+    with pytest.raises(ConnectionConfigError, match="credssp_auth_mechanism"):
+        pool_arguments(host="h", port=5985, login="u", password="p", extra={},
+                       wsman_options={"auth": "credssp", "credssp_auth_mechanism": "ntlm"})

@@ -1,5 +1,5 @@
 """HTTP authentication as WinRM does it: Basic, Negotiate (SPNEGO: Kerberos or NTLM),
-Kerberos, through pyspnego's acceptor, with channel binding enforcement on HTTPS.
+Kerberos and CredSSP, through pyspnego's acceptors, with channel binding enforcement on HTTPS.
 
 One ``ConnectionAuth`` lives per TCP connection, like the security context on Windows.
 """
@@ -17,7 +17,54 @@ HOST = "localhost"
 
 # Scheme word (as sent by the client, case-insensitive) -> pyspnego protocol. WinRM
 # offers Negotiate (SPNEGO: Kerberos or NTLM, raw NTLM tokens too) and Kerberos.
-SPNEGO_SCHEMES = {"negotiate": "negotiate", "kerberos": "kerberos"}
+SPNEGO_SCHEMES = {"negotiate": "negotiate", "kerberos": "kerberos", "credssp": "credssp"}
+
+# pyspnego's CredSSP acceptor (spnego._credssp.CredSSPProxy): TLS inside the HTTP headers, its
+# Negotiate acceptor (NTLM from NTLM_USER_FILE, or Kerberos) inside TLS, then the client's
+# TSCredentials. Its inner TLS uses the peer's own server certificate and key (RSA, as WinRM's
+# CredSSP certificate), one SSLContext per TLS ceiling.
+_CREDSSP_TLS: typing.Dict[str, typing.Any] = {}
+
+
+def credssp_tls_context(realm_info: typing.Dict[str, typing.Any], tls_max: typing.Optional[str]) -> typing.Any:
+    import ssl
+
+    from spnego.tls import default_tls_context, get_certificate_public_key
+
+    key = tls_max or "default"
+    if key not in _CREDSSP_TLS:
+        ctx = default_tls_context(usage="accept")  # TLS 1.2 minimum, as pyspnego sets it
+        ctx.context.load_cert_chain(realm_info["server_cert"], realm_info["server_key"])
+        if tls_max == "1.2":
+            ctx.context.maximum_version = ssl.TLSVersion.TLSv1_2
+        with open(realm_info["server_cert"], encoding="ascii") as f:
+            ctx.public_key = get_certificate_public_key(ssl.PEM_cert_to_DER_cert(f.read()))
+        _CREDSSP_TLS[key] = ctx
+    return _CREDSSP_TLS[key]
+
+
+def break_credssp_binding() -> None:
+    """Makes pyspnego's CredSSP acceptor answer with a server-to-client public key binding that
+    does not match its certificate (one bit flipped), as a man in the middle terminating the inner
+    TLS with its own key would: the client must stop before it sends the credentials."""
+    import spnego._credssp
+
+    real = spnego._credssp._get_pub_key_auth
+
+    def flipped(pub_key: bytes, usage: str, nonce: typing.Optional[bytes] = None) -> bytes:
+        value = real(pub_key, usage, nonce=nonce)
+        return value if usage == "initiate" else bytes([value[0] ^ 1]) + value[1:]
+
+    spnego._credssp._get_pub_key_auth = flipped
+
+
+def set_credssp_version(version: int) -> None:
+    """Makes pyspnego's CredSSP acceptor speak ``version`` (2 to 6) instead of 6: it answers
+    with it and uses min(client's, it), as an older Windows would (2-4: the raw public key
+    binding; 5-6: the nonce and hash binding; 2 and 5: no errorCode)."""
+    import spnego._credssp
+
+    spnego._credssp._CREDSSP_VERSION = version
 
 # MS-NLMP 2.2.2.1: AV_PAIR id of MsvAvChannelBindings.
 _AV_CHANNEL_BINDINGS = 0x000A
@@ -141,8 +188,9 @@ class ConnectionAuth:
     """
 
     def __init__(self, realm_info: typing.Dict[str, typing.Any], cbt: typing.Optional[bytes], strict_cbt: bool,
-                 ntlm_only: bool = False):
+                 ntlm_only: bool = False, credssp_tls: typing.Optional[str] = None):
         self.realm_info = realm_info
+        self.credssp_tls = credssp_tls
         self.ntlm_only = ntlm_only
         self.cbt = cbt
         self.strict_cbt = strict_cbt and cbt is not None
@@ -153,6 +201,8 @@ class ConnectionAuth:
         self.negotiated: typing.Optional[str] = None  # "ntlm" / "kerberos" / "basic"
         self.ntlm_cbt_hash: typing.Optional[bytes] = None
         self.delegated: typing.Optional[str] = None  # principal of delegated (forwarded) credentials
+        self.credssp_version: typing.Optional[int] = None
+        self.credssp_error: typing.Optional[str] = None  # the refusal the last CredSSP token carried
 
     def reset(self) -> None:
         self.ctx = None
@@ -162,12 +212,16 @@ class ConnectionAuth:
         self.negotiated = None
         self.ntlm_cbt_hash = None
         self.delegated = None
+        self.credssp_version = None
+        self.credssp_error = None
 
     @property
     def encryption_protocol(self) -> str:
         """MIME protocol of WinRM message encryption for this context (MS-WSMV 2.2.9.1)."""
         if (self.scheme or "").lower() == "kerberos":
             return "application/HTTP-Kerberos-session-encrypted"
+        if (self.scheme or "").lower() == "credssp":
+            return "application/HTTP-CredSSP-session-encrypted"
         return "application/HTTP-SPNEGO-session-encrypted"
 
     def check_basic(self, value: str) -> str:
@@ -197,12 +251,18 @@ class ConnectionAuth:
             # A new handshake on an authenticated connection replaces the old context.
             self.reset()
             bindings = GssChannelBindings(application_data=self.cbt) if self.cbt and self.strict_cbt else None
+            extra: typing.Dict[str, typing.Any] = {}
+            if protocol == "credssp":
+                # CredSSP binds the inner TLS through pubKeyAuth, not the outer channel.
+                bindings = None
+                extra["credssp_tls_context"] = credssp_tls_context(self.realm_info, self.credssp_tls)
             try:
                 self.ctx = spnego.server(
                     hostname=HOST,
                     service=SERVICE,
                     protocol=protocol,
                     channel_bindings=bindings,
+                    **extra,
                 )
             except Exception as e:  # no acceptor credentials: refused, as a server would
                 self.reset()
@@ -218,6 +278,8 @@ class ConnectionAuth:
                 raise AuthFailed(f"{scheme} token refused: the channel bindings do not match this server's "
                                  f"certificate ({type(e).__name__})") from None
             raise AuthFailed(f"{scheme} token refused: {type(e).__name__}: {e}") from None
+        if protocol == "credssp":
+            return self._credssp_step_done(out)
         if self.ctx.complete:
             self.negotiated = self.ctx.negotiated_protocol
             if self.ntlm_only and self.negotiated != "ntlm":
@@ -230,6 +292,36 @@ class ConnectionAuth:
             self.principal = self.ctx.client_principal
             if self.negotiated == "kerberos":
                 self.delegated = _gssapi_delegated_principal(self.ctx)
+        return out
+
+    def _credssp_step_done(self, out: typing.Optional[bytes]) -> typing.Optional[bytes]:
+        """After a CredSSP step: a refusal the acceptor reported (an errorCode TSRequest for the
+        client, or the end of the exchange for versions 2 and 5, which have no errorCode), or the
+        delegated credentials, checked against the realm's user as Windows would log them on."""
+        ctx = self.ctx
+        self.credssp_version = ctx.get_extra_info("protocol_version")
+        if ctx.get_extra_info("auth_stage") == "Authentication failure":
+            self.credssp_error = "the inner authentication failed (errorCode sent to the client)"
+            return out
+        if not ctx.complete:
+            if out is None and ctx._step_gen is not None and ctx.get_extra_info("auth_stage") != "TLS Handshake":
+                # The acceptor's generator ended without completing: a refusal without errorCode.
+                self.reset()
+                raise AuthFailed("CredSSP inner authentication refused (no errorCode in this CredSSP version)")
+            return out
+        creds = ctx.get_extra_info("client_credential")
+        if creds is None or not hasattr(creds, "password"):
+            self.reset()
+            raise AuthFailed("CredSSP completed without password credentials (TSPasswordCreds)")
+        user = f"{creds.domain_name}\\{creds.username}" if creds.domain_name else creds.username
+        accepted = [u.lower() for u in self.realm_info["ntlm"]["accepted_usernames"]]
+        if user.lower() not in accepted or creds.password != self.realm_info["password"]:
+            self.reset()
+            raise AuthFailed(f"CredSSP delegated credentials of {user!r} do not log on (wrong user or password)")
+        self.negotiated = ctx.negotiated_protocol
+        self.complete = True
+        self.principal = ctx.client_principal or user
+        self.delegated = user
         return out
 
     def _enforce_cbt(self) -> None:

@@ -22,8 +22,14 @@ def is_encrypted(content_type: str) -> bool:
     )
 
 
-def content_type(protocol: str) -> str:
-    return f'multipart/encrypted;protocol="{protocol}";boundary="Encrypted Boundary"'
+CREDSSP = "application/HTTP-CredSSP-session-encrypted"
+# WinRM seals CredSSP messages in parts of at most 16 KiB (one TLS record each).
+CREDSSP_PART = 16384
+
+
+def content_type(protocol: str, length: int = 0) -> str:
+    kind = "multipart/x-multi-encrypted" if protocol == CREDSSP and length > CREDSSP_PART else "multipart/encrypted"
+    return f'{kind};protocol="{protocol}";boundary="Encrypted Boundary"'
 
 
 def protocol_of(content_type_value: str) -> typing.Optional[str]:
@@ -69,16 +75,28 @@ def unwrap(
         header = body[pos : pos + header_len]
         pos += header_len
         # The sealed data has exactly Length bytes (plaintext + padding) for NTLM and
-        # Kerberos; the next boundary follows it.
-        data = body[pos : pos + length]
-        pos += length
-        if len(header) != header_len or len(data) != length:
-            raise EncryptionError("truncated encrypted part")
+        # Kerberos; the next boundary follows it. CredSSP's TLS records are longer than the
+        # plaintext: they run to the next boundary.
+        if expected_protocol == CREDSSP:
+            end = body.find(BOUNDARY, pos)
+            if end < 0:
+                raise EncryptionError("missing boundary after the encrypted part")
+            data = body[pos:end]
+            pos = end
+            if len(header) != header_len:
+                raise EncryptionError("truncated encrypted part")
+        else:
+            data = body[pos : pos + length]
+            pos += length
+            if len(header) != header_len or len(data) != length:
+                raise EncryptionError("truncated encrypted part")
         try:
             plain = unwrap_fn(header, data)
         except Exception as e:
             raise EncryptionError(f"decryption failed: {type(e).__name__}: {e}") from None
         # Length counts padding (RC4 Kerberos) that unwrap removes, so it may be larger.
+        if expected_protocol == CREDSSP and len(plain) != length:
+            raise EncryptionError(f"decrypted {len(plain)} bytes but OriginalContent Length is {length}")
         if len(plain) > length:
             raise EncryptionError(f"decrypted {len(plain)} bytes but OriginalContent Length is {length}")
         out += plain
@@ -89,7 +107,14 @@ def wrap(
     plain: bytes, protocol: str, wrap_fn: typing.Callable[[bytes], typing.Tuple[bytes, typing.Any, int]]
 ) -> typing.List[bytes]:
     """The multipart/encrypted body, as parts to be joined by the sender (the
-    sealed data is large; it is copied once, into the HTTP response)."""
+    sealed data is large; it is copied once, into the HTTP response). CredSSP messages are
+    sealed in 16 KiB parts, as WinRM does."""
+    if protocol == CREDSSP and len(plain) > CREDSSP_PART:
+        out: typing.List[bytes] = []
+        for at in range(0, len(plain), CREDSSP_PART):
+            out.extend(wrap(plain[at : at + CREDSSP_PART], protocol, wrap_fn)[:-1])
+        out.append(BOUNDARY + b"--\r\n")
+        return out
     header, data, padding = wrap_fn(plain)
     return [
         b"".join(

@@ -128,7 +128,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
             self.conn_id = inst.connections
         opts = inst.options
         self.auth = auth.ConnectionAuth(inst.realm.data, self.server.cbt, strict_cbt=opts.cbt in ("strict", "proxy"),
-                                       ntlm_only=opts.ntlm_only)
+                                       ntlm_only=opts.ntlm_only, credssp_tls=opts.credssp_tls)
         if self.server.tls is not None:
             try:
                 self.connection.do_handshake()
@@ -334,6 +334,14 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                 except auth.AuthFailed as e:
                     self._unauthorized(reason=str(e))
                     return
+                if self.auth.credssp_error:
+                    # The CredSSP acceptor refused and put its errorCode in the token it returns.
+                    reason = self.auth.credssp_error
+                    self.auth.reset()
+                    inst.log_op({"kind": "auth", "result": "refused", "scheme": scheme, "reason": reason,
+                                 "transport": transport, "connection": self.conn_id})
+                    self._unauthorized(token=out or b"", scheme=scheme)
+                    return
                 if not self.auth.complete:
                     inst.log_op({"kind": "auth", "result": "challenge", "scheme": scheme,
                                  "transport": transport, "connection": self.conn_id})
@@ -341,7 +349,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
                     return
                 inst.log_op({"kind": "auth", "result": "ok", "scheme": scheme, "mechanism": self.auth.negotiated,
                              "principal": self.auth.principal, "transport": transport, "connection": self.conn_id,
-                             "delegated": self.auth.delegated,
+                             "delegated": self.auth.delegated, "credssp_version": self.auth.credssp_version,
                              "ntlm_cbt": None if self.auth.ntlm_cbt_hash is None else self.auth.ntlm_cbt_hash.hex()})
                 if out:
                     final_token = (scheme, out)
@@ -475,7 +483,7 @@ class WinRMHandler(http.server.BaseHTTPRequestHandler):
         if encrypted:
             protocol = self.auth.encryption_protocol
             out = encryption.wrap(response, protocol, self.auth.wrap)
-            content_type = encryption.content_type(protocol)
+            content_type = encryption.content_type(protocol, len(response))
         if rule is not None and rule.kind == "tamper_encryption":
             if encrypted:
                 # After the real sealing: only what is outside the seal changes.

@@ -20,7 +20,7 @@ import threading
 import time
 import typing
 
-SCHEMES = ("Negotiate", "Kerberos", "Basic")
+SCHEMES = ("Negotiate", "Kerberos", "Basic", "CredSSP")
 
 
 def parse_args(argv: typing.Optional[typing.List[str]]) -> argparse.Namespace:
@@ -37,7 +37,16 @@ def parse_args(argv: typing.Optional[typing.List[str]]) -> argparse.Namespace:
                         "strict, but checked against another certificate's hash, as a server behind a "
                         "TLS-terminating proxy or load balancer sees it (NTLM/Kerberos over HTTPS fail with 401)")
     p.add_argument("--schemes", default=",".join(SCHEMES),
-                   help="enabled auth schemes in WWW-Authenticate order (default: Negotiate,Kerberos,Basic)")
+                   help="enabled auth schemes in WWW-Authenticate order (default: Negotiate,Kerberos,Basic,CredSSP); "
+                        "leave CredSSP out to refuse it by policy, as WinRM's default service settings do")
+    p.add_argument("--credssp-version", type=int, choices=(2, 3, 4, 5, 6), default=6,
+                   help="the CredSSP version the acceptor speaks (default 6; 2-4: raw public key binding, "
+                        "5-6: nonce and hash binding; 2 and 5 have no errorCode)")
+    p.add_argument("--credssp-bad-binding", action="store_true",
+                   help="the CredSSP acceptor answers with a public key binding that does not match its "
+                        "certificate, as a man in the middle would")
+    p.add_argument("--credssp-tls", choices=("1.2", "1.3"), default="1.3",
+                   help="the highest TLS version inside CredSSP (default 1.3; the minimum is 1.2)")
     p.add_argument("--ntlm-only", action="store_true",
                    help="offer Negotiate/Kerberos but refuse Kerberos tokens (a server that accepts only NTLM)")
     p.add_argument("--stale-keytab", action="store_true",
@@ -167,6 +176,13 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
 
     from peer import certs, control, copyscripts, fleet, httpd, instance, runner, wsman
 
+    if args.credssp_version != 6 or args.credssp_bad_binding:
+        from peer import auth as auth_mod
+
+        if args.credssp_version != 6:
+            auth_mod.set_credssp_version(args.credssp_version)
+        if args.credssp_bad_binding:
+            auth_mod.break_credssp_binding()
     inst = instance.Instance(realm, args)
     inst.handlers = wsman.Handlers(inst)
     inst.file_store = copyscripts.FileStore(os.path.join(state_dir, "files"))
@@ -285,7 +301,9 @@ def main(argv: typing.Optional[typing.List[str]] = None) -> int:
             "jea_visible_commands": list(runner.JEA_VISIBLE),
             "options": {"cbt": args.cbt, "allow_unencrypted": args.allow_unencrypted, "schemes": args.schemes,
                         "ntlm_only": args.ntlm_only, "stale_keytab": args.stale_keytab,
-                        "jea_denied": args.jea_denied, "max_envelope_kb": args.max_envelope_kb},
+                        "jea_denied": args.jea_denied, "max_envelope_kb": args.max_envelope_kb,
+                        "credssp_version": args.credssp_version, "credssp_tls": args.credssp_tls,
+                        "credssp_bad_binding": args.credssp_bad_binding},
             # Broken Kerberos client environments of the realm (peer.realm.Realm._make_variants).
             "kerberos_variants": r.get("variants", {}),
             "realm_info": r,

@@ -2029,3 +2029,70 @@ def test_pypsrp_copy_refused_in_no_language(peer: PeerProcess, tmp_path: typing.
     source.write_bytes(b"x" * 100)
     with pytest.raises(Exception, match="no-language mode"):
         _client(peer).copy(str(source), "C:\\Temp\\jea.bin", configuration_name="JEA.Maintenance")
+
+
+# ---- CredSSP (pypsrp through requests-credssp, pyspnego's initiator) --------------------------
+
+
+def _credssp_ok(p: PeerProcess) -> typing.Dict[str, typing.Any]:
+    oks = [a for a in p.log("auth") if a["result"] == "ok" and a["scheme"] == "CredSSP"]
+    assert oks, p.log("auth")
+    return oks[-1]
+
+
+@pytest.mark.parametrize("ssl,mechanism", [(False, "ntlm"), (True, "ntlm"), (False, "kerberos")])
+def test_credssp_runs_a_command_and_delegates_the_password(peer: PeerProcess, ssl: bool, mechanism: str) -> None:
+    """CredSSP as pypsrp does it: TLS inside the headers, NTLM inside TLS, the public key binding
+    (version 6: nonce and hash), then the TSCredentials, which the peer checks against the realm's
+    user. Over HTTP every message is sealed with the CredSSP TLS session, in 16 KiB parts."""
+    peer.control("/log/reset")
+    ps = invoke(
+        connect(peer, "credssp", ssl=ssl, credssp_auth_mechanism=mechanism),
+        lambda ps: ps.add_cmdlet("Write-Output").add_parameter("InputObject", "x" * 40_000),
+    )
+    assert ps.state == PSInvocationState.COMPLETED and ps.output == ["x" * 40_000]
+    ok = _credssp_ok(peer)
+    assert ok["mechanism"] == mechanism and ok["credssp_version"] == 6
+    assert ok["delegated"].lower().endswith(peer.info["user"].lower())
+    ops = peer.log("wsman")
+    assert ops and all(o["auth"]["scheme"] == "CredSSP" for o in ops)
+    assert all(o["encrypted"] is (not ssl) for o in ops)
+
+
+def test_credssp_wrong_password_is_refused(peer: PeerProcess) -> None:
+    peer.control("/log/reset")
+    with pytest.raises(Exception):
+        invoke(connect(peer, "credssp", password="not-the-password", credssp_auth_mechanism="ntlm"),
+               lambda ps: ps.add_cmdlet("Get-Date"))
+    refused = [a for a in peer.log("auth") if a["result"] == "refused"]
+    assert refused and refused[-1]["scheme"] == "CredSSP", refused
+    assert not any(a["result"] == "ok" for a in peer.log("auth"))
+
+
+@pytest.mark.parametrize("version", [2, 5])
+def test_credssp_older_server_versions(private_peer: typing.Callable[..., PeerProcess], version: int) -> None:
+    """An acceptor speaking an older CredSSP: 2 binds the raw public key (+1 on the way back),
+    5 the nonce hash; pyspnego's initiator adapts as it should."""
+    p = private_peer("--credssp-version", str(version), "--credssp-tls", "1.2")
+    ps = invoke(connect(p, "credssp", credssp_auth_mechanism="ntlm"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert ps.state == PSInvocationState.COMPLETED
+    assert _credssp_ok(p)["credssp_version"] == version
+
+
+def test_credssp_refused_by_policy(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    """A server without CredSSP in its schemes (WinRM's default) does not offer it; requests-credssp
+    sees that in the first 401 and gives up without sending a CredSSP token."""
+    p = private_peer("--schemes", "Negotiate,Kerberos")
+    with pytest.raises(Exception, match="CredSSP"):
+        invoke(connect(p, "credssp"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert not [a for a in p.log("auth") if a["result"] == "ok"]
+    assert p.log("wsman") == []
+
+
+def test_credssp_bad_binding_is_detected_by_pypsrp(private_peer: typing.Callable[..., PeerProcess]) -> None:
+    """The peer's man-in-the-middle simulation (a server binding that does not match its key) is
+    caught by pyspnego's initiator too, before the credentials are sent."""
+    p = private_peer("--credssp-bad-binding")
+    with pytest.raises(Exception, match="[Pp]ublic key verification failed"):
+        invoke(connect(p, "credssp", credssp_auth_mechanism="ntlm"), lambda ps: ps.add_cmdlet("Get-Date"))
+    assert not [a for a in p.log("auth") if a["result"] == "ok"]

@@ -171,7 +171,7 @@ pub struct PeerOptions {
     pub allow_unencrypted: bool,
     /// Enforce channel binding on HTTPS (CbtHardeningLevel=Strict). Default true.
     pub strict_cbt: bool,
-    /// Enabled auth schemes, in WWW-Authenticate order; None = Negotiate, Kerberos, Basic.
+    /// Enabled auth schemes, in WWW-Authenticate order; None = Negotiate, Kerberos, Basic, CredSSP.
     pub schemes: Option<Vec<String>>,
     /// Also start the bad-certificate HTTPS listeners.
     pub bad_cert: bool,
@@ -193,6 +193,14 @@ pub struct PeerOptions {
     pub cbt_proxy: bool,
     /// A fleet of simulated hosts in this instance (`--listeners`).
     pub fleet: Option<FleetOptions>,
+    /// The CredSSP version the acceptor speaks (`--credssp-version`, 2-6;
+    /// None: 6).
+    pub credssp_version: Option<u32>,
+    /// TLS 1.2 at most inside CredSSP (`--credssp-tls 1.2`).
+    pub credssp_tls12: bool,
+    /// The CredSSP acceptor returns a public key binding that does not
+    /// match its certificate, as a man in the middle (`--credssp-bad-binding`).
+    pub credssp_bad_binding: bool,
 }
 
 /// Many WinRM HTTP listeners in one peer, each a separate simulated host
@@ -245,6 +253,9 @@ impl Default for PeerOptions {
             max_envelope_kb: 0,
             cbt_proxy: false,
             fleet: None,
+            credssp_version: None,
+            credssp_tls12: false,
+            credssp_bad_binding: false,
         }
     }
 }
@@ -616,6 +627,15 @@ impl Peer {
         }
         if options.jea_denied {
             cmd.arg("--jea-denied");
+        }
+        if let Some(v) = options.credssp_version {
+            cmd.arg("--credssp-version").arg(v.to_string());
+        }
+        if options.credssp_bad_binding {
+            cmd.arg("--credssp-bad-binding");
+        }
+        if options.credssp_tls12 {
+            cmd.args(["--credssp-tls", "1.2"]);
         }
         if options.max_envelope_kb > 0 {
             cmd.arg("--max-envelope-kb")

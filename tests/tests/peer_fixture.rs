@@ -86,7 +86,7 @@ fn http_listener_answers_401_like_winrm_and_keeps_the_connection() {
     assert_eq!(resp.status, 401);
     assert_eq!(
         resp.header_values("WWW-Authenticate"),
-        vec!["Negotiate", "Kerberos"]
+        vec!["Negotiate", "Kerberos", "CredSSP"]
     );
     assert_eq!(resp.header("Content-Length"), Some("0"));
 

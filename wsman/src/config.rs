@@ -59,11 +59,22 @@ pub enum Auth {
         /// The certificate chain and key.
         certificate: crate::ClientCertificate,
     },
+    /// CredSSP (MS-CSSP): NTLM inside a TLS channel carried in HTTP
+    /// headers, then the user's password **handed to the server**, which
+    /// can then act as the user anywhere (the second hop). Only when asked
+    /// for by name: never chosen by Negotiate. Messages are sealed with the
+    /// CredSSP TLS session over HTTP. See [`crate::auth::credssp`].
+    CredSsp {
+        /// User name (`DOMAIN\user`, `user@domain` or `user`).
+        username: String,
+        /// Password: delegated to the server.
+        password: Secret,
+    },
 }
 
 impl Auth {
     /// Short name for messages (`basic`, `ntlm`, `kerberos`, `negotiate`,
-    /// `certificate`).
+    /// `certificate`, `credssp`).
     pub fn kind(&self) -> &'static str {
         match self {
             Auth::Basic { .. } => "basic",
@@ -71,6 +82,7 @@ impl Auth {
             Auth::Kerberos { .. } => "kerberos",
             Auth::Negotiate { .. } => "negotiate",
             Auth::Certificate { .. } => "certificate",
+            Auth::CredSsp { .. } => "credssp",
         }
     }
 
@@ -93,7 +105,9 @@ impl Auth {
     /// The user name, when one is configured.
     pub fn username(&self) -> Option<&str> {
         match self {
-            Auth::Basic { username, .. } | Auth::Ntlm { username, .. } => Some(username),
+            Auth::Basic { username, .. }
+            | Auth::Ntlm { username, .. }
+            | Auth::CredSsp { username, .. } => Some(username),
             Auth::Kerberos { username, .. } | Auth::Negotiate { username, .. } => {
                 username.as_deref()
             }

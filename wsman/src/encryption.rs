@@ -13,6 +13,10 @@ pub enum Protocol {
     Spnego,
     /// `application/HTTP-Kerberos-session-encrypted` (HTTP scheme Kerberos).
     Kerberos,
+    /// `application/HTTP-CredSSP-session-encrypted` (HTTP scheme CredSSP);
+    /// messages over 16 KiB go in several parts, as
+    /// `multipart/x-multi-encrypted`.
+    CredSsp,
 }
 
 impl Protocol {
@@ -21,6 +25,21 @@ impl Protocol {
         match self {
             Protocol::Spnego => "application/HTTP-SPNEGO-session-encrypted",
             Protocol::Kerberos => "application/HTTP-Kerberos-session-encrypted",
+            Protocol::CredSsp => "application/HTTP-CredSSP-session-encrypted",
+        }
+    }
+
+    /// The HTTP Content-Type of an encrypted body holding a message of
+    /// `len` bytes: CredSSP cuts messages over 16 KiB into parts and says
+    /// so with `multipart/x-multi-encrypted`.
+    pub fn content_type_for(self, len: usize) -> String {
+        if self == Protocol::CredSsp && len > crate::auth::credssp::PART_SIZE {
+            format!(
+                "multipart/x-multi-encrypted;protocol=\"{}\";boundary=\"{BOUNDARY}\"",
+                self.as_str()
+            )
+        } else {
+            self.content_type()
         }
     }
 
@@ -75,6 +94,21 @@ pub fn encode(protocol: Protocol, original_length: usize, header: &[u8], data: &
     b.extend_from_slice(header);
     b.extend_from_slice(data);
     b.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    b
+}
+
+/// Builds a body of several sealed parts (CredSSP's 16 KiB parts): each
+/// `(original_length, header, data)` with its own MIME headers, one closing
+/// boundary at the end.
+pub fn encode_parts(protocol: Protocol, parts: &[(usize, Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let close = format!("--{BOUNDARY}--\r\n");
+    let mut b = Vec::new();
+    for (len, header, data) in parts {
+        let mut one = encode(protocol, *len, header, data);
+        one.truncate(one.len() - close.len());
+        b.extend_from_slice(&one);
+    }
+    b.extend_from_slice(close.as_bytes());
     b
 }
 
@@ -439,6 +473,36 @@ mod tests {
         };
         assert_eq!(decode(CT, &many(MAX_PARTS)).unwrap().len(), MAX_PARTS);
         assert!(malformed(&many(MAX_PARTS + 1)).contains("parts"));
+    }
+
+    #[test]
+    fn credssp_parts_and_content_type() {
+        let parts = vec![
+            (16384, vec![1; 16], vec![2; 16400]),
+            (10, vec![3; 16], vec![4; 30]),
+        ];
+        let body = encode_parts(Protocol::CredSsp, &parts);
+        let ct = Protocol::CredSsp.content_type_for(16394);
+        assert!(ct.starts_with("multipart/x-multi-encrypted;"), "{ct}");
+        assert!(ct.contains("application/HTTP-CredSSP-session-encrypted"));
+        let back = decode(&ct, &body).unwrap();
+        assert_eq!(back.len(), 2);
+        // The TLS records are longer than the plaintext: each part's data
+        // runs to the next boundary.
+        assert_eq!(
+            (back[0].original_length, back[0].data.len()),
+            (16384, 16400)
+        );
+        assert_eq!((back[1].header, back[1].data), (&[3; 16][..], &[4; 30][..]));
+        assert!(body.ends_with(b"--Encrypted Boundary--\r\n"));
+        assert_eq!(
+            Protocol::CredSsp.content_type_for(16384),
+            Protocol::CredSsp.content_type()
+        );
+        assert_eq!(
+            Protocol::Spnego.content_type_for(1 << 20),
+            Protocol::Spnego.content_type()
+        );
     }
 
     #[test]

@@ -145,6 +145,18 @@ pub enum Error {
         source: DelegationRefused,
     },
 
+    /// CredSSP authentication failed: the server's error code (NTSTATUS or
+    /// HRESULT), a public-key binding mismatch (a man in the middle), or a
+    /// broken exchange.
+    #[error("CredSSP authentication to {endpoint} failed: {source}")]
+    CredSsp {
+        /// Endpoint URL.
+        endpoint: String,
+        /// What failed.
+        #[source]
+        source: crate::auth::credssp::CredSspError,
+    },
+
     /// Channel bindings could not be computed.
     #[error(transparent)]
     ChannelBinding(#[from] ChannelBindingError),
@@ -163,7 +175,11 @@ impl Error {
     pub fn is_auth(&self) -> bool {
         matches!(
             self,
-            Error::Auth { .. } | Error::Ntlm(_) | Error::Gss(_) | Error::Delegation { .. }
+            Error::Auth { .. }
+                | Error::Ntlm(_)
+                | Error::Gss(_)
+                | Error::Delegation { .. }
+                | Error::CredSsp { .. }
         )
     }
 }

@@ -61,6 +61,14 @@
 //!   [`WsmanClient::ntlm_fallback`] says why Kerberos was not used; with
 //!   [`WsmanConfig::allow_ntlm_fallback`] false it is an error instead.
 //! - On HTTPS, the `tls-server-end-point` channel binding is always sent.
+//! - **CredSSP** ([`Auth::CredSsp`], [`auth::credssp`]) only when asked for
+//!   by name, never by Negotiate: a TLS channel (rustls over buffers, its
+//!   certificate bound through `pubKeyAuth` instead of a CA) carried in the
+//!   `CredSSP` header, SPNEGO (Kerberos from the ticket cache) or our NTLM
+//!   inside it, the public-key binding (versions 2-6) checked, then the
+//!   user's password sent to the server, which can then act as the user
+//!   elsewhere. Over HTTP the TLS session seals
+//!   messages (`application/HTTP-CredSSP-session-encrypted`).
 //!
 //! # Connections and concurrency
 //!

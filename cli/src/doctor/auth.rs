@@ -163,6 +163,7 @@ pub async fn check(t: &Target, r: &mut Report) -> Probed {
         AuthKind::Negotiate => has(&offered, "Negotiate"),
         // Not announced in WWW-Authenticate: the TLS handshake carries it.
         AuthKind::Certificate => t.https(),
+        AuthKind::Credssp => has(&offered, "CredSSP"),
     };
     if ok {
         r.pass(

@@ -296,7 +296,9 @@ fn classify(e: &wsman::Error) -> ErrorKind {
     use wsman::Error as E;
     match e {
         E::Config(_) => ErrorKind::Config,
-        E::Auth { .. } | E::Ntlm(_) | E::Gss(_) | E::Delegation { .. } => ErrorKind::Auth,
+        E::Auth { .. } | E::Ntlm(_) | E::Gss(_) | E::Delegation { .. } | E::CredSsp { .. } => {
+            ErrorKind::Auth
+        }
         E::HttpStatus { status: 401, .. } => ErrorKind::Auth,
         E::Tls { .. } | E::ChannelBinding(_) => ErrorKind::Tls,
         E::Http { .. } | E::HttpStatus { .. } => ErrorKind::Connection,
@@ -318,6 +320,18 @@ fn hint(kind: ErrorKind, source: &wsman::Error) -> &'static str {
     match kind {
         // Its own message says what to fix.
         ErrorKind::Auth if matches!(source, wsman::Error::Delegation { .. }) => "",
+        // Not the user's credentials: the server (or someone in between).
+        ErrorKind::Auth
+            if matches!(
+                source,
+                wsman::Error::CredSsp {
+                    source: wsman::auth::credssp::CredSspError::BindingMismatch,
+                    ..
+                }
+            ) =>
+        {
+            ""
+        }
         // The certificate's refusal (TLS alert or HTTP 401) names its fixes.
         ErrorKind::Auth | ErrorKind::Tls
             if matches!(source, wsman::Error::Auth { reason, .. } | wsman::Error::Tls { reason, .. }

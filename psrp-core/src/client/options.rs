@@ -72,10 +72,15 @@ pub enum AuthMethod {
     /// ([`ConnectionOptions::client_certificate`]); the server maps it to an
     /// account. The password, if any, decrypts an encrypted key.
     Certificate,
+    /// CredSSP: NTLM inside TLS, then the user name and **password handed
+    /// to the server**, which can act as the user on other hosts (the
+    /// second hop). Only when asked for by name; messages over HTTP are
+    /// sealed with the CredSSP TLS session.
+    CredSsp,
 }
 
 impl AuthMethod {
-    /// `basic`, `ntlm`, `kerberos`, `negotiate` or `certificate`.
+    /// `basic`, `ntlm`, `kerberos`, `negotiate`, `certificate` or `credssp`.
     pub fn name(self) -> &'static str {
         match self {
             AuthMethod::Certificate => "certificate",
@@ -83,6 +88,7 @@ impl AuthMethod {
             AuthMethod::Ntlm => "ntlm",
             AuthMethod::Kerberos => "kerberos",
             AuthMethod::Negotiate => "negotiate",
+            AuthMethod::CredSsp => "credssp",
         }
     }
 }
@@ -97,8 +103,9 @@ impl std::str::FromStr for AuthMethod {
             "kerberos" => Ok(AuthMethod::Kerberos),
             "negotiate" => Ok(AuthMethod::Negotiate),
             "certificate" => Ok(AuthMethod::Certificate),
+            "credssp" => Ok(AuthMethod::CredSsp),
             _ => Err(ClientError::Config(format!(
-                "authentication {s:?} is not one of basic, ntlm, kerberos, negotiate, certificate"
+                "authentication {s:?} is not one of basic, ntlm, kerberos, negotiate, certificate, credssp"
             ))),
         }
     }
@@ -510,6 +517,10 @@ impl ConnectionOptions {
                 password: self.password.clone(),
                 spn: self.spn.clone(),
                 delegate: self.delegate,
+            },
+            AuthMethod::CredSsp => Auth::CredSsp {
+                username: self.username.clone().ok_or_else(|| needs("user name"))?,
+                password: self.password.clone().ok_or_else(|| needs("password"))?,
             },
             AuthMethod::Certificate => {
                 let Some((cert, key)) = &self.client_certificate else {

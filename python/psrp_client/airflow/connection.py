@@ -60,7 +60,7 @@ ALLOWED_EXTRAS = ORIGINAL_EXTRAS + OUR_EXTRAS
 _IGNORED_WSMAN = ("negotiate_send_cbt", "server", "username", "password")
 _IGNORED_RUNSPACE = ("min_runspaces", "max_runspaces", "apartment_state", "thread_options", "session_key_timeout_ms",
                      "no_profile", "idle_timeout", "host")
-_AUTHS = {"negotiate", "kerberos", "ntlm", "basic", "certificate"}
+_AUTHS = {"negotiate", "kerberos", "ntlm", "basic", "certificate", "credssp"}
 _BOOL_WORDS = ("true", "false", "yes", "no", "1", "0", "on", "off")
 
 
@@ -122,16 +122,21 @@ def pool_arguments(
 
     refused = {
         "proxy": "psrp takes an HTTP CONNECT proxy from HTTPS_PROXY/HTTP_PROXY/NO_PROXY in the worker's environment",
-        "credssp_auth_mechanism": "CredSSP is not supported",
     }
     for key, why in refused.items():
         if wsman.get(key):
             raise ConnectionConfigError(f"wsman_options {key!r} cannot be honoured: {why}")
+    mechanism = str(wsman.get("credssp_auth_mechanism", "auto")).lower()
+    if mechanism != "auto":
+        # psrp picks CredSSP's inner mechanism itself: Kerberos from a ticket cache, else NTLM.
+        raise ConnectionConfigError(
+            f"wsman_options 'credssp_auth_mechanism' {mechanism!r} cannot be honoured: psrp uses Kerberos when the "
+            "worker has a ticket for the user, else NTLM (leave it unset or 'auto')")
     if wsman.get("no_proxy") and _bool("no_proxy", wsman["no_proxy"]):
         raise ConnectionConfigError("wsman_options 'no_proxy' cannot be honoured: unset HTTPS_PROXY/HTTP_PROXY instead")
     known_wsman = set(ALLOWED_EXTRAS) | set(_IGNORED_WSMAN) | set(refused) | {
         "port", "ssl", "no_proxy", "negotiate_delegate", "read_timeout", "data_locale", "credssp_disable_tlsv1_2",
-        "credssp_minimum_version", "certificate_key_password", "certificate_pem", "certificate_key_pem"}
+        "credssp_minimum_version", "credssp_auth_mechanism", "certificate_key_password", "certificate_pem", "certificate_key_pem"}
     unknown = sorted(set(wsman) - known_wsman)
     if unknown:
         raise ConnectionConfigError(f"unknown wsman_options: {', '.join(unknown)}")

@@ -291,6 +291,25 @@ impl GssClient {
         })
     }
 
+    /// Encrypts `msg` into one gss_wrap token (CredSSP's `pubKeyAuth` and
+    /// `authInfo`).
+    pub fn wrap_token(&mut self, msg: &[u8]) -> Result<Vec<u8>, GssError> {
+        let token = self
+            .ctx
+            .wrap(true, msg)
+            .map_err(gss_err("encrypting a message"))?;
+        Ok(token.to_vec())
+    }
+
+    /// Verifies and decrypts one gss_wrap token from the server.
+    pub fn unwrap_token(&mut self, token: &[u8]) -> Result<Vec<u8>, GssError> {
+        let msg = self
+            .ctx
+            .unwrap(token)
+            .map_err(gss_err("decrypting a message"))?;
+        Ok(msg.to_vec())
+    }
+
     /// Decrypts and verifies a server message given as (header, data).
     pub fn unwrap(&mut self, header: &[u8], data: &[u8]) -> Result<Vec<u8>, GssError> {
         let mut header = header.to_vec();

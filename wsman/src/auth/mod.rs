@@ -1,9 +1,10 @@
 //! Authentication: Basic, NTLM (our own), Kerberos and SPNEGO (system
-//! GSSAPI), TLS channel bindings, and the per-connection session security
-//! that seals WinRM messages.
+//! GSSAPI), CredSSP (TLS and NTLM, ours), TLS channel bindings, and the
+//! per-connection session security that seals WinRM messages.
 
 pub mod certificate;
 pub mod channel_bindings;
+pub mod credssp;
 pub mod gss;
 pub mod ntlm;
 
@@ -21,6 +22,8 @@ pub mod scheme {
     pub const NTLM: &str = "NTLM";
     /// `Basic`.
     pub const BASIC: &str = "Basic";
+    /// `CredSSP`.
+    pub const CREDSSP: &str = "CredSSP";
 }
 
 /// Established session security of one connection.
@@ -29,6 +32,8 @@ pub(crate) enum Security {
     Ntlm(Box<NtlmSession>),
     /// A complete GSSAPI context.
     Gss(Box<GssClient>),
+    /// The TLS session of a CredSSP exchange.
+    CredSsp(Box<credssp::CredSspSession>),
 }
 
 impl Security {
@@ -48,6 +53,12 @@ impl Security {
                     .map_err(|e| EncryptionError::Seal(e.to_string()))?;
                 Ok((w.header, w.data, w.padding))
             }
+            Security::CredSsp(c) => {
+                let (header, data) = c
+                    .wrap_winrm(msg)
+                    .map_err(|e| EncryptionError::Seal(e.to_string()))?;
+                Ok((header, data, 0))
+            }
         }
     }
 
@@ -64,6 +75,9 @@ impl Security {
             Security::Gss(g) => g
                 .unwrap(header, data)
                 .map_err(|e| EncryptionError::Unseal(e.to_string())),
+            Security::CredSsp(c) => c
+                .unwrap_winrm(header, data)
+                .map_err(|e| EncryptionError::Unseal(e.to_string())),
         }
     }
 
@@ -73,6 +87,15 @@ impl Security {
         protocol: Protocol,
         msg: &[u8],
     ) -> Result<Vec<u8>, EncryptionError> {
+        if let Security::CredSsp(_) = self {
+            // One TLS record's worth per part, as WinRM cuts CredSSP messages.
+            let mut parts = Vec::with_capacity(msg.len().div_ceil(credssp::PART_SIZE));
+            for chunk in msg.chunks(credssp::PART_SIZE) {
+                let (header, data, _) = self.wrap(chunk)?;
+                parts.push((chunk.len(), header, data));
+            }
+            return Ok(crate::encryption::encode_parts(protocol, &parts));
+        }
         let (header, data, padding) = self.wrap(msg)?;
         Ok(crate::encryption::encode(
             protocol,
@@ -101,7 +124,7 @@ impl Security {
                         .map_err(|e| EncryptionError::Unseal(e.to_string()))?;
                     p.data.clone()
                 }
-                Security::Ntlm(_) => {
+                Security::Ntlm(_) | Security::CredSsp(_) => {
                     let plain = self.unwrap(&body[p.header.clone()], &body[p.data.clone()])?;
                     if plain.len() > p.data.len() {
                         return Err(EncryptionError::LengthMismatch {

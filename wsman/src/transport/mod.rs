@@ -10,6 +10,7 @@
 //! or fails, and a closed stream is replaced explicitly, with a new
 //! authentication.
 
+mod credssp;
 mod http;
 mod proxy;
 pub(crate) mod proxy_reply;
@@ -469,7 +470,7 @@ impl Connection {
             let body = sec
                 .encrypt_body(*protocol, soap)
                 .map_err(|e| shared.encryption_error(e))?;
-            let ct = protocol.content_type();
+            let ct = protocol.content_type_for(soap.len());
             self.post(shared, body, Some(&ct), None).await?
         } else {
             self.post(shared, soap.to_vec(), Some(SOAP_CONTENT_TYPE), None)
@@ -549,6 +550,9 @@ impl Connection {
         body: Option<&[u8]>,
     ) -> Result<Reply, PostError> {
         let cfg = &shared.config;
+        if let Auth::CredSsp { .. } = cfg.auth {
+            return self.authenticate_credssp(shared, body).await;
+        }
         let leg_body = || body.map(<[u8]>::to_vec).unwrap_or_default();
         let leg_ct = body.map(|_| SOAP_CONTENT_TYPE);
         self.reset();
@@ -740,9 +744,11 @@ impl Connection {
             (Some(Pending::Ntlm(client)), token)
         };
         match &cfg.auth {
-            Auth::Basic { .. } | Auth::Certificate { .. } => Err(Error::Config(
-                "Basic and certificate authentication do not use a handshake".into(),
-            )),
+            Auth::Basic { .. } | Auth::Certificate { .. } | Auth::CredSsp { .. } => {
+                Err(Error::Config(
+                    "Basic and certificate authentication use no handshake, CredSSP its own".into(),
+                ))
+            }
             Auth::Ntlm { username, password } => {
                 let s = if has(scheme::NEGOTIATE) {
                     scheme::NEGOTIATE
