@@ -328,13 +328,14 @@ def test_client_certificate(peer: PeerProcess) -> None:
 
 def test_credssp_over_http_is_encrypted_and_hands_over_the_password(peer: PeerProcess) -> None:
     peer.control("/log/reset")
-    with RunspacePool(**ntlm(peer, auth="credssp")) as pool:
+    credssp = dict(ntlm(peer), auth="credssp")
+    with RunspacePool(**credssp) as pool:
         assert pool.invoke("Get-Date").succeeded
     auth = [a for a in peer.log("auth") if a.get("scheme", "").lower() == "credssp"]
     assert auth and auth[-1]["result"] == "ok" and auth[-1].get("delegated"), auth
     assert all(op["encrypted"] for op in peer.log()), peer.log()
     with pytest.raises(AuthenticationError):
-        RunspacePool(**ntlm(peer, auth="credssp", password="wrong")).open()
+        RunspacePool(**dict(credssp, password="wrong")).open()
 
 
 def test_airflow_options_for_delegation_and_certificates() -> None:
