@@ -32,7 +32,8 @@ the runtime, channels, dropping values, the output thread's wake-ups):
 Callgrind counts instructions, not time: robust to the load of a shared machine.
 (It counts a `rep movsb` copy per byte, so large memcpys weigh more than in time.)
 
-Usage: tests/bench/invoke_cpu.py [--counts 1000,3000] [--no-build] [--cases kerberos/http,ntlm/http,basic/https]
+Usage: tests/bench/invoke_cpu.py [--counts 1000,3000] [--no-build | --psrp PATH]
+                                 [--cases kerberos/http,ntlm/http,basic/https]
 Needs valgrind and the Debian packages and venv of tests/peer/setup.sh.
 """
 
@@ -152,12 +153,13 @@ def main() -> int:
     ap.add_argument("--counts", default="1000,3000", help="two object counts (default 1000,3000)")
     ap.add_argument("--cases", default=",".join(CASES), help=f"auth/scheme cases (default {','.join(CASES)})")
     ap.add_argument("--no-build", action="store_true", help="use target/release/psrp as it is")
+    ap.add_argument("--psrp", help="measure this psrp binary (implies --no-build), e.g. an older build")
     args = ap.parse_args()
     n1, n2 = (int(c) for c in args.counts.split(","))
     cases = [c for c in args.cases.split(",") if c]
-    if not args.no_build:
+    if not (args.no_build or args.psrp):
         subprocess.run(["cargo", "build", "--release", "--locked", "-p", "psrp-cli"], cwd=ROOT, check=True)
-    psrp = str(ROOT / "target" / "release" / "psrp")
+    psrp = args.psrp or str(ROOT / "target" / "release" / "psrp")
     python = venv_python()
     peer, info = start_peer(python)
     results: "dict[str, dict[str, float]]" = {}

@@ -51,22 +51,6 @@ impl Security {
         }
     }
 
-    /// Unseals and verifies one part.
-    pub(crate) fn unwrap(
-        &mut self,
-        header: &[u8],
-        data: &[u8],
-    ) -> Result<Vec<u8>, EncryptionError> {
-        match self {
-            Security::Ntlm(s) => s
-                .unseal(header, data)
-                .map_err(|e| EncryptionError::Unseal(e.to_string())),
-            Security::Gss(g) => g
-                .unwrap(header, data)
-                .map_err(|e| EncryptionError::Unseal(e.to_string())),
-        }
-    }
-
     /// Seals a SOAP message into an encrypted HTTP body.
     pub(crate) fn encrypt_body(
         &mut self,
@@ -83,8 +67,9 @@ impl Security {
     }
 
     /// Decrypts an encrypted HTTP body, checking every part's length.
-    /// Kerberos parts are decrypted in place and the plaintext moved to the
-    /// front of the same buffer: response bodies are large.
+    /// Parts are decrypted in place (Kerberos and NTLM alike) and the
+    /// plaintext moved to the front of the same buffer: response bodies are
+    /// large.
     pub(crate) fn decrypt_body(
         &mut self,
         content_type: &str,
@@ -93,27 +78,18 @@ impl Security {
         let parts = crate::encryption::decode_ranges(content_type, &body)?;
         let mut written = 0;
         for p in parts {
-            let plain = match self {
-                Security::Gss(g) => {
-                    let (header, data) =
-                        body[p.header.start..p.data.end].split_at_mut(p.header.len());
-                    g.unwrap_in_place(header, data)
-                        .map_err(|e| EncryptionError::Unseal(e.to_string()))?;
-                    p.data.clone()
-                }
-                Security::Ntlm(_) => {
-                    let plain = self.unwrap(&body[p.header.clone()], &body[p.data.clone()])?;
-                    if plain.len() > p.data.len() {
-                        return Err(EncryptionError::LengthMismatch {
-                            declared: p.original_length,
-                            actual: plain.len(),
-                        });
-                    }
-                    let at = p.data.start;
-                    body[at..at + plain.len()].copy_from_slice(&plain);
-                    at..at + plain.len()
-                }
-            };
+            // Both mechanisms decrypt in place: the plaintext is the data
+            // range (RC4 and the Kerberos wrap token keep the length).
+            let (header, data) = body[p.header.start..p.data.end].split_at_mut(p.header.len());
+            match self {
+                Security::Gss(g) => g
+                    .unwrap_in_place(header, data)
+                    .map_err(|e| EncryptionError::Unseal(e.to_string()))?,
+                Security::Ntlm(s) => s
+                    .unseal_in_place(header, data)
+                    .map_err(|e| EncryptionError::Unseal(e.to_string()))?,
+            }
+            let plain = p.data.clone();
             if plain.len() != p.original_length {
                 return Err(EncryptionError::LengthMismatch {
                     declared: p.original_length,
