@@ -21,9 +21,10 @@ the runtime, channels, dropping values, the output thread's wake-ups):
   system Kerberos   gss_unwrap_iov + gss_wrap_iov (libgssapi_krb5, libkrb5, libk5crypto)
   TLS               rustls reading and writing records (tokio-rustls poll_read/poll_write)
   HTTP              hyper's connection task and the exchange (Connection::post), minus TLS
-  unseal (ours)     decrypt_body minus the system Kerberos in it (MIME framing, NTLM RC4)
+  unseal (ours)     decrypt_reply minus the system Kerberos in it (MIME framing, NTLM RC4)
   seal (ours)       encrypt_body minus the system Kerberos in it
-  SOAP + base64     parse_response (envelope) and parse_receive (streams, base64)
+  SOAP + base64     read_receive_response (one pass), or parse_response (the tree) and
+                    parse_receive (streams, base64)
   fragments         Shared::feed minus message decoding (defragmenting, message headers)
   CLIXML decode     Message::decode (invoke) / ObjsReader::next_item (clixml)
   JSON              Formatter::append (both)
@@ -61,10 +62,10 @@ LAYERS = [
     # hyper's connection task (parsing, body frames) and our side of the exchange (collecting the body).
     ("HTTP (hyper, body)", [r"^hyper::proto::h1::dispatch::Dispatcher<.*>::poll_catch$",
                             r"^wsman::transport::Connection::post::\{\{closure\}\}$"], ["TLS (rustls)"]),
-    ("unseal (ours)", [r"^wsman::auth::Security::decrypt_body$"], [r"^gss_unwrap_iov$"]),
+    ("unseal (ours)", [r"^wsman::transport::Connection::decrypt_reply$"], [r"^gss_unwrap_iov$"]),
     ("seal (ours)", [r"^wsman::auth::Security::encrypt_body$"], [r"^gss_wrap_iov$"]),
     ("SOAP + base64", [r"^wsman::soap::envelope::parse_response$", r"^wsman::shell::parse_receive$",
-                       r"^wsman::shell::parse_receive_response$"], []),
+                       r"^wsman::shell::receive::read_receive_response$"], []),
     ("fragments", [r"^psrp_core::client::shared::Shared::feed$"], [r"^psrp_core::message::Message::decode$"]),
     ("CLIXML decode", [r"^psrp_core::message::Message::decode$",
                        r"^psrp_core::clixml::objs::ObjsReader<.*>::next_item$"], []),

@@ -29,10 +29,12 @@ pub mod signal {
 }
 
 mod disconnect;
+mod receive;
 pub use disconnect::{
     connect, connect_command, disconnect, parse_ack, parse_connect, parse_connect_command,
     reconnect, BufferMode, DisconnectShell,
 };
+pub use receive::read_receive_response;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
