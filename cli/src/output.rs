@@ -15,6 +15,8 @@
 //! CLIXML escapes them all as `_xHHHH_`.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use psrp_core::clixml::{self, JsonOptions, PsValue};
@@ -35,7 +37,14 @@ pub struct Formatter {
     format: OutputFormat,
     json: JsonOptions,
     tag_hosts: bool,
+    /// Length of the last item formatted (shared by the clones): the next
+    /// item's buffer starts that large, so that a stream of similar objects
+    /// does not grow (and copy) each buffer from small several times over.
+    last_len: Arc<AtomicUsize>,
 }
+
+/// Smallest and largest starting capacity of an item's buffer.
+const ITEM_CAPACITY: (usize, usize) = (256, 1 << 20);
 
 impl Formatter {
     /// A formatter; `tag_hosts` wraps JSON items with their host.
@@ -44,13 +53,19 @@ impl Formatter {
             format,
             json,
             tag_hosts,
+            last_len: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     /// The bytes of one item (no separator, no newline).
     pub fn item(&self, host: &str, value: &PsValue) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(256);
+        let last = self.last_len.load(Ordering::Relaxed);
+        let capacity = last
+            .saturating_add(last / 8)
+            .clamp(ITEM_CAPACITY.0, ITEM_CAPACITY.1);
+        let mut buf = Vec::with_capacity(capacity);
         self.append(&mut buf, host, value);
+        self.last_len.store(buf.len(), Ordering::Relaxed);
         buf
     }
 

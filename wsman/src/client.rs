@@ -6,7 +6,8 @@ use crate::enumerate::{self, ShellInfo};
 use crate::error::Error;
 use crate::fault::WsmanFault;
 use crate::shell::{
-    self, CommandRequest, CreateShell, DisconnectShell, ReceiveOutcome, Request, Shell,
+    self, CommandRequest, CreateShell, DisconnectShell, ReceiveOutcome, ReceiveResponse, Request,
+    Shell,
 };
 use crate::soap::envelope::{self, new_message_id, Header, ResponseBody, ResponseError};
 use crate::soap::Element;
@@ -15,6 +16,29 @@ use crate::transport::{Connection, Shared};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
+
+/// How a 200 response was read: by an operation's one-pass reader (for
+/// Receive, [`shell::read_receive_response`], which skips the tree of a
+/// large response), or, when that declines it, as a tree by
+/// [`envelope::parse_response`].
+enum Read<T> {
+    Fast(T),
+    Element(Element),
+}
+
+impl Read<std::convert::Infallible> {
+    fn into_element(self) -> Element {
+        match self {
+            Read::Element(e) => e,
+            Read::Fast(never) => match never {},
+        }
+    }
+}
+
+/// No one-pass reader: every response is read as a tree.
+fn no_fast_read(_: &str, _: &str) -> Option<std::convert::Infallible> {
+    None
+}
 
 /// Most shells [`WsmanClient::enumerate_shells`] reads (WinRM's
 /// MaxShellsPerUser defaults to 30; a server listing more is not believed).
@@ -193,7 +217,10 @@ impl WsmanClient {
 
     /// Sends one request (no retry); returns the response body or the fault.
     async fn call(&self, req: &Request) -> Result<Result<Element, WsmanFault>, Error> {
-        self.call_attempt(req).await.map_err(|(e, _)| e)
+        match self.call_attempt(req, no_fast_read).await {
+            Ok(r) => Ok(r.map(Read::into_element)),
+            Err((e, _)) => Err(e),
+        }
     }
 
     /// Sends `req`, and again on a new connection after a transient failure
@@ -205,12 +232,24 @@ impl WsmanClient {
         req: &Request,
         resend: Resend,
     ) -> Result<Result<Element, WsmanFault>, Error> {
+        let r = self.call_retrying_with(req, resend, no_fast_read).await?;
+        Ok(r.map(Read::into_element))
+    }
+
+    /// [`Self::call_retrying`], reading a 200 response with `fast` first
+    /// (see [`Read`]).
+    async fn call_retrying_with<T>(
+        &self,
+        req: &Request,
+        resend: Resend,
+        fast: fn(&str, &str) -> Option<T>,
+    ) -> Result<Result<Read<T>, WsmanFault>, Error> {
         let shared = &self.inner.shared;
         let policy = shared.config.reconnect;
         let action = action_name(req.action);
         let mut retries = 0;
         loop {
-            let (error, maybe_sent) = match self.call_attempt(req).await {
+            let (error, maybe_sent) = match self.call_attempt(req, fast).await {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
             };
@@ -255,10 +294,11 @@ impl WsmanClient {
 
     /// One attempt; an error comes with whether the request may have
     /// reached the server.
-    async fn call_attempt(
+    async fn call_attempt<T>(
         &self,
         req: &Request,
-    ) -> Result<Result<Element, WsmanFault>, (Error, bool)> {
+        fast: fn(&str, &str) -> Option<T>,
+    ) -> Result<Result<Read<T>, WsmanFault>, (Error, bool)> {
         let shared = &self.inner.shared;
         let message_id = new_message_id();
         let xml = self.envelope(req, &message_id);
@@ -289,13 +329,17 @@ impl WsmanClient {
                 true,
             )
         };
-        let text = std::str::from_utf8(&reply.body);
+        // The one UTF-8 check of the body (SIMD: a Receive body is large).
+        let text = simdutf8::basic::from_utf8(&reply.body);
         match reply.status {
             200 => {
                 let text =
                     text.map_err(|_| bad(ResponseError::Shape("body is not UTF-8".into())))?;
+                if let Some(r) = fast(text, &message_id) {
+                    return Ok(Ok(Read::Fast(r)));
+                }
                 match envelope::parse_response(text, &message_id).map_err(bad)? {
-                    ResponseBody::Body(b) => Ok(Ok(b)),
+                    ResponseBody::Body(b) => Ok(Ok(Read::Element(b))),
                     ResponseBody::Fault(f) => Ok(Err(f)),
                 }
             }
@@ -400,7 +444,11 @@ impl WsmanClient {
     ) -> Result<ReceiveOutcome, Error> {
         let req = shell::receive_streams(shell, command_id, streams);
         let reply = self
-            .call_retrying(&req, Resend::AlwaysMayLoseOutput)
+            .call_retrying_with(
+                &req,
+                Resend::AlwaysMayLoseOutput,
+                shell::read_receive_response,
+            )
             .await?;
         self.receive_outcome(reply)
     }
@@ -434,7 +482,9 @@ impl WsmanClient {
         } else {
             Resend::AlwaysMayLoseOutput
         };
-        let reply = self.call_retrying(&req, resend).await?;
+        let reply = self
+            .call_retrying_with(&req, resend, shell::read_receive_response)
+            .await?;
         let outcome = self.receive_outcome(reply)?;
         if let ReceiveOutcome::Data(r) = &outcome {
             // The next Receive acknowledges this response.
@@ -447,9 +497,13 @@ impl WsmanClient {
         Ok(outcome)
     }
 
-    fn receive_outcome(&self, reply: Result<Element, WsmanFault>) -> Result<ReceiveOutcome, Error> {
+    fn receive_outcome(
+        &self,
+        reply: Result<Read<ReceiveResponse>, WsmanFault>,
+    ) -> Result<ReceiveOutcome, Error> {
         match reply {
-            Ok(body) => shell::parse_receive(&body)
+            Ok(Read::Fast(r)) => Ok(ReceiveOutcome::Data(r)),
+            Ok(Read::Element(body)) => shell::parse_receive(&body)
                 .map(ReceiveOutcome::Data)
                 .map_err(|e| self.shape_error("Receive", e)),
             Err(f) if f.is_operation_timeout() => Ok(ReceiveOutcome::TimedOut),

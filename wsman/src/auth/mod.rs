@@ -62,25 +62,6 @@ impl Security {
         }
     }
 
-    /// Unseals and verifies one part.
-    pub(crate) fn unwrap(
-        &mut self,
-        header: &[u8],
-        data: &[u8],
-    ) -> Result<Vec<u8>, EncryptionError> {
-        match self {
-            Security::Ntlm(s) => s
-                .unseal(header, data)
-                .map_err(|e| EncryptionError::Unseal(e.to_string())),
-            Security::Gss(g) => g
-                .unwrap(header, data)
-                .map_err(|e| EncryptionError::Unseal(e.to_string())),
-            Security::CredSsp(c) => c
-                .unwrap_winrm(header, data)
-                .map_err(|e| EncryptionError::Unseal(e.to_string())),
-        }
-    }
-
     /// Seals a SOAP message into an encrypted HTTP body.
     pub(crate) fn encrypt_body(
         &mut self,
@@ -106,8 +87,9 @@ impl Security {
     }
 
     /// Decrypts an encrypted HTTP body, checking every part's length.
-    /// Kerberos parts are decrypted in place and the plaintext moved to the
-    /// front of the same buffer: response bodies are large.
+    /// Parts are decrypted in place (Kerberos and NTLM alike) and the
+    /// plaintext moved to the front of the same buffer: response bodies are
+    /// large.
     pub(crate) fn decrypt_body(
         &mut self,
         content_type: &str,
@@ -116,16 +98,26 @@ impl Security {
         let parts = crate::encryption::decode_ranges(content_type, &body)?;
         let mut written = 0;
         for p in parts {
+            // NTLM and Kerberos decrypt in place: the plaintext is the data
+            // range (RC4 and the Kerberos wrap token keep the length). The
+            // CredSSP TLS record is longer than its plaintext, which is
+            // written back at the start of the data range.
+            let (header, data) = body[p.header.start..p.data.end].split_at_mut(p.header.len());
             let plain = match self {
                 Security::Gss(g) => {
-                    let (header, data) =
-                        body[p.header.start..p.data.end].split_at_mut(p.header.len());
                     g.unwrap_in_place(header, data)
                         .map_err(|e| EncryptionError::Unseal(e.to_string()))?;
                     p.data.clone()
                 }
-                Security::Ntlm(_) | Security::CredSsp(_) => {
-                    let plain = self.unwrap(&body[p.header.clone()], &body[p.data.clone()])?;
+                Security::Ntlm(s) => {
+                    s.unseal_in_place(header, data)
+                        .map_err(|e| EncryptionError::Unseal(e.to_string()))?;
+                    p.data.clone()
+                }
+                Security::CredSsp(c) => {
+                    let plain = c
+                        .unwrap_winrm(header, data)
+                        .map_err(|e| EncryptionError::Unseal(e.to_string()))?;
                     if plain.len() > p.data.len() {
                         return Err(EncryptionError::LengthMismatch {
                             declared: p.original_length,

@@ -29,10 +29,12 @@ pub mod signal {
 }
 
 mod disconnect;
+mod receive;
 pub use disconnect::{
     connect, connect_command, disconnect, parse_ack, parse_connect, parse_connect_command,
     reconnect, BufferMode, DisconnectShell,
 };
+pub use receive::read_receive_response;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -538,8 +540,15 @@ fn decode_stream(text: &str, name: &str) -> Result<Vec<u8>, ResponseError> {
             excerpt(name, 40)
         ))
     };
-    // Streams are large and normally without line breaks: decode directly,
-    // and only copy to strip whitespace when that fails.
+    // Streams are most of a Receive response: the SIMD decoder first. It
+    // takes only padded, canonical base64 (a subset of what `B64` takes,
+    // with the same bytes out); anything else, line breaks included, goes
+    // the old way, which also says what is wrong.
+    if let Ok(data) = base64_simd::STANDARD.decode_to_vec(text) {
+        return Ok(data);
+    }
+    // Streams are normally without line breaks: decode directly, and only
+    // copy to strip whitespace when that fails.
     B64.decode(text).or_else(|e| {
         let raw = text.as_bytes();
         if !raw.iter().any(u8::is_ascii_whitespace) {

@@ -293,3 +293,165 @@ fn sequenced_receive_request_and_echoed_sequence_id() {
         assert_eq!(parse_receive(&b).unwrap().sequence_id, want, "{attr}");
     }
 }
+
+/// The SIMD decoder takes a subset of what the `base64` engine takes, with
+/// the same bytes out; everything else falls back to the engine, so every
+/// stream text decodes (or fails) exactly as it did with the engine alone.
+#[test]
+fn stream_base64_decodes_as_the_engine_did() {
+    let engine = |text: &str| {
+        let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        B64.decode(compact).ok()
+    };
+    let mut texts: Vec<String> = [
+        "",
+        "QQ==",
+        "QQ",
+        "QUI=",
+        "QUI",
+        "QUJD",
+        "QR==",
+        "QUJ=",
+        "Q===",
+        "=",
+        "==",
+        "QQ=A",
+        "QU=D",
+        "QUJD\r\nRA==",
+        " QUJD ",
+        "QUJD\tRA",
+        "QUJD-_",
+        "QUJD+/==",
+        "QUJD+/8=",
+        "QUJD?A==",
+        "é===",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Deterministic pseudo-random texts over the alphabet, padding, a line
+    // break and an outsider, of every length to past the SIMD block sizes.
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for len in 0..200 {
+        for variant in 0..6 {
+            let mut t: Vec<u8> = (0..len).map(|_| alphabet[(next() % 64) as usize]).collect();
+            match variant {
+                1 if len > 0 => t[len - 1] = b'=',
+                2 if len > 1 => t[len - 2..].copy_from_slice(b"=="),
+                3 if len > 0 => t[(next() % len as u64) as usize] = b'=',
+                4 if len > 0 => t[(next() % len as u64) as usize] = b'\n',
+                5 if len > 0 => t[(next() % len as u64) as usize] = b'.',
+                _ => {}
+            }
+            texts.push(String::from_utf8(t).unwrap());
+        }
+        // Valid encodings of random bytes, which must all decode.
+        let raw: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        texts.push(B64.encode(&raw));
+    }
+    for t in &texts {
+        assert_eq!(decode_stream(t, "stdout").ok(), engine(t), "{t:?}");
+    }
+}
+
+/// A Receive response envelope around `inner` (the body's content).
+fn receive_envelope(inner: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xml:lang="en-US" xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header><a:Action>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/ReceiveResponse</a:Action><a:MessageID>uuid:S</a:MessageID><a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To><a:RelatesTo>uuid:R</a:RelatesTo><w:OperationID s:mustUnderstand="false">uuid:O</w:OperationID></s:Header><s:Body>{inner}</s:Body></s:Envelope>"#
+    )
+}
+
+/// What the general way (tree, then `parse_receive`) reads.
+fn receive_by_tree(xml: &str, message_id: &str) -> Option<ReceiveResponse> {
+    match parse_response(xml, message_id).ok()? {
+        ResponseBody::Body(b) => parse_receive(&b).ok(),
+        ResponseBody::Fault(_) => None,
+    }
+}
+
+#[test]
+fn one_pass_receive_reader_reads_what_the_tree_reads() {
+    const DONE: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done";
+    let taken = [
+        format!(
+            r#"<rsp:ReceiveResponse SequenceID="7"><rsp:Stream Name="stdout" CommandId="C1">AAEC</rsp:Stream><rsp:Stream Name="stdout" CommandId="C1">{}</rsp:Stream><rsp:Stream Name="stdout" CommandId="C1" End="true"></rsp:Stream><rsp:Stream Name="stdout" End="TRUE"/><rsp:CommandState CommandId="C1" State="{DONE}"><rsp:ExitCode> 0 </rsp:ExitCode></rsp:CommandState></rsp:ReceiveResponse>"#,
+            B64.encode(vec![7u8; 5000])
+        ),
+        r#"<rsp:ReceiveResponse><rsp:CommandState CommandId="C1" State="x/Running"/></rsp:ReceiveResponse>"#.to_string(),
+        // Line breaks in the base64 (decoded the slow way, still in one pass).
+        "<rsp:ReceiveResponse>\r\n<rsp:Stream Name=\"stdout\">\r\n  AwQF\r\n</rsp:Stream>\n</rsp:ReceiveResponse>".to_string(),
+        r#"<rsp:ReceiveResponse SequenceId=" 12 "/>"#.to_string(),
+    ];
+    for inner in &taken {
+        let xml = receive_envelope(inner);
+        let fast = read_receive_response(&xml, "uuid:R");
+        assert!(fast.is_some(), "declined {inner}");
+        assert_eq!(fast, receive_by_tree(&xml, "uuid:R"), "{inner}");
+    }
+    assert_eq!(
+        read_receive_response(&receive_envelope(&taken[0]), "uuid:R")
+            .unwrap()
+            .sequence_id,
+        Some(7)
+    );
+    // Declined: left to the general way, which reads some of them and
+    // refuses the others.
+    let declined = [
+        r#"<s:Fault><s:Code><s:Value>s:Receiver</s:Value></s:Code><s:Reason><s:Text xml:lang="en-US">x</s:Text></s:Reason></s:Fault>"#,
+        r#"<rsp:Other/>"#,
+        r#"<rsp:ReceiveResponse/><rsp:ReceiveResponse/>"#,
+        r#"<rsp:ReceiveResponse><rsp:Stream>AAAA</rsp:Stream></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:Stream Name="stdout">!!!</rsp:Stream></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:Stream Name="stdout">AA&#65;A</rsp:Stream></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:Stream Name="stdout">AA<!-- x -->AA</rsp:Stream></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:Stream Name="stdout"><![CDATA[AAAA]]></rsp:Stream></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:Stream Name="stdout">AAAA<x/></rsp:Stream></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:CommandState/></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:CommandState State="x/Done"><rsp:ExitCode>x</rsp:ExitCode></rsp:CommandState></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:CommandState State="x/Done"><rsp:ExitCode/></rsp:CommandState></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:CommandState State="x/Done"/><rsp:CommandState State="x/Running"/></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:Stream Name="a" Name="b"/></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:Stream Name="stdout" q:x="1"/></rsp:ReceiveResponse>"#,
+        r#"<rsp:ReceiveResponse><rsp:Stream Name="a&bogus;"/></rsp:ReceiveResponse>"#,
+    ];
+    for inner in declined {
+        let xml = receive_envelope(inner);
+        assert_eq!(read_receive_response(&xml, "uuid:R"), None, "took {inner}");
+    }
+    // The envelope itself: another RelatesTo, no ReceiveResponse, content
+    // after the root, a truncated document, no envelope.
+    let good = receive_envelope(&taken[1]);
+    assert_eq!(read_receive_response(&good, "uuid:other"), None);
+    assert_eq!(
+        read_receive_response(&format!("{good}<x/>"), "uuid:R"),
+        None
+    );
+    assert_eq!(read_receive_response(&format!("{good}x"), "uuid:R"), None);
+    for cut in 0..good.len() {
+        if good.is_char_boundary(cut) {
+            assert_eq!(
+                read_receive_response(&good[..cut], "uuid:R"),
+                None,
+                "cut at {cut}"
+            );
+        }
+    }
+    assert_eq!(
+        read_receive_response(&good.replace("s:Envelope", "s:Other"), "uuid:R"),
+        None
+    );
+    // A byte-order mark, as the tree takes it.
+    let bom = format!("\u{feff}{good}");
+    assert_eq!(
+        read_receive_response(&bom, "uuid:R"),
+        receive_by_tree(&bom, "uuid:R")
+    );
+    assert!(read_receive_response(&bom, "uuid:R").is_some());
+}

@@ -184,7 +184,7 @@ pub enum ResponseError {
 /// Parses a response envelope: a fault is returned as such; otherwise
 /// `wsa:RelatesTo` must equal `message_id` and the `s:Body` is returned.
 pub fn parse_response(xml: &str, message_id: &str) -> Result<ResponseBody, ResponseError> {
-    let root = dom::parse(xml)?;
+    let mut root = dom::parse(xml)?;
     if !root.is(ns::S, "Envelope") {
         return Err(ResponseError::Shape(format!(
             "root element is {{{}}}{}, not a SOAP 1.2 Envelope",
@@ -192,9 +192,12 @@ pub fn parse_response(xml: &str, message_id: &str) -> Result<ResponseBody, Respo
             dom::excerpt(&root.name, 40)
         )));
     }
-    let body = root
-        .child(ns::S, "Body")
+    let body_at = root
+        .children
+        .iter()
+        .position(|c| c.is(ns::S, "Body"))
         .ok_or_else(|| ResponseError::Shape("envelope has no s:Body".into()))?;
+    let body = &root.children[body_at];
     if let Some(fault) = body.child(ns::S, "Fault") {
         return Ok(ResponseBody::Fault(WsmanFault::from_element(fault)));
     }
@@ -207,7 +210,8 @@ pub fn parse_response(xml: &str, message_id: &str) -> Result<ResponseBody, Respo
             got: relates.map(|r| dom::excerpt(&r, 100)),
         });
     }
-    let mut body = body.clone();
+    // Moved out, not cloned: a Receive body is most of the response.
+    let mut body = root.children.swap_remove(body_at);
     body.ns = ns::S.to_string();
     Ok(ResponseBody::Body(body))
 }

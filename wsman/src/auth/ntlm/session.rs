@@ -76,21 +76,29 @@ impl NtlmSession {
 
     /// Unseals a server message and verifies its signature and sequence number.
     pub fn unseal(&mut self, signature: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, NtlmError> {
+        let mut data = ciphertext.to_vec();
+        self.unseal_in_place(signature, &mut data)?;
+        Ok(data)
+    }
+
+    /// [`Self::unseal`] in place: `data` holds the ciphertext and is left
+    /// holding the plaintext (also when the signature does not verify, in
+    /// which case the session is unusable anyway).
+    pub fn unseal_in_place(&mut self, signature: &[u8], data: &mut [u8]) -> Result<(), NtlmError> {
         if signature.len() != SIGNATURE_LEN {
             return Err(NtlmError::BadSignature(format!(
                 "signature is {} bytes, expected {SIGNATURE_LEN}",
                 signature.len()
             )));
         }
-        let mut data = ciphertext.to_vec();
-        self.recv_rc4.apply_keystream(&mut data);
+        self.recv_rc4.apply_keystream(data);
         let seq = self.recv_seq;
         let expected = Self::signature(
             &self.keys.server_sign,
             &mut self.recv_rc4,
             self.key_exch,
             seq,
-            &data,
+            data,
         );
         self.recv_seq = self.recv_seq.wrapping_add(1);
         // Constant-time compare: the checksum is a MAC.
@@ -103,6 +111,6 @@ impl NtlmSession {
                 "message signature does not verify (expected sequence number {seq})"
             )));
         }
-        Ok(data)
+        Ok(())
     }
 }
