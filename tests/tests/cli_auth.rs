@@ -365,6 +365,37 @@ fn negotiate_fallback_to_ntlm_warns_once_or_is_refused() {
     }
 }
 
+/// Negotiate with a user principal and a password, no ticket cache: psrp gets
+/// a TGT with the password and SPNEGO uses Kerberos (it fell back to NTLM
+/// when the credential held only a Kerberos element), with no warning.
+#[test]
+fn negotiate_with_a_password_uses_kerberos() {
+    let peer = Peer::start(&PeerOptions::default()).expect("start a peer instance");
+    let info = peer.info();
+    let run = Psrp::peer(&peer)
+        .conn(["-a", "negotiate", "-u", &info.principal])
+        .env("PSRP_PASSWORD", &info.password)
+        .env("KRB5CCNAME", "FILE:/nonexistent/ccache")
+        .args(["invoke", "Write-Output", "-p", "InputObject=via kerberos"])
+        .run();
+    run.expect_code(0);
+    assert_eq!(run.json(), json!(["via kerberos"]));
+    assert!(!run.stderr.contains("fell back to NTLM"), "{}", run.stderr);
+    assert_not_printed(&run, &info.password);
+    let ok: Vec<_> = peer
+        .log()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["kind"] == "auth" && e["result"] == "ok")
+        .collect();
+    assert!(!ok.is_empty(), "no authentication logged");
+    for e in &ok {
+        assert_eq!(e["scheme"], "Negotiate", "{e}");
+        assert_eq!(e["mechanism"], "kerberos", "{e}");
+        assert_eq!(e["principal"], info.principal.as_str(), "{e}");
+    }
+}
+
 /// `PSRP_PASSWORD`, and the variable a profile's `password_env` names, leave
 /// psrp's environment as soon as they are read: `/proc/<pid>/environ` of a
 /// running psrp (what `ps e` shows) holds neither the variable nor the

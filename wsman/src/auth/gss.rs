@@ -78,7 +78,14 @@ pub fn acquire_credentials(
     username: Option<&str>,
     password: Option<&Secret>,
 ) -> Result<Cred, GssError> {
-    let mechs = OidSet::singleton(GSS_MECH_KRB5).map_err(gss_err("creating a mechanism set"))?;
+    // Both mechanisms: a credential with only a Kerberos element has nothing
+    // MIT's SPNEGO can use when it was made from a password (Negotiate then
+    // fell back to NTLM on a Kerberos domain).
+    let mut mechs =
+        OidSet::singleton(GSS_MECH_KRB5).map_err(gss_err("creating a mechanism set"))?;
+    mechs
+        .add(GSS_MECH_SPNEGO)
+        .map_err(gss_err("creating a mechanism set"))?;
     let name = match username {
         Some(u) => Some(
             Name::new(
