@@ -93,7 +93,10 @@ pub(crate) struct TlsSession {
 /// An open connection.
 pub(crate) struct HttpConn {
     sender: SendRequest<Full<Bytes>>,
-    driver: tokio::task::JoinHandle<()>,
+    /// Drives the connection; ends with why it failed, if it did.
+    driver: tokio::task::JoinHandle<Option<String>>,
+    /// What the driver ended with, once taken (see [`HttpConn::driver_failure`]).
+    driver_ended: Option<Option<String>>,
     /// DER of the server's leaf certificate (HTTPS only).
     pub(crate) peer_cert: Option<Vec<u8>>,
     /// What the TLS handshake settled (HTTPS only).
@@ -257,9 +260,9 @@ impl HttpConn {
             .await
             .map_err(|e| HttpFailure::new(format!("HTTP handshake: {}", chain(&e))))?;
         let driver = tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "HTTP connection ended");
-            }
+            let e = conn.await.err()?;
+            tracing::debug!(error = %e, "HTTP connection ended");
+            Some(chain(&e))
         });
         // Plain HTTP through a proxy uses the absolute URI; otherwise the path.
         let request_uri: hyper::Uri = if t.proxy.is_some() && t.tls.is_none() {
@@ -298,6 +301,7 @@ impl HttpConn {
         Ok(HttpConn {
             sender,
             driver,
+            driver_ended: None,
             peer_cert,
             tls_session,
             extra_headers: Vec::new(),
@@ -314,6 +318,17 @@ impl HttpConn {
     /// Whether the connection can still carry a request.
     pub(crate) fn is_open(&self) -> bool {
         !self.sender.is_closed() && !self.driver.is_finished()
+    }
+
+    /// Why the connection's driver ended, when it has or does within a
+    /// moment: hyper's sender only says the connection closed, the reason
+    /// (e.g. a TLS alert read before the request went out) is the driver's.
+    async fn driver_failure(&mut self) -> Option<String> {
+        if self.driver_ended.is_none() {
+            let ended = tokio::time::timeout(Duration::from_secs(1), &mut self.driver).await;
+            self.driver_ended = Some(ended.ok()?.ok().flatten());
+        }
+        self.driver_ended.clone().flatten()
     }
 
     /// POSTs `body` and reads the whole response.
@@ -352,17 +367,26 @@ impl HttpConn {
         let limit = self.max_response;
         let sender = &mut self.sender;
         let work = async move {
-            sender.ready().await.map_err(|e| HttpFailure {
-                retryable: reused,
-                ..HttpFailure::new(format!("connection closed: {}", chain(&e)))
+            // Either failure may only say "closed": flagged so that the
+            // driver's reason is added below.
+            sender.ready().await.map_err(|e| {
+                let f = HttpFailure {
+                    retryable: reused,
+                    ..HttpFailure::new(format!("connection closed: {}", chain(&e)))
+                };
+                (f, true)
             })?;
-            let resp = sender.send_request(req).await.map_err(|e| HttpFailure {
-                // Canceled = never written (the connection was found closed
-                // first). A connection closed after the request was written
-                // ("incomplete message") is not retried: the server may have
-                // acted on it (output dequeued, input consumed).
-                retryable: reused && e.is_canceled(),
-                ..HttpFailure::new(chain(&e))
+            let resp = sender.send_request(req).await.map_err(|e| {
+                let f = HttpFailure {
+                    // Canceled = never written (the connection was found
+                    // closed first). A connection closed after the request
+                    // was written ("incomplete message") is not retried: the
+                    // server may have acted on it (output dequeued, input
+                    // consumed).
+                    retryable: reused && e.is_canceled(),
+                    ..HttpFailure::new(chain(&e))
+                };
+                (f, true)
             })?;
             let status = resp.status().as_u16();
             let (parts, mut body) = resp.into_parts();
@@ -380,16 +404,17 @@ impl HttpConn {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
             if declared > limit as u64 {
-                return Err(too_large());
+                return Err((too_large(), false));
             }
             let mut buf = Vec::with_capacity(declared as usize);
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|e| {
-                    HttpFailure::new(format!("reading the response body: {}", chain(&e)))
+                    let f = HttpFailure::new(format!("reading the response body: {}", chain(&e)));
+                    (f, false)
                 })?;
                 if let Ok(data) = frame.into_data() {
                     if data.len() > limit - buf.len() {
-                        return Err(too_large());
+                        return Err((too_large(), false));
                     }
                     buf.extend_from_slice(&data);
                 }
@@ -401,12 +426,22 @@ impl HttpConn {
                 body,
             })
         };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| HttpFailure {
+        match tokio::time::timeout(timeout, work).await {
+            Err(_) => Err(HttpFailure {
                 timed_out: true,
                 ..HttpFailure::new(format!("no complete response within {timeout:?}"))
-            })?
+            }),
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err((f, false))) => Err(f),
+            Ok(Err((mut f, true))) => {
+                if let Some(why) = self.driver_failure().await {
+                    if !f.reason.contains(&why) {
+                        f.reason = format!("{}: {why}", f.reason);
+                    }
+                }
+                Err(f)
+            }
+        }
     }
 }
 
@@ -469,6 +504,52 @@ mod tests {
             assert!(!err.timed_out);
         }
         drop(target);
+        tokio::time::timeout(Duration::from_secs(20), server)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// A connection that failed before the request went out (the server's
+    /// bytes made the driver give up, as a TLS alert does) reports why, not
+    /// only hyper's "channel closed".
+    #[tokio::test]
+    async fn a_connection_closed_before_the_request_says_why() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            // An answer nobody asked for: the client's driver fails on it.
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest).await;
+        });
+        let target = Target {
+            endpoint: Url::parse(&format!("http://127.0.0.1:{port}/wsman")).unwrap(),
+            proxy: None,
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(20),
+            max_response: 1 << 20,
+        };
+        let mut conn = HttpConn::connect(&target).await.unwrap();
+        // Let the driver read the unsolicited answer and end first.
+        for _ in 0..200 {
+            if conn.driver.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(conn.driver.is_finished(), "the driver did not end");
+        let err = conn.post(Vec::new(), None, None).await.err().unwrap();
+        assert!(
+            err.reason.starts_with("connection closed: ") && err.reason.contains("unexpected"),
+            "{}",
+            err.reason
+        );
+        drop(conn);
         tokio::time::timeout(Duration::from_secs(20), server)
             .await
             .unwrap()

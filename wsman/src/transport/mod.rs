@@ -15,7 +15,7 @@ mod http;
 mod proxy;
 pub(crate) mod proxy_reply;
 pub(crate) mod retry;
-mod tls;
+pub(crate) mod tls;
 
 use crate::auth::channel_bindings::ChannelBindings;
 use crate::auth::gss::{self, GssClient, GssMech};

@@ -9,7 +9,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Builds the TLS configuration used for every HTTPS connection of a client.
 /// `client_cert` is presented when the server asks for one (certificate
@@ -24,7 +24,7 @@ pub(crate) fn client_config(
         .map_err(|e| Error::Config(format!("TLS: {e}")))?;
     let verifier: Arc<dyn ServerCertVerifier> = if opts.danger_accept_invalid_certs {
         tracing::warn!("TLS certificate verification is DISABLED (danger_accept_invalid_certs)");
-        Arc::new(AcceptAnyCertificate(provider))
+        Arc::new(AcceptAnyCertificate::new(provider))
     } else if let Some(path) = &opts.ca_bundle {
         let mut roots = RootCertStore::empty();
         let certs = CertificateDer::pem_file_iter(path)
@@ -77,19 +77,59 @@ pub(crate) fn client_config(
 }
 
 /// Accepts any certificate chain (still checks the handshake signatures, so
-/// the peer must hold the key of the certificate it shows).
+/// the peer must hold the key of the certificate it shows). When made
+/// [`AcceptAnyCertificate::recording`], it keeps what a function extracts
+/// from the end-entity certificate (CredSSP binds its public key instead of
+/// trusting a CA), and refuses a certificate it cannot extract that from.
 #[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
+pub(crate) struct AcceptAnyCertificate {
+    provider: Arc<CryptoProvider>,
+    record: Option<(Extract, OnceLock<Vec<u8>>)>,
+}
+
+/// What [`AcceptAnyCertificate::recording`] keeps of a DER certificate.
+pub(crate) type Extract = fn(&[u8]) -> Result<Vec<u8>, String>;
+
+impl AcceptAnyCertificate {
+    pub(crate) fn new(provider: Arc<CryptoProvider>) -> Self {
+        AcceptAnyCertificate {
+            provider,
+            record: None,
+        }
+    }
+
+    pub(crate) fn recording(provider: Arc<CryptoProvider>, extract: Extract) -> Self {
+        AcceptAnyCertificate {
+            provider,
+            record: Some((extract, OnceLock::new())),
+        }
+    }
+
+    /// What was extracted from the server's certificate, once seen.
+    pub(crate) fn recorded(&self) -> Option<&[u8]> {
+        self.record.as_ref()?.1.get().map(Vec::as_slice)
+    }
+}
 
 impl ServerCertVerifier for AcceptAnyCertificate {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some((extract, slot)) = &self.record {
+            let value = extract(end_entity).map_err(rustls::Error::General)?;
+            // One handshake per channel: a second certificate cannot
+            // replace what the first one gave.
+            if slot.set(value).is_err() {
+                return Err(rustls::Error::General(
+                    "a second server certificate on one TLS channel".into(),
+                ));
+            }
+        }
         Ok(ServerCertVerified::assertion())
     }
 
@@ -103,7 +143,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -117,11 +157,13 @@ impl ServerCertVerifier for AcceptAnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -16,86 +16,21 @@
 //! type) and which SChannel and pyspnego compute the same way.
 
 use super::binding::subject_public_key;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use crate::transport::tls::AcceptAnyCertificate;
+use rustls::{ClientConfig, ClientConnection};
+use rustls_pki_types::ServerName;
 use std::io::{Read, Write};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// A TLS failure inside CredSSP.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("TLS inside CredSSP: {0}")]
 pub struct TlsError(pub String);
 
-/// Accepts the CredSSP server's certificate without PKI checks and records
-/// its public key for the binding.
-#[derive(Debug)]
-struct BindingVerifier {
-    provider: Arc<CryptoProvider>,
-    public_key: OnceLock<Vec<u8>>,
-}
-
-impl ServerCertVerifier for BindingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let key =
-            subject_public_key(end_entity).map_err(|e| rustls::Error::General(e.to_string()))?;
-        // One handshake per channel: a second certificate cannot replace
-        // the first one's key.
-        if self.public_key.set(key).is_err() {
-            return Err(rustls::Error::General(
-                "a second certificate on one CredSSP channel".into(),
-            ));
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// A client TLS session driven through byte buffers.
 pub struct TlsChannel {
     conn: ClientConnection,
-    verifier: Arc<BindingVerifier>,
+    verifier: Arc<AcceptAnyCertificate>,
 }
 
 impl std::fmt::Debug for TlsChannel {
@@ -120,10 +55,11 @@ impl TlsChannel {
                 && format!("{:?}", s.suite()).contains("_GCM_")
         });
         let provider = Arc::new(provider);
-        let verifier = Arc::new(BindingVerifier {
-            provider: provider.clone(),
-            public_key: OnceLock::new(),
-        });
+        // The server's certificate is recorded as its public key, for the
+        // binding.
+        let verifier = Arc::new(AcceptAnyCertificate::recording(provider.clone(), |cert| {
+            subject_public_key(cert).map_err(|e| e.to_string())
+        }));
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(tls_err)?
@@ -203,7 +139,7 @@ impl TlsChannel {
 
     /// The server certificate's public key, once the handshake has seen it.
     pub fn server_public_key(&self) -> Option<&[u8]> {
-        self.verifier.public_key.get().map(Vec::as_slice)
+        self.verifier.recorded()
     }
 
     /// The negotiated protocol and suite, for logs (`TLSv1_3`,
