@@ -22,7 +22,6 @@ The files go to --dir (default: a temporary directory under /tmp), deleted at th
 
 import argparse
 import hashlib
-import json
 import os
 import pathlib
 import shutil
@@ -30,10 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from benchlib import ROOT, TESTS, peer_cpu, start_peer, venv_python  # noqa: E402
 REMOTE = "C:\\Temp\\bench.bin"
 
 PYPSRP_CHILD = r"""
@@ -59,30 +57,6 @@ def parse_size(text: str) -> int:
     if t and t[-1] in units:
         return int(float(t[:-1]) * units[t[-1]])
     return int(t)
-
-
-def venv_python() -> str:
-    venv = os.environ.get("PSRP_VENV") or str(ROOT / "target" / "venv")
-    python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(python):
-        venv = subprocess.check_output([str(TESTS / "venv.sh")], text=True).strip()
-        python = os.path.join(venv, "bin", "python")
-    return python
-
-
-def start_peer(python: str, state_dir: str) -> "tuple[subprocess.Popen, dict]":
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
-    proc = subprocess.Popen([python, "-m", "peer", "--state-dir", state_dir], cwd=TESTS, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit("the test peer did not start (see its stderr above)")
-    return proc, json.loads(line)
-
-
-def peer_cpu(info: dict) -> float:
-    with urllib.request.urlopen(info["control_url"] + "/stats", timeout=10) as r:
-        return float(json.load(r)["cpu_seconds"])
 
 
 def measure(argv: "list[str]", env: dict) -> dict:
@@ -141,7 +115,7 @@ def main() -> int:
         source = os.path.join(work, "source.bin")
         print(f"writing {size} bytes of random data to {source}", flush=True)
         want = write_source(source, size)
-        peer, info = start_peer(python, os.path.join(work, "peer"))
+        peer, info = start_peer(python, "--state-dir", os.path.join(work, "peer"))
         env = dict(os.environ, KRB5_CONFIG=info["krb5_config"], KRB5CCNAME="FILE:" + info["ccache"])
         for k in [k for k in env if k.startswith("PSRP_")]:
             del env[k]

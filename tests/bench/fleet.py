@@ -36,10 +36,9 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from benchlib import ROOT, TESTS, control, venv_python  # noqa: E402
 
 PYPSRP_CHILD = r"""
 import json, sys
@@ -76,15 +75,6 @@ print(json.dumps(counts))
 """
 
 
-def venv_python() -> str:
-    venv = os.environ.get("PSRP_VENV") or str(ROOT / "target" / "venv")
-    python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(python):
-        venv = subprocess.check_output([str(TESTS / "venv.sh")], text=True).strip()
-        python = os.path.join(venv, "bin", "python")
-    return python
-
-
 def split(total: int, parts: int) -> "list[int]":
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
@@ -112,11 +102,6 @@ def start_peers(python: str, args: argparse.Namespace) -> "tuple[list[subprocess
             raise SystemExit("a test peer did not start (see its stderr above)")
         infos.append(json.loads(line))
     return procs, infos
-
-
-def control(info: dict, path: str) -> dict:
-    with urllib.request.urlopen(info["control_url"] + path, timeout=30) as r:
-        return json.load(r)
 
 
 class FdSampler(threading.Thread):

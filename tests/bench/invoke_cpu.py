@@ -40,7 +40,6 @@ Needs valgrind and the Debian packages and venv of tests/peer/setup.sh.
 
 import argparse
 import collections
-import json
 import os
 import pathlib
 import re
@@ -48,10 +47,8 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
-sys.path.insert(0, str(TESTS / "bench"))
-from large_output import start_peer, venv_python  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from benchlib import ROOT, TESTS, start_peer, venv_python  # noqa: E402
 
 # layer -> (functions whose inclusive cost is added, functions whose inclusive cost is subtracted)
 LAYERS = [

@@ -19,17 +19,15 @@ Run from any directory; needs the Debian packages and venv of tests/peer/setup.s
 """
 
 import argparse
-import json
 import os
 import pathlib
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from benchlib import ROOT, TESTS, peer_cpu, start_peer, venv_python  # noqa: E402
 
 PYPSRP_CHILD = r"""
 import sys
@@ -47,30 +45,6 @@ with RunspacePool(wsman, configuration_name="JEA.Maintenance") as pool:
     assert len(output) == count and names[-1] == "item-%010d.dat" % (count - 1), (len(output), names[-1:])
     print(len(output))
 """
-
-
-def venv_python() -> str:
-    venv = os.environ.get("PSRP_VENV") or str(ROOT / "target" / "venv")
-    python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(python):
-        venv = subprocess.check_output([str(TESTS / "venv.sh")], text=True).strip()
-        python = os.path.join(venv, "bin", "python")
-    return python
-
-
-def start_peer(python: str) -> "tuple[subprocess.Popen, dict]":
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
-    proc = subprocess.Popen([python, "-m", "peer"], cwd=TESTS, env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit("the test peer did not start (see its stderr above)")
-    return proc, json.loads(line)
-
-
-def peer_cpu(info: dict) -> float:
-    with urllib.request.urlopen(info["control_url"] + "/stats", timeout=10) as r:
-        return float(json.load(r)["cpu_seconds"])
 
 
 def measure(argv: "list[str]", env: dict, count_lines: bool) -> dict:

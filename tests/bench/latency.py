@@ -24,7 +24,6 @@ Run from any directory; needs the Debian packages and venv of tests/peer/setup.s
 
 import argparse
 import asyncio
-import json
 import os
 import pathlib
 import statistics
@@ -32,10 +31,9 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from benchlib import ROOT, TESTS, control, start_peer, venv_python  # noqa: E402
 
 # (auth, transport, protocol minimum of HTTP exchanges for one invoke): the
 # WS-Man operations Create, pool Receive, Command, Receive, Delete, plus the
@@ -139,31 +137,6 @@ class DelayProxy:
             task.cancel()
         finally:
             writer.close()
-
-
-def venv_python() -> str:
-    venv = os.environ.get("PSRP_VENV") or str(ROOT / "target" / "venv")
-    python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(python):
-        venv = subprocess.check_output([str(TESTS / "venv.sh")], text=True).strip()
-        python = os.path.join(venv, "bin", "python")
-    return python
-
-
-def start_peer(python: str) -> "tuple[subprocess.Popen, dict]":
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
-    proc = subprocess.Popen([python, "-m", "peer"], cwd=TESTS, env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit("the test peer did not start (see its stderr above)")
-    return proc, json.loads(line)
-
-
-def control(info: dict, path: str, body: "bytes | None" = None) -> object:
-    req = urllib.request.Request(info["control_url"] + path, data=body, method="POST" if body else "GET")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.load(r)
 
 
 def run_once(argv: "list[str]", env: dict, info: dict) -> "tuple[float, int, int]":
