@@ -825,6 +825,24 @@ impl Peer {
         }
     }
 
+    /// The highest sequence number in the log so far (0: empty): what a test
+    /// passes to [`Peer::log_since`] to see only what it causes next.
+    pub fn last_seq(&self) -> Result<u64, PeerError> {
+        Ok(self
+            .log()?
+            .iter()
+            .filter_map(|e| e["seq"].as_u64())
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// Log entries of one `kind` (`wsman`, `auth`, `tls`, ...) after `seq`.
+    pub fn log_kind_since(&self, seq: u64, kind: &str) -> Result<Vec<Value>, PeerError> {
+        let mut entries = self.log_since(seq)?;
+        entries.retain(|e| e["kind"] == kind);
+        Ok(entries)
+    }
+
     /// Only the WS-Man operation entries of the log.
     pub fn operations(&self) -> Result<Vec<Value>, PeerError> {
         Ok(self

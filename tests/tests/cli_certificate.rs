@@ -43,23 +43,6 @@ fn run(peer: &Peer, cert: &str, key: &str, password: Option<&str>) -> Run {
     p.args(["invoke", "Get-Date"]).run()
 }
 
-fn last_seq(peer: &Peer) -> u64 {
-    peer.log()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["seq"].as_u64())
-        .max()
-        .unwrap_or(0)
-}
-
-fn since(peer: &Peer, seq: u64, kind: &str) -> Vec<Value> {
-    peer.log_since(seq)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e["kind"] == kind)
-        .collect()
-}
-
 /// Neither output shows the key file's base64 or the password.
 #[track_caller]
 fn assert_no_secret(peer: &Peer, run: &Run, key: &str, password: Option<&str>) {
@@ -98,7 +81,7 @@ fn the_library_refuses_plain_http_too(peer: &Peer) {
         .enable_all()
         .build()
         .unwrap();
-    let seq = last_seq(peer);
+    let seq = peer.last_seq().unwrap();
     let err = match rt.block_on(RunspacePool::open(options)) {
         Ok(_) => panic!("certificate authentication over plain HTTP was used"),
         Err(e) => e,
@@ -112,11 +95,13 @@ fn the_library_refuses_plain_http_too(peer: &Peer) {
 }
 
 fn a_mapped_certificate_logs_on_as_its_user(peer: &Peer) {
-    let seq = last_seq(peer);
+    let seq = peer.last_seq().unwrap();
     let r = run(peer, "client_cert", "client_key", None);
     r.expect_code(0);
     assert_eq!(r.json().as_array().map(Vec::len), Some(1), "{}", r.stdout);
-    let auth: Vec<Value> = since(peer, seq, "auth")
+    let auth: Vec<Value> = peer
+        .log_kind_since(seq, "auth")
+        .unwrap()
         .into_iter()
         .filter(|a| a["result"] == "ok")
         .collect();
@@ -126,7 +111,7 @@ fn a_mapped_certificate_logs_on_as_its_user(peer: &Peer) {
         assert_eq!(a["principal"].as_str(), Some(peer.info().user.as_str()));
         assert_eq!(a["certificate_upn"], client(peer, "upn").as_str());
     }
-    let ops = since(peer, seq, "wsman");
+    let ops = peer.log_kind_since(seq, "wsman").unwrap();
     assert!(ops.len() >= 3, "{ops:?}");
     assert!(ops
         .iter()
@@ -164,7 +149,7 @@ fn an_encrypted_key_is_decrypted_with_the_password(peer: &Peer) {
 }
 
 fn a_certificate_of_another_ca_fails_the_tls_handshake(peer: &Peer) {
-    let seq = last_seq(peer);
+    let seq = peer.last_seq().unwrap();
     let r = run(peer, "foreign_cert", "foreign_key", None);
     r.expect_code(3);
     assert!(
@@ -174,17 +159,17 @@ fn a_certificate_of_another_ca_fails_the_tls_handshake(peer: &Peer) {
     );
     // The alert reaches the client before the peer records why it sent it: wait (bounded) for the entry.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let mut tls = since(peer, seq, "tls");
+    let mut tls = peer.log_kind_since(seq, "tls").unwrap();
     while tls.is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
-        tls = since(peer, seq, "tls");
+        tls = peer.log_kind_since(seq, "tls").unwrap();
     }
     assert!(!tls.is_empty(), "the peer logged no failed handshake");
-    assert!(since(peer, seq, "wsman").is_empty());
+    assert!(peer.log_kind_since(seq, "wsman").unwrap().is_empty());
 }
 
 fn an_unmapped_certificate_is_refused_with_401(peer: &Peer) {
-    let seq = last_seq(peer);
+    let seq = peer.last_seq().unwrap();
     let r = run(peer, "unmapped_cert", "unmapped_key", None);
     r.expect_code(3);
     assert!(
@@ -193,7 +178,9 @@ fn an_unmapped_certificate_is_refused_with_401(peer: &Peer) {
         "{}",
         r.stderr
     );
-    let refused: Vec<Value> = since(peer, seq, "auth")
+    let refused: Vec<Value> = peer
+        .log_kind_since(seq, "auth")
+        .unwrap()
         .into_iter()
         .filter(|a| a["result"] == "refused")
         .collect();
@@ -203,7 +190,7 @@ fn an_unmapped_certificate_is_refused_with_401(peer: &Peer) {
             .is_some_and(|r| r.contains(&client(peer, "unmapped_upn")))),
         "{refused:?}"
     );
-    assert!(since(peer, seq, "wsman").is_empty());
+    assert!(peer.log_kind_since(seq, "wsman").unwrap().is_empty());
 }
 
 fn certificate_auth_is_refused_over_plain_http(peer: &Peer) {

@@ -155,14 +155,6 @@ fn since(peer: &Peer, seq: u64) -> (Vec<String>, usize, usize) {
     (actions, kind("command_metadata"), kind("restart"))
 }
 
-fn last_seq(peer: &Peer) -> u64 {
-    peer.log()
-        .unwrap()
-        .last()
-        .and_then(|e| e["seq"].as_u64())
-        .unwrap_or(0)
-}
-
 #[test]
 fn check_catches_misses_before_sending_and_caches_the_metadata() {
     // An instance of its own: its log holds only what this test does.
@@ -176,7 +168,7 @@ fn check_catches_misses_before_sending_and_caches_the_metadata() {
 
     // First run: no cache; the metadata is read on the pool, the misspelled
     // parameter is caught, and no command is sent.
-    let mark = last_seq(&peer);
+    let mark = peer.last_seq().unwrap();
     let run = psrp()
         .args(["invoke", "Restart-Computer", "-s", "Forse", "--check"])
         .run();
@@ -205,7 +197,7 @@ fn check_catches_misses_before_sending_and_caches_the_metadata() {
     );
 
     // Second run: from the cache, a wrong type is caught with no request at all.
-    let mark = last_seq(&peer);
+    let mark = peer.last_seq().unwrap();
     let run = psrp()
         .args(["invoke", "Get-LargeOutput", "-p", "Count=many", "--check"])
         .run();
@@ -231,7 +223,7 @@ fn check_catches_misses_before_sending_and_caches_the_metadata() {
 
     // A correct invocation passes the cached check and runs: one Command,
     // no metadata request.
-    let mark = last_seq(&peer);
+    let mark = peer.last_seq().unwrap();
     let run = psrp()
         .args([
             "invoke",
@@ -257,7 +249,7 @@ fn check_catches_misses_before_sending_and_caches_the_metadata() {
     assert_eq!(run.json()[0]["Parameters"]["Anything"], "1");
 
     // --refresh reads the metadata again, then runs the command.
-    let mark = last_seq(&peer);
+    let mark = peer.last_seq().unwrap();
     let run = psrp()
         .args(["invoke", "Get-Date", "--check", "--refresh"])
         .run();
@@ -267,7 +259,7 @@ fn check_catches_misses_before_sending_and_caches_the_metadata() {
     assert_eq!(actions.iter().filter(|a| *a == "Command").count(), 2);
 
     // Another configuration of the same host has its own cache entry.
-    let mark = last_seq(&peer);
+    let mark = peer.last_seq().unwrap();
     let run = Psrp::peer(&peer)
         .env("XDG_CACHE_HOME", cache.path())
         .args([

@@ -36,23 +36,6 @@ fn run(peer: &Peer, https: bool, password: &str, big: &str) -> Run {
     .run()
 }
 
-fn last_seq(peer: &Peer) -> u64 {
-    peer.log()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["seq"].as_u64())
-        .max()
-        .unwrap_or(0)
-}
-
-fn since(peer: &Peer, seq: u64, kind: &str) -> Vec<Value> {
-    peer.log_since(seq)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e["kind"] == kind)
-        .collect()
-}
-
 #[track_caller]
 fn assert_no_password(run: &Run, password: &str) {
     assert!(
@@ -77,13 +60,15 @@ fn credssp_on_the_shared_peer() {
 }
 
 fn runs_a_command(peer: &Peer, https: bool) {
-    let seq = last_seq(peer);
+    let seq = peer.last_seq().unwrap();
     let big = "x".repeat(40_000);
     let r = run(peer, https, &peer.info().password, &big);
     r.expect_code(0);
     assert_eq!(r.json(), serde_json::json!([big]), "https={https}");
     assert_no_password(&r, &peer.info().password);
-    let oks: Vec<Value> = since(peer, seq, "auth")
+    let oks: Vec<Value> = peer
+        .log_kind_since(seq, "auth")
+        .unwrap()
         .into_iter()
         .filter(|a| a["result"] == "ok")
         .collect();
@@ -99,7 +84,7 @@ fn runs_a_command(peer: &Peer, https: bool) {
             "{a}"
         );
     }
-    let ops = since(peer, seq, "wsman");
+    let ops = peer.log_kind_since(seq, "wsman").unwrap();
     assert!(ops.len() >= 4, "{ops:?}");
     for o in &ops {
         assert_eq!(o["auth"]["scheme"], "CredSSP", "{o}");
@@ -115,7 +100,7 @@ fn runs_a_command(peer: &Peer, https: bool) {
 }
 
 fn a_wrong_password_is_refused_with_the_servers_error_code(peer: &Peer) {
-    let seq = last_seq(peer);
+    let seq = peer.last_seq().unwrap();
     let r = run(peer, false, "not-the-password", "x");
     r.expect_code(3);
     assert!(
@@ -127,21 +112,21 @@ fn a_wrong_password_is_refused_with_the_servers_error_code(peer: &Peer) {
     // pyspnego's acceptor reports the NTSTATUS of a failed logon.
     assert!(r.stderr.contains("(0x"), "{}", r.stderr);
     assert_no_password(&r, "not-the-password");
-    let auth = since(peer, seq, "auth");
+    let auth = peer.log_kind_since(seq, "auth").unwrap();
     assert!(
         auth.iter()
             .any(|a| a["result"] == "refused" && a["scheme"] == "CredSSP"),
         "{auth:?}"
     );
     assert!(!auth.iter().any(|a| a["result"] == "ok"), "{auth:?}");
-    assert!(since(peer, seq, "wsman").is_empty());
+    assert!(peer.log_kind_since(seq, "wsman").unwrap().is_empty());
 }
 
 /// With a ticket of the user in the ticket cache, the inner exchange is
 /// SPNEGO with Kerberos, as Windows clients do; `PEER\\user` above (no
 /// ticket for such a principal) used NTLM.
 fn kerberos_inside_credssp(peer: &Peer) {
-    let seq = last_seq(peer);
+    let seq = peer.last_seq().unwrap();
     let info = peer.info();
     // The realm's krb5.conf and a ticket cache with the user's TGT.
     let mut p = Psrp::kerberos(peer);
@@ -150,7 +135,9 @@ fn kerberos_inside_credssp(peer: &Peer) {
     p.env("PSRP_PASSWORD", &info.password);
     let r = p.args(["invoke", "Get-Date"]).run();
     r.expect_code(0);
-    let oks: Vec<Value> = since(peer, seq, "auth")
+    let oks: Vec<Value> = peer
+        .log_kind_since(seq, "auth")
+        .unwrap()
         .into_iter()
         .filter(|a| a["result"] == "ok")
         .collect();
@@ -165,14 +152,16 @@ fn kerberos_inside_credssp(peer: &Peer) {
             "{a}"
         );
     }
-    assert!(since(peer, seq, "wsman")
+    assert!(peer
+        .log_kind_since(seq, "wsman")
+        .unwrap()
         .iter()
         .all(|o| o["encrypted"] == true && o["auth"]["mechanism"] == "kerberos"));
 }
 
 /// `auth = "credssp"` in a profile, the password from its `password_env`.
 fn a_profile_chooses_credssp(peer: &Peer) {
-    let seq = last_seq(peer);
+    let seq = peer.last_seq().unwrap();
     let info = peer.info();
     let mut p = Psrp::new();
     let dir = p.home().join(".config/psrp");
@@ -192,7 +181,7 @@ fn a_profile_chooses_credssp(peer: &Peer) {
         .args(["invoke", "Get-Date"])
         .run();
     r.expect_code(0);
-    let auth = since(peer, seq, "auth");
+    let auth = peer.log_kind_since(seq, "auth").unwrap();
     assert!(
         auth.iter()
             .any(|a| a["result"] == "ok" && a["scheme"] == "CredSSP"),
@@ -212,7 +201,7 @@ fn the_help_says_it_hands_over_the_password() {
 }
 
 fn delegate_with_credssp_is_a_usage_error(peer: &Peer) {
-    let seq = last_seq(peer);
+    let seq = peer.last_seq().unwrap();
     let mut p = Psrp::new();
     p.conn([
         "-H",
@@ -227,7 +216,7 @@ fn delegate_with_credssp_is_a_usage_error(peer: &Peer) {
     let r = p.args(["invoke", "Get-Date"]).run();
     r.expect_code(64);
     assert!(r.stderr.contains("always delegates"), "{}", r.stderr);
-    assert!(since(peer, seq, "request").is_empty());
+    assert!(peer.log_kind_since(seq, "request").unwrap().is_empty());
 }
 
 /// A server without CredSSP (WinRM's default service settings) does not

@@ -14,16 +14,6 @@ use cli_support::{Peer, Psrp, Run};
 use psrp_core::client::{AuthMethod, ConnectionOptions, ErrorKind, RunspacePool, Scheme};
 use serde_json::{json, Value};
 
-/// The highest sequence number in the peer's log so far.
-fn last_seq(peer: &Peer) -> u64 {
-    peer.log()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["seq"].as_u64())
-        .max()
-        .unwrap_or(0)
-}
-
 /// The `delegated` field of the successful auth records logged after `seq`.
 fn delegated_since(peer: &Peer, seq: u64) -> Vec<Value> {
     peer.log_since(seq)
@@ -66,7 +56,7 @@ fn kerberos_delegation_reaches_the_server_or_fails_with_the_fix() {
 
     // --delegate with Kerberos and with Negotiate (SPNEGO carrying Kerberos).
     for auth in ["kerberos", "negotiate"] {
-        let seq = last_seq(peer);
+        let seq = peer.last_seq().unwrap();
         let r = run(peer, auth, &["--delegate"], None);
         r.expect_code(0);
         assert_eq!(r.json(), json!([principal]), "{auth}: {}", r.stderr);
@@ -90,7 +80,7 @@ fn kerberos_delegation_reaches_the_server_or_fails_with_the_fix() {
     assert_eq!(r.json(), json!([principal]));
 
     // Without it the server holds no credentials of the user.
-    let seq = last_seq(peer);
+    let seq = peer.last_seq().unwrap();
     let r = run(peer, "kerberos", &[], None);
     r.expect_code(0);
     assert_eq!(r.json(), json!([]));
@@ -103,7 +93,7 @@ fn kerberos_delegation_reaches_the_server_or_fails_with_the_fix() {
     // A non-forwardable TGT with --delegate: exit 3, the cause and the fix,
     // and no WS-Man operation reaches the server.
     for auth in ["kerberos", "negotiate"] {
-        let seq = last_seq(peer);
+        let seq = peer.last_seq().unwrap();
         let r = run(peer, auth, &["--delegate"], Some(&not_forwardable));
         r.expect_code(3);
         assert!(
@@ -122,7 +112,7 @@ fn kerberos_delegation_reaches_the_server_or_fails_with_the_fix() {
 
     // Negotiate that cannot use Kerberos (PEER is no realm krb5.conf knows)
     // does not fall back to NTLM when delegation is asked for.
-    let seq = last_seq(peer);
+    let seq = peer.last_seq().unwrap();
     let r = {
         let mut p = Psrp::peer(peer);
         p.conn(["-a", "negotiate", "--delegate", "-u", "PEER\\testuser"])
