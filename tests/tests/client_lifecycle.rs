@@ -216,9 +216,20 @@ async fn two_pipelines_run_at_the_same_time_with_two_runspaces() {
         let shell_id = pool.shell_id().to_owned();
         let a = pool.start(sleep(600)).await.unwrap();
         let b = pool.start(sleep(600)).await.unwrap();
-        let running = commands(p, &shell_id);
+        // The peer's runner may still be starting them when start returns.
+        let mut running = commands(p, &shell_id);
+        for _ in 0..100 {
+            if running.len() == 2 && running.iter().all(|(_, state)| state == "Running") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            running = commands(p, &shell_id);
+        }
         assert_eq!(running.len(), 2, "{running:?}");
-        assert!(running.iter().all(|(_, state)| state == "Running"));
+        assert!(
+            running.iter().all(|(_, state)| state == "Running"),
+            "{running:?}"
+        );
         // A third waits for a free runspace.
         let third = tokio::time::timeout(
             Duration::from_millis(500),
