@@ -1857,8 +1857,18 @@ def test_output_buffered_while_disconnected(private_peer: typing.Callable[..., P
     selectors = SelectorSet()
     selectors.add_option("ShellId", first.shell.id)
     first.connection.disconnect(first.shell.resource_uri, body, selector_set=selectors)
-    time.sleep(1.5)
-    state = _shell_state(p, str(first.id))
+    # Wait (bounded) until the output reached the disconnected buffer's limit: Drop has then
+    # dropped the oldest, Block holds the producer. A fixed sleep was too short under load.
+    deadline = time.monotonic() + 30
+    while True:
+        state = _shell_state(p, str(first.id))
+        if mode == "Drop":
+            full = state["dropped_messages"] > 0
+        else:
+            full = any(v > 65536 for v in state["queued_bytes"].values())
+        if full or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert state["buffer_mode"] == mode
     pools = RunspacePool.get_runspace_pools(connect(p))
     pool = [x for x in pools if str(x.id).upper() == str(first.id).upper()][0]
