@@ -76,16 +76,9 @@ pub fn run(a: &CommandsArgs, settings: Settings) -> Status {
     } else {
         a.patterns.clone()
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::run::runtime(Some(2)) {
         Ok(rt) => rt,
-        Err(e) => {
-            log.psrp("", &format!("cannot start the async runtime: {e}"));
-            return Status::Failed;
-        }
+        Err(status) => return status,
     };
     let cleanup = CleanupTracker::new();
     let fetched = runtime.block_on(async {

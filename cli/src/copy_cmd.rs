@@ -131,16 +131,9 @@ pub fn run(direction: Direction, transfer: &TransferArgs, settings: Settings) ->
     };
     let host = settings.hosts[0].clone();
     let label = host.label();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::run::runtime(Some(2)) {
         Ok(rt) => rt,
-        Err(e) => {
-            log.psrp("", &format!("cannot start the async runtime: {e}"));
-            return Status::Failed;
-        }
+        Err(status) => return status,
     };
     let bar = Progress::new(transfer.quiet);
     let mut options = CopyOptions::new()

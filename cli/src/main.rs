@@ -218,15 +218,9 @@ fn doctor(a: &args::DoctorArgs, env_password: Option<wsman::Secret>) -> Status {
     if settings.hosts.len() > 1 {
         return usage("psrp doctor checks one host at a time");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match run::runtime(None) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("psrp: cannot start the async runtime: {e}");
-            return Status::Failed;
-        }
+        Err(status) => return status,
     };
     for w in settings.warnings() {
         eprintln!("psrp: WARNING: {w}");
@@ -278,15 +272,9 @@ where
         Ok(s) => s,
         Err(e) => return usage(&e.to_string()),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match run::runtime(None) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("psrp: cannot start the async runtime: {e}");
-            return Status::Failed;
-        }
+        Err(status) => return status,
     };
     // The loud options warn on every run, here too.
     for w in settings.warnings() {
@@ -409,15 +397,9 @@ fn remote(
     if o.output == OutputFormat::Clixml && settings.hosts.len() > 1 {
         return usage("--output clixml is for one host (it is meant for debugging)");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match run::runtime(None) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("psrp: cannot start the async runtime: {e}");
-            return Status::Failed;
-        }
+        Err(status) => return status,
     };
     let log = Arc::new(Logger::new(o.log_level, settings.tag_hosts));
     if settings.hosts.len() > 1 {

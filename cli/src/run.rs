@@ -133,6 +133,19 @@ impl Outcome {
     }
 }
 
+/// The tokio runtime a command runs on (`workers`: a fixed number of worker
+/// threads, else one per CPU); when it cannot start, says so on stderr.
+pub fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, Status> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("psrp: cannot start the async runtime: {e}");
+        Status::Failed
+    })
+}
+
 /// Runs the job on every host (at most `throttle` at once) and returns the
 /// worst status. `cancel` turns `Some` on SIGINT/SIGTERM.
 ///
