@@ -563,6 +563,30 @@ async fn run_step(
     Ok(result.output)
 }
 
+/// The remote file's SHA-256 must be `local_hash` (upper-case hex), the
+/// end-to-end check of a copy or fetch.
+async fn verify_remote_hash(
+    pool: &RunspacePool,
+    remote_path: &str,
+    local_hash: &str,
+) -> Result<(), CopyError> {
+    const HASH: &str = "hashing the remote file";
+    let out = run_step(
+        pool,
+        HASH,
+        Command::script(HASH_SCRIPT).param("Path", remote_path),
+    )
+    .await?;
+    let remote_hash = string_at(&out, 0, HASH)?.to_ascii_uppercase();
+    if remote_hash != local_hash {
+        return Err(CopyError::ChecksumMismatch {
+            local: local_hash.to_owned(),
+            remote: remote_hash,
+        });
+    }
+    Ok(())
+}
+
 fn string_at(values: &[PsValue], index: usize, step: &'static str) -> Result<String, CopyError> {
     values
         .get(index)
@@ -770,20 +794,7 @@ impl RunspacePool {
             .await
             .map_err(|e| local_err("read", std::io::Error::other(e.to_string())))?
             .map_err(|e| local_err("read", e))?;
-        const HASH: &str = "hashing the remote file";
-        let out = run_step(
-            self,
-            HASH,
-            Command::script(HASH_SCRIPT).param("Path", full.as_str()),
-        )
-        .await?;
-        let remote_hash = string_at(&out, 0, HASH)?.to_ascii_uppercase();
-        if remote_hash != local_hash {
-            return Err(CopyError::ChecksumMismatch {
-                local: local_hash,
-                remote: remote_hash,
-            });
-        }
+        verify_remote_hash(self, &full, &local_hash).await?;
         Ok(report(&transfer, full, local_hash))
     }
 
@@ -854,20 +865,7 @@ impl RunspacePool {
             let path = part.clone();
             blocking(move || hash_file(&path), "read", &part).await?
         };
-        const HASH: &str = "hashing the remote file";
-        let out = run_step(
-            self,
-            HASH,
-            Command::script(HASH_SCRIPT).param("Path", full.as_str()),
-        )
-        .await?;
-        let remote_hash = string_at(&out, 0, HASH)?.to_ascii_uppercase();
-        if remote_hash != local_hash {
-            return Err(CopyError::ChecksumMismatch {
-                local: local_hash,
-                remote: remote_hash,
-            });
-        }
+        verify_remote_hash(self, &full, &local_hash).await?;
         std::fs::rename(&part, local).map_err(|source| CopyError::Local {
             action: "rename the fetched part file to",
             path: local.to_owned(),
