@@ -123,13 +123,23 @@ fn a_wrong_password_is_refused_with_the_servers_error_code(peer: &Peer) {
 }
 
 /// With a ticket of the user in the ticket cache, the inner exchange is
-/// SPNEGO with Kerberos, as Windows clients do; `PEER\\user` above (no
-/// ticket for such a principal) used NTLM.
+/// SPNEGO with Kerberos, as Windows clients do, with the TGT from the
+/// ticket cache or, without one, from the password; `PEER\\user` above (a
+/// principal of no realm krb5.conf knows) used NTLM.
 fn kerberos_inside_credssp(peer: &Peer) {
+    for from_cache in [true, false] {
+        kerberos_inside_credssp_with(peer, from_cache);
+    }
+}
+
+fn kerberos_inside_credssp_with(peer: &Peer, from_cache: bool) {
     let seq = peer.last_seq().unwrap();
     let info = peer.info();
     // The realm's krb5.conf and a ticket cache with the user's TGT.
     let mut p = Psrp::kerberos(peer);
+    if !from_cache {
+        p.env("KRB5CCNAME", "FILE:/nonexistent/ccache");
+    }
     p.conn(["-H", &info.host, "--port", &info.http_port.to_string()]);
     p.conn(["-a", "credssp", "-u", &info.principal]);
     p.env("PSRP_PASSWORD", &info.password);
@@ -144,7 +154,7 @@ fn kerberos_inside_credssp(peer: &Peer) {
     assert!(!oks.is_empty());
     for a in &oks {
         assert_eq!(a["scheme"], "CredSSP", "{a}");
-        assert_eq!(a["mechanism"], "kerberos", "{a}");
+        assert_eq!(a["mechanism"], "kerberos", "from_cache={from_cache}: {a}");
         assert_eq!(a["credssp_version"], 6, "{a}");
         assert_eq!(
             a["delegated"].as_str(),

@@ -43,16 +43,15 @@ impl Connection {
         self.reset();
         self.conn(shared).await?;
         let generation = self.generation;
-        // Inside CredSSP, SPNEGO as Windows clients use it: Kerberos when the
-        // ticket cache holds a ticket-granting ticket of this user, else
-        // NTLM. (The password goes to the server either way. A ticket fetched
-        // with the password is not tried: MIT's SPNEGO finds no mechanism in
-        // such credentials.)
+        // Inside CredSSP, SPNEGO as Windows clients use it: Kerberos when a
+        // ticket-granting ticket of this user comes from the ticket cache or
+        // from the KDC with the password, else NTLM. (The password goes to
+        // the server either way.)
         let spn = cfg.spn();
         let kerberos = match super::start_gss(
             shared,
             Some(username.clone()),
-            None,
+            Some(password.clone()),
             &spn,
             GssMech::Spnego,
             false,
