@@ -128,10 +128,10 @@ def pool_arguments(
             raise ConnectionConfigError(f"wsman_options {key!r} cannot be honoured: {why}")
     mechanism = str(wsman.get("credssp_auth_mechanism", "auto")).lower()
     if mechanism != "auto":
-        # psrp picks CredSSP's inner mechanism itself: Kerberos from a ticket cache, else NTLM.
+        # psrp picks CredSSP's inner mechanism itself: Kerberos when the KDC answers for the user, else NTLM.
         raise ConnectionConfigError(
             f"wsman_options 'credssp_auth_mechanism' {mechanism!r} cannot be honoured: psrp uses Kerberos when the "
-            "worker has a ticket for the user, else NTLM (leave it unset or 'auto')")
+            "KDC gives the user a ticket with the password, else NTLM (leave it unset or 'auto')")
     if wsman.get("no_proxy") and _bool("no_proxy", wsman["no_proxy"]):
         raise ConnectionConfigError("wsman_options 'no_proxy' cannot be honoured: unset HTTPS_PROXY/HTTP_PROXY instead")
     known_wsman = set(ALLOWED_EXTRAS) | set(_IGNORED_WSMAN) | set(refused) | {
