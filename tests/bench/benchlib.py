@@ -42,3 +42,13 @@ def control(info: dict, path: str, body: "bytes | None" = None, timeout: float =
 def peer_cpu(info: dict) -> float:
     """CPU seconds the peer process has used so far."""
     return float(control(info, "/stats")["cpu_seconds"])
+
+
+def stop_peer(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Stops a peer from start_peer: closing its stdin ends it; killed if it has not ended within `timeout`."""
+    if proc.stdin and not proc.stdin.closed:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -31,7 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from benchlib import ROOT, TESTS, peer_cpu, start_peer, venv_python  # noqa: E402
+from benchlib import ROOT, TESTS, peer_cpu, start_peer, stop_peer, venv_python  # noqa: E402
 REMOTE = "C:\\Temp\\bench.bin"
 
 PYPSRP_CHILD = r"""
@@ -161,11 +161,7 @@ def main() -> int:
                       f"as fast as pypsrp's Client.{op}")
     finally:
         if peer is not None:
-            peer.stdin.close()
-            try:
-                peer.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                peer.kill()
+            stop_peer(peer)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -38,7 +38,7 @@ import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from benchlib import ROOT, TESTS, control, venv_python  # noqa: E402
+from benchlib import ROOT, TESTS, control, stop_peer, venv_python  # noqa: E402
 
 PYPSRP_CHILD = r"""
 import json, sys
@@ -250,12 +250,9 @@ def main() -> int:
                   f"{counts}, expected {want}", file=sys.stderr, flush=True)
     finally:
         for proc in peers:
-            proc.stdin.close()
+            proc.stdin.close()  # all at once: they end in parallel
         for proc in peers:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_peer(proc, 10)
         for name in os.listdir(workdir):
             os.unlink(os.path.join(workdir, name))
         os.rmdir(workdir)

@@ -48,7 +48,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from benchlib import ROOT, TESTS, start_peer, venv_python  # noqa: E402
+from benchlib import ROOT, TESTS, start_peer, stop_peer, venv_python  # noqa: E402
 
 # layer -> (functions whose inclusive cost is added, functions whose inclusive cost is subtracted)
 LAYERS = [
@@ -214,11 +214,7 @@ def main() -> int:
             print(f"  clixml: {results['clixml']['total']:,.0f} instructions per object "
                   f"({xml_size / n2:,.0f} bytes of CLIXML each)", flush=True)
     finally:
-        peer.stdin.close()
-        try:
-            peer.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            peer.kill()
+        stop_peer(peer)
 
     columns = cases + ["clixml"]
     print()

@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from benchlib import ROOT, TESTS, peer_cpu, start_peer, venv_python  # noqa: E402
+from benchlib import ROOT, TESTS, peer_cpu, start_peer, stop_peer, venv_python  # noqa: E402
 
 PYPSRP_CHILD = r"""
 import sys
@@ -148,11 +148,7 @@ def main() -> int:
                 print(f"psrp -o {fmt} {n}: the peer's CPU time is {100 * m['peer_cpu'] / m['wall']:.0f}% "
                       f"of the wall time ({m['peer_cpu']:.2f} of {m['wall']:.2f} s)")
     finally:
-        peer.stdin.close()
-        try:
-            peer.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            peer.kill()
+        stop_peer(peer)
     return 0
 
 

@@ -33,7 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from benchlib import ROOT, TESTS, control, start_peer, venv_python  # noqa: E402
+from benchlib import ROOT, TESTS, control, start_peer, stop_peer, venv_python  # noqa: E402
 
 # (auth, transport, protocol minimum of HTTP exchanges for one invoke): the
 # WS-Man operations Create, pool Receive, Command, Receive, Delete, plus the
@@ -218,11 +218,7 @@ def main() -> int:
             print(f"{auth}/{transport}: psrp {y_median / p_median:.1f}x faster than pypsrp "
                   f"({p_ex} exchanges against {y_ex}); psrp is {over} exchange(s) above the minimum of {minimum}")
     finally:
-        peer.stdin.close()
-        try:
-            peer.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            peer.kill()
+        stop_peer(peer)
     return 0
 
 
